@@ -1,0 +1,40 @@
+"""fcnn_opt: hyperparameter optimisation and visual explanation for small fully connected
+networks, built on Optuna.
+
+The public API is imported lazily, so ``import fcnn_opt`` stays fast and never loads
+PyTorch or TensorFlow::
+
+    import fcnn_opt
+    data = fcnn_opt.make_dataset("circles")
+    result = fcnn_opt.train(data, fcnn_opt.TrainConfig(dims=(8,), epochs=50))
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "make_dataset": "datasets",
+    "list_datasets": "datasets",
+    "Dataset": "datasets",
+    "TrainConfig": "config",
+    "train": "training",
+    "TrainResult": "training",
+    "get_backend": "backends",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fcnn_opt' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

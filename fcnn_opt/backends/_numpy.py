@@ -1,0 +1,194 @@
+"""The NumPy backend: forward pass, hand-written backprop and four optimisers, from scratch.
+
+All parameters live in one flat float32 buffer (each W and b is a view into it) and so do
+their gradients, so an optimiser step is a handful of vector operations whatever the
+depth. At the seed article's size (2-8-4, batch 100) that per-call economy is what makes
+this backend faster than every framework: the arithmetic itself is tiny.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import TrainConfig
+from ..datasets import BINARY, MULTICLASS, Dataset
+from ._base import ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, RMSPROP_EPS, RMSPROP_RHO, Backend, Model, Weights
+
+
+def _views(flat: np.ndarray, sizes: list[int]) -> Weights:
+    views, offset = [], 0
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        W = flat[offset:offset + fan_in * fan_out].reshape(fan_in, fan_out)
+        offset += fan_in * fan_out
+        b = flat[offset:offset + fan_out]
+        offset += fan_out
+        views.append((W, b))
+    return views
+
+
+def _activate(z: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "relu":
+        return np.maximum(z, 0.0, out=z)
+    if activation == "tanh":
+        return np.tanh(z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    z += 1.0
+    return np.reciprocal(z, out=z)
+
+
+def _activation_grad(a: np.ndarray, activation: str) -> np.ndarray:
+    """d activation / d z, written in terms of the activation's output ``a``."""
+    if activation == "relu":
+        return a > 0
+    if activation == "tanh":
+        return 1.0 - a * a
+    return a * (1.0 - a)
+
+
+def _output(z: np.ndarray, task: str) -> np.ndarray:
+    if task == BINARY:
+        return 1.0 / (1.0 + np.exp(-z[:, 0]))
+    if task == MULTICLASS:
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    return z[:, 0].copy()
+
+
+class NumpyNet(Model):
+    """A fully connected network whose parameters are views into one flat buffer."""
+
+    def __init__(self, weights: Weights, activation: str, task: str):
+        self.sizes = [weights[0][0].shape[0]] + [W.shape[1] for W, _ in weights]
+        self.activation, self.task = activation, task
+        self.flat = np.concatenate([np.concatenate([W.ravel(), b]) for W, b in weights]).astype(np.float32)
+        self.params = _views(self.flat, self.sizes)
+        self.grad = np.zeros_like(self.flat)
+        self.grads = _views(self.grad, self.sizes)
+        self.decay_mask = np.zeros_like(self.flat)  # 1 on weight matrices, 0 on biases
+        for W, _ in _views(self.decay_mask, self.sizes):
+            W[...] = 1.0
+
+    def forward(self, X: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """Hidden activations (input first) and the output layer's pre-activation."""
+        acts = [X]
+        for W, b in self.params[:-1]:
+            z = acts[-1] @ W
+            z += b
+            acts.append(_activate(z, self.activation))
+        W, b = self.params[-1]
+        z = acts[-1] @ W
+        z += b
+        return acts, z
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return _output(self.forward(np.asarray(X, dtype=np.float32))[1], self.task)
+
+    def weights(self) -> Weights:
+        return [(W.copy(), b.copy()) for W, b in self.params]
+
+    def loss_and_grad(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Mean data loss of the batch; fills ``self.grad`` with its gradient."""
+        acts, z = self.forward(X)
+        n = len(X)
+        if self.task == BINARY:
+            z0 = z[:, 0]
+            # softplus(z) - y z, computed stably
+            loss = float(np.mean(np.maximum(z0, 0) - z0 * y + np.log1p(np.exp(-np.abs(z0)))))
+            delta = (1.0 / (1.0 + np.exp(-z0)) - y)[:, None]
+        elif self.task == MULTICLASS:
+            shifted = z - z.max(axis=1, keepdims=True)
+            e = np.exp(shifted)
+            total = e.sum(axis=1, keepdims=True)
+            rows = np.arange(n)
+            loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, y]))
+            delta = e / total
+            delta[rows, y] -= 1.0
+        else:
+            diff = z[:, 0] - y
+            loss = float(np.mean(diff * diff))
+            delta = 2.0 * diff[:, None]
+        delta /= n
+        for layer in range(len(self.params) - 1, -1, -1):
+            gW, gb = self.grads[layer]
+            np.matmul(acts[layer].T, delta, out=gW)
+            delta.sum(axis=0, out=gb)
+            if layer:
+                delta = delta @ self.params[layer][0].T
+                delta *= _activation_grad(acts[layer], self.activation)
+        return loss
+
+
+class _Optimizer:
+    """The four optimisers on the flat parameter vector, with PyTorch's update rules."""
+
+    def __init__(self, name: str, lr: float, l2: float, net: NumpyNet):
+        self.name, self.lr, self.l2, self.net = name, np.float32(lr), np.float32(l2), net
+        self.state = np.zeros_like(net.flat)
+        self.state2 = np.zeros_like(net.flat) if name == "adam" else None
+        self.step_count = 0
+        self.buffer = np.empty_like(net.flat)
+
+    def step(self) -> None:
+        p, g, buf = self.net.flat, self.net.grad, self.buffer
+        if self.l2:
+            np.multiply(p, self.net.decay_mask, out=buf)
+            buf *= self.l2
+            g += buf
+        if self.name == "sgd":
+            np.multiply(g, self.lr, out=buf)
+            p -= buf
+            return
+        if self.name == "adam":
+            self.step_count += 1
+            b1, b2 = ADAM_BETAS
+            m, v = self.state, self.state2
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            np.multiply(g, g, out=buf)
+            buf *= 1 - b2
+            v += buf
+            step_size = self.lr / (1 - b1 ** self.step_count)
+            np.sqrt(v, out=buf)
+            buf /= np.float32(np.sqrt(1 - b2 ** self.step_count))
+            buf += ADAM_EPS
+            np.divide(m, buf, out=buf)
+            buf *= np.float32(step_size)
+            p -= buf
+            return
+        acc = self.state
+        if self.name == "rmsprop":
+            acc *= RMSPROP_RHO
+            np.multiply(g, g, out=buf)
+            buf *= 1 - RMSPROP_RHO
+            acc += buf
+            eps = RMSPROP_EPS
+        else:  # adagrad
+            np.multiply(g, g, out=buf)
+            acc += buf
+            eps = ADAGRAD_EPS
+        np.sqrt(acc, out=buf)
+        buf += eps
+        np.divide(g, buf, out=buf)
+        buf *= self.lr
+        p -= buf
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+    package = "numpy"
+
+    def fit(self, data: Dataset, config: TrainConfig, weights: Weights, batches, epoch_end) -> Model:
+        net = NumpyNet(weights, config.activation, data.task)
+        optimizer = _Optimizer(config.optimizer, config.lr, config.l2, net)
+        X, y = data.X_train, data.y_train
+        n = len(X)
+        for epoch in range(1, config.epochs + 1):
+            total = 0.0
+            for idx in batches(epoch):
+                total += net.loss_and_grad(X[idx], y[idx]) * len(idx)
+                optimizer.step()
+            if epoch_end(net, total / n):
+                break
+        return net
