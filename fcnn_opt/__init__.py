@@ -23,6 +23,10 @@ _LAZY = {
     "train": "training",
     "TrainResult": "training",
     "get_backend": "backends",
+    "Objective": "objective",
+    "StudySpec": "space",
+    "load_spec": "space",
+    "run_study": "study",
 }
 
 __all__ = sorted(_LAZY)

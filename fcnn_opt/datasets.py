@@ -230,14 +230,15 @@ def make_dataset(
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer. Received: {seed!r}")
 
-    rng = np.random.default_rng(seed)
+    # Independent streams: changing the noise never moves the points or the split.
+    points_rng, noise_rng, split_rng = (np.random.default_rng([seed, i]) for i in range(3))
     if spec.sample is None:
-        X = _uniform(n_points, rng)
+        X = _uniform(n_points, points_rng)
         y = spec.label(X).astype(np.float64)
     else:
-        X, y = spec.sample(n_points, rng)
-    y = _add_noise(y, spec, noise, rng)
-    order = rng.permutation(n_points)
+        X, y = spec.sample(n_points, points_rng)
+    y = _add_noise(y, spec, noise, noise_rng)
+    order = split_rng.permutation(n_points)
     X, y = X[order].astype(np.float32), _cast_targets(y[order], spec.task)
     n_classes = spec.n_classes if spec.task == MULTICLASS else (2 if spec.task == BINARY else 0)
     return Dataset(

@@ -86,9 +86,7 @@ def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None
         val_loss = loss(dataset.task, out, dataset.y_val)
         metrics = {"train_loss": float(train_loss), "val_loss": val_loss,
                    "val_accuracy": accuracy(dataset.task, out, dataset.y_val)}
-        now = time.perf_counter()
-        metrics["seconds"] = now - clock[0]
-        clock[0] = now
+        metrics["seconds"] = time.perf_counter() - clock[0]
         result.train_loss.append(metrics["train_loss"])
         result.val_loss.append(val_loss)
         result.epoch_seconds.append(metrics["seconds"])
@@ -97,10 +95,10 @@ def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None
         if not np.isfinite(val_loss) or not np.isfinite(train_loss):
             result.stopped_early = True  # diverged: no point going on
             return True
-        if on_epoch is not None and on_epoch(len(result.val_loss), metrics):
-            result.stopped_early = True
-            return True
-        return False
+        stop = on_epoch is not None and bool(on_epoch(len(result.val_loss), metrics))
+        result.stopped_early = stop
+        clock[0] = time.perf_counter()  # the caller's own time is not the epoch's
+        return stop
 
     result.model = backend.fit(dataset, config, weights, batches, epoch_end)
     return result

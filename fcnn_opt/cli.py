@@ -1,0 +1,215 @@
+"""The command line: ``python -m fcnn_opt <command>`` (also installed as ``fcnn-opt``).
+
+Each command parses its arguments, calls library functions and prints. Exit codes:
+0 done, 2 bad usage or configuration (one line on stderr, no traceback), 1 anything
+unexpected, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_CONFIG = "studies/seed_grid.toml"
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line, exit code 2."""
+
+
+def _storage_help() -> str:
+    from .storage import DEFAULT_STORAGE
+
+    return (f"Optuna storage URL (default: $OPTUNA_STORAGE or {DEFAULT_STORAGE}); "
+            "e.g. postgresql://user@host/db, or journal:PATH for a journal file")
+
+
+def _add_storage(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", metavar="URL", help=_storage_help())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .space import PRUNERS, SAMPLERS
+
+    parser = argparse.ArgumentParser(
+        prog="fcnn_opt",
+        description="Hyperparameter studies of small fully connected networks, built on Optuna.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("study", help="create or resume a study and run its trials",
+                       description="Create or resume a study and run trials until its budget (or grid) is done. "
+                                   f"Without --config, runs {DEFAULT_CONFIG}: the seed article's 2x3 grid.")
+    p.add_argument("--config", metavar="FILE", help=f"study definition (TOML; default {DEFAULT_CONFIG})")
+    p.add_argument("--sampler", choices=SAMPLERS, help="sampler (default: the file's)")
+    p.add_argument("--pruner", choices=PRUNERS, help="pruner (default: the file's)")
+    p.add_argument("--n-trials", type=int, metavar="N", help="total trials of the study (not of this run)")
+    p.add_argument("--timeout", type=float, metavar="S", help="stop starting new trials after S seconds")
+    _add_storage(p)
+    p.add_argument("--study-name", metavar="NAME", help="study name (default: the file's)")
+    p.add_argument("--lib", metavar="NAME", help="fix the training library: numpy, torch, tf, keras, sklearn")
+    p.add_argument("--dataset", metavar="NAME", help="dataset name (see `datasets`)")
+    p.add_argument("--seed", type=int, metavar="N", help="sampler and training seed")
+    p.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("trials", help="list a study's trials")
+    p.add_argument("--study-name", metavar="NAME", required=True)
+    _add_storage(p)
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(func=cmd_trials)
+
+    p = sub.add_parser("best", help="the best trial of a study")
+    p.add_argument("--study-name", metavar="NAME", required=True)
+    _add_storage(p)
+    p.set_defaults(func=cmd_best)
+
+    p = sub.add_parser("studies", help="the studies in a storage")
+    _add_storage(p)
+    p.set_defaults(func=cmd_studies)
+
+    p = sub.add_parser("datasets", help="the available datasets")
+    p.set_defaults(func=cmd_datasets)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"fcnn_opt {__version__}"
+
+
+def _load_spec(args):
+    from .space import load_spec
+
+    if args.config is None and not Path(DEFAULT_CONFIG).exists():
+        from .space import SEED_GRID, parse_spec
+
+        spec = parse_spec(SEED_GRID, source="built-in seed_grid")
+    else:
+        spec = load_spec(args.config or DEFAULT_CONFIG)
+    overrides = {"lib": args.lib, "dataset": args.dataset, "seed": args.seed,
+                 "sampler": args.sampler, "pruner": args.pruner, "n_trials": args.n_trials}
+    return spec.with_overrides(**overrides)
+
+
+def _default_study_name(args, spec) -> str:
+    """The file's name, suffixed by what the command line changed, so runs do not mix."""
+    if args.study_name:
+        return args.study_name
+    parts = [spec.name] + [f"{k}={v}" for k, v in (("lib", args.lib), ("dataset", args.dataset),
+                                                  ("seed", args.seed)) if v is not None]
+    return ".".join(parts)
+
+
+def cmd_study(args) -> int:
+    from .study import run_study
+    from .text import run_summary
+
+    spec = _load_spec(args)
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}.")
+    summary = run_study(spec, storage=args.storage, study_name=_default_study_name(args, spec),
+                        timeout=args.timeout, progress=not args.no_progress)
+    print(run_summary(summary))
+    return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
+
+
+def _load_study(args):
+    import optuna
+
+    from .storage import mask_url, open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(args.storage, heartbeat=False)
+    try:
+        return optuna.load_study(study_name=args.study_name, storage=storage)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        where = mask_url(args.storage or "the default storage")
+        raise UsageError(f"No study named {args.study_name!r} in {where}. "
+                         f"Studies there: {', '.join(names) or 'none'}.") from None
+
+
+def trial_rows(study) -> tuple[list[str], list[list]]:
+    names = sorted({k for t in study.trials for k in t.params})
+    headers = ["number", "state", "value", *names, "epochs_run", "seconds_per_epoch", "description"]
+    rows = []
+    for t in study.trials:
+        rows.append([t.number, t.state.name, t.value, *[t.params.get(n) for n in names],
+                     t.user_attrs.get("epochs_run"), t.user_attrs.get("seconds_per_epoch"),
+                     t.user_attrs.get("description", "")])
+    return headers, rows
+
+
+def cmd_trials(args) -> int:
+    from . import text
+
+    headers, rows = trial_rows(_load_study(args))
+    render = {"table": text.table, "csv": text.as_csv, "json": text.as_json}[args.format]
+    print(render(headers, rows))
+    return EXIT_OK
+
+
+def cmd_best(args) -> int:
+    study = _load_study(args)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    if not complete:
+        raise UsageError(f"Study {args.study_name!r} has no complete trial yet.")
+    best = study.best_trial
+    print(f"trial {best.number}: value {best.value:.6g} ({study.direction.name.lower()})")
+    for key, value in best.params.items():
+        print(f"  {key} = {value}")
+    if "description" in best.user_attrs:
+        print(f"  {best.user_attrs['description']}")
+    return EXIT_OK
+
+
+def cmd_studies(args) -> int:
+    import optuna
+
+    from .storage import open_storage
+    from .text import table
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(args.storage, heartbeat=False)
+    rows = []
+    for s in optuna.get_all_study_summaries(storage, include_best_trial=True):
+        best = s.best_trial.value if s.best_trial is not None else None
+        rows.append([s.study_name, s.n_trials, s.direction.name.lower(), best,
+                     s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else None])
+    print(table(["study", "trials", "direction", "best", "started"], rows) if rows else "no studies")
+    return EXIT_OK
+
+
+def cmd_datasets(args) -> int:
+    from .datasets import list_datasets
+    from .text import table
+
+    print(table(["name", "description"], list(list_datasets().items())))
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .space import SpaceError
+    from .storage import StorageError
+    from .study import StudyError
+
+    try:
+        return args.func(args)
+    except (UsageError, SpaceError, StorageError, StudyError, ImportError) as exc:
+        print(f"fcnn_opt {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"fcnn_opt {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Plain-text tables and summaries for the command line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shlex
+from collections.abc import Sequence
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """A left-aligned text table."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.5g}"
+    return str(value)
+
+
+def as_csv(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(headers)
+    writer.writerows(rows)
+    return out.getvalue().rstrip("\n")
+
+
+def as_json(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    return json.dumps([dict(zip(headers, row, strict=True)) for row in rows], indent=2, default=str)
+
+
+def dashboard_command(storage: str) -> str:
+    return f"python -m fcnn_opt dashboard --storage {shlex.quote(storage)}"
+
+
+def run_summary(summary) -> str:
+    """The end-of-run summary: best trial, counts, wall time, how to look further."""
+    c = summary.counts
+    lines = [
+        f"study     {summary.study_name}  ({summary.storage})",
+        f"trials    {c.complete} complete, {c.pruned} pruned, {c.failed} failed"
+        + (f", {c.running} running" if c.running else "")
+        + f"  (budget {summary.budget}; this run: {summary.ran} in {summary.seconds:.1f} s)",
+    ]
+    if summary.best_value is not None:
+        lines.append(f"best      trial {summary.best_number}: {summary.direction[:3]} value {summary.best_value:.5g}")
+        for key, value in summary.best_params.items():
+            lines.append(f"          {key} = {value}")
+    else:
+        lines.append("best      no complete trial yet")
+    if summary.interrupted:
+        lines.append("stopped   interrupted; the running trial was recorded as failed. "
+                     "Run the same command again to resume.")
+    lines.append(f"dashboard {dashboard_command(summary.storage)}")
+    return "\n".join(lines)
