@@ -53,7 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", metavar="NAME", help="dataset name (see `datasets`)")
     p.add_argument("--seed", type=int, metavar="N", help="sampler and training seed")
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run the study with N local worker processes (one combined progress bar)")
+    p.add_argument("--create-only", action="store_true",
+                   help="create the study (and queue its grid), run nothing: for `worker` processes")
     p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("worker", help="join a study and run its trials (many may run at once)",
+                       description="Join a study created by `study` (see --create-only) and run trials "
+                                   "until the study's total budget is reached or its grid is done. Start "
+                                   "one per machine or GPU against a shared database; no study file needed.")
+    p.add_argument("--study-name", metavar="NAME", required=True)
+    _add_storage(p)
+    p.add_argument("--timeout", type=float, metavar="S", help="stop starting new trials after S seconds")
+    p.add_argument("--worker-id", type=int, metavar="K",
+                   help="seed the sampler with the study's seed + K (default: a random seed)")
+    p.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("trials", help="list a study's trials")
     p.add_argument("--study-name", metavar="NAME", required=True)
@@ -104,17 +120,55 @@ def _default_study_name(args, spec) -> str:
     return ".".join(parts)
 
 
-def cmd_study(args) -> int:
-    from .study import run_study
-    from .text import run_summary
-
-    spec = _load_spec(args)
+def _check_timeout(args) -> None:
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}.")
-    summary = run_study(spec, storage=args.storage, study_name=_default_study_name(args, spec),
-                        timeout=args.timeout, progress=not args.no_progress)
-    print(run_summary(summary))
-    return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
+
+
+def cmd_study(args) -> int:
+    from .study import prepare_study, run_study
+    from .text import created_summary, run_summary
+    from .workers import run_parallel
+
+    spec = _load_spec(args)
+    _check_timeout(args)
+    name = _default_study_name(args, spec)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}.")
+    if args.create_only:
+        if args.workers is not None:
+            raise UsageError("--create-only runs nothing; leave out --workers, then start `worker` processes.")
+        study, summary = prepare_study(spec, storage=args.storage, study_name=name)
+        print(created_summary(summary))
+        return EXIT_OK
+    if args.workers is not None:
+        summary = run_parallel(spec, storage=args.storage, study_name=name, n_workers=args.workers,
+                               timeout=args.timeout, progress=not args.no_progress)
+    else:
+        summary = run_study(spec, storage=args.storage, study_name=name,
+                            timeout=args.timeout, progress=not args.no_progress)
+    return _report(summary, run_summary(summary))
+
+
+def _report(summary, text: str) -> int:
+    print(text)
+    for worker, code, tail in summary.failed_workers:
+        print(f"fcnn_opt: worker {worker} exited with code {code}: {tail or 'no output'}", file=sys.stderr)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_ERROR if summary.failed_workers else EXIT_OK
+
+
+def cmd_worker(args) -> int:
+    from .text import run_summary
+    from .workers import run_worker
+
+    _check_timeout(args)
+    if args.worker_id is not None and args.worker_id < 0:
+        raise UsageError(f"--worker-id must be >= 0, got {args.worker_id}.")
+    summary = run_worker(storage=args.storage, study_name=args.study_name, timeout=args.timeout,
+                         progress=not args.no_progress, worker_id=args.worker_id)
+    return _report(summary, run_summary(summary))
 
 
 def _load_study(args):
@@ -140,7 +194,7 @@ def trial_rows(study) -> tuple[list[str], list[list]]:
     for t in study.trials:
         rows.append([t.number, t.state.name, t.value, *[t.params.get(n) for n in names],
                      t.user_attrs.get("epochs_run"), t.user_attrs.get("seconds_per_epoch"),
-                     t.user_attrs.get("description", "")])
+                     t.user_attrs.get("description") or t.user_attrs.get("fail_reason", "")])
     return headers, rows
 
 
@@ -196,14 +250,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .space import SpaceError
-    from .storage import StorageError
-    from .study import StudyError
+    from .storage import StorageError, mask_url
+    from .study import DatabaseLost, StudyError
 
     try:
         return args.func(args)
     except (UsageError, SpaceError, StorageError, StudyError, ImportError) as exc:
-        print(f"fcnn_opt {args.command}: error: {exc}", file=sys.stderr)
+        print(f"fcnn_opt {args.command}: error: {mask_url(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except DatabaseLost as exc:
+        print(f"fcnn_opt {args.command}: error: {mask_url(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"fcnn_opt {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

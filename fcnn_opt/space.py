@@ -93,6 +93,17 @@ class Param:
     def to_json(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v not in (None, False)}
 
+    def to_toml(self) -> Any:
+        """The ``[params]`` value this parameter was parsed from (read back by parse_spec)."""
+        if self.choices is not None:
+            return {"choices": list(self.choices), "per_layer": True} if self.per_layer else list(self.choices)
+        if self.low is None:
+            return self.value
+        raw = {"low": self.low, "high": self.high}
+        raw.update({k: v for k, v in (("log", self.log), ("step", self.step), ("per_layer", self.per_layer))
+                    if v not in (None, False)})
+        return raw
+
 
 @dataclass(frozen=True)
 class StudySpec:
@@ -148,6 +159,18 @@ class StudySpec:
         data = {"dataset": self.dataset, "metric": self.metric,
                 "params": {k: p.to_json() for k, p in sorted(self.params.items())}}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        """The definition as a TOML-shaped dict (JSON-safe): ``parse_spec`` reads it back to
+        a spec with the same fingerprint, so a worker can rebuild the study without the file."""
+        study = {"name": self.name, "sampler": self.sampler, "pruner": self.pruner,
+                 "metric": self.metric, "seed": self.seed}
+        if self.n_trials is not None:
+            study["n_trials"] = self.n_trials
+        if self.description:
+            study["description"] = self.description
+        return {"study": study, "dataset": dict(self.dataset),
+                "params": {name: p.to_toml() for name, p in self.params.items()}}
 
     def with_overrides(self, *, lib: str | None = None, dataset: str | None = None,
                        seed: int | None = None, sampler: str | None = None,

@@ -4,16 +4,20 @@
     >>> from fcnn_opt.study import run_study
     >>> summary = run_study(load_spec("studies/seed_grid.toml"), storage="sqlite:///study.db")
 
-A study's budget is a total for the study, not for one run: running the same command
-again continues where the last run stopped and runs only what is missing. The grid
-sampler's points are put in the study's queue once, so each point is run exactly once
-even by several processes, and a point whose trial failed is queued again.
+A study's budget is a total for the study, not for one run or one process: running the
+same command again continues where the last run stopped and runs only what is missing,
+and any number of workers (:mod:`fcnn_opt.workers`) share it exactly. The study stores
+its own definition (the parsed study file, as JSON) and its budget, so a worker needs
+only the storage URL and the study name. The grid sampler's points are put in the
+study's queue once, each point runs exactly once even with many workers, and a point
+whose trial failed is queued again by the next run. :mod:`fcnn_opt.ledger` explains how.
 """
 
 from __future__ import annotations
 
 import math
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -21,19 +25,37 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from . import ledger
+from .ledger import Counts
 from .objective import Objective
-from .space import SpaceError, StudySpec
-from .storage import mask_url, open_storage
+from .space import SpaceError, StudySpec, parse_spec
+from .storage import (
+    db_retry_seconds,
+    default_url,
+    heartbeat_settings,
+    is_transient,
+    mask_url,
+    open_storage,
+)
 
 if TYPE_CHECKING:
     import optuna
 
 DEFAULT_N_TRIALS = 20  # for samplers other than grid when neither file nor command says
 SPEC_ATTR = "fcnn_opt_fingerprint"
+DEFINITION_ATTR = "spec"  # the parsed study file as a TOML-shaped dict (JSON in the storage)
+BUDGET_ATTR = "n_trials"  # the study's total budget, shared by every worker
+
+__all__ = ["Counts", "RunSummary", "StudyError", "create_or_load", "enqueue_grid", "load_for_worker",
+           "make_pruner", "make_sampler", "run_study", "run_trials"]
 
 
 class StudyError(ValueError):
     """A study that cannot be created, loaded or run as asked."""
+
+
+class DatabaseLost(RuntimeError):
+    """The storage stayed unreachable for longer than the retry window."""
 
 
 def make_sampler(name: str, seed: int | None, spec: StudySpec | None = None) -> optuna.samplers.BaseSampler:
@@ -77,18 +99,23 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
 
 
 def create_or_load(spec: StudySpec, storage, study_name: str) -> optuna.Study:
-    """Create the study, or load it after checking that it was defined the same way."""
+    """Create the study, or load it after checking that it was defined the same way.
+
+    Stores the definition and the budget in the study (updated on every call, so the last
+    ``study`` command's sampler, pruner and ``n_trials`` are what workers use).
+    """
     import optuna
 
     study = optuna.create_study(
         storage=storage, study_name=study_name, direction=spec.direction, load_if_exists=True,
-        sampler=make_sampler(spec.sampler, spec.seed, spec), pruner=make_pruner(spec.pruner))
-    stored = study.user_attrs.get(SPEC_ATTR)
+        sampler=make_sampler(spec.sampler, spec.seed, spec),
+        pruner=make_pruner(spec.pruner))
+    attrs = study.user_attrs
+    stored = attrs.get(SPEC_ATTR)
     if stored is None:
         study.set_user_attr(SPEC_ATTR, spec.fingerprint())
         study.set_user_attr("dataset", spec.dataset)
         study.set_user_attr("metric", spec.metric)
-        study.set_user_attr("sampler", spec.sampler)
         study.set_user_attr("source", spec.source)
     elif stored != spec.fingerprint():
         raise StudyError(
@@ -96,58 +123,68 @@ def create_or_load(spec: StudySpec, storage, study_name: str) -> optuna.Study:
             "Use --study-name to start a new study, or run it with its original settings.")
     if study.direction.name.lower() != spec.direction:
         raise StudyError(f"Study {study_name!r} exists with direction {study.direction.name.lower()}.")
+    definition = spec.to_dict()
+    for key, value in (("sampler", spec.sampler), (DEFINITION_ATTR, definition), (BUDGET_ATTR, budget_of(spec))):
+        if attrs.get(key) != value:
+            study.set_user_attr(key, value)
     return study
 
 
-def _grid_key(params: dict, names) -> tuple:
-    return tuple((n, params.get(n)) for n in sorted(names))
+def load_for_worker(storage, study_name: str, *, worker_id: int | None = None) -> tuple[optuna.Study, StudySpec]:
+    """Load a study created by ``study`` with the sampler and pruner it was defined with.
+
+    Worker ``k`` seeds its sampler with the study's seed + ``k``, so workers never draw the
+    same points; without a worker id the sampler is seeded at random.
+    """
+    import optuna
+
+    try:
+        attrs = optuna.load_study(study_name=study_name, storage=storage).user_attrs
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        where = mask_url(getattr(storage, "url", "") or "the storage")
+        raise StudyError(f"No study named {study_name!r} in {where}. "
+                         f"Studies there: {', '.join(names) or 'none'}.") from None
+    if DEFINITION_ATTR not in attrs:
+        raise StudyError(f"Study {study_name!r} has no stored definition (it was not created by "
+                         "fcnn_opt, or by an older version); create it with "
+                         "`python -m fcnn_opt study --config FILE --create-only`.")
+    spec = parse_spec(attrs[DEFINITION_ATTR], source=f"study {study_name!r}")
+    if attrs.get(SPEC_ATTR) not in (None, spec.fingerprint()):
+        raise StudyError(f"Study {study_name!r}: the stored definition does not match its fingerprint.")
+    seed = None if worker_id is None else spec.seed + worker_id
+    study = optuna.load_study(study_name=study_name, storage=storage,
+                              sampler=make_sampler(spec.sampler, seed, spec), pruner=make_pruner(spec.pruner))
+    return study, spec
+
+
+def read_budget(study: optuna.Study, spec: StudySpec) -> int:
+    """The study's total budget as stored now (a later ``study`` command may change it)."""
+    attrs = study._storage.get_study_user_attrs(study._study_id)
+    value = attrs.get(BUDGET_ATTR)
+    return value if isinstance(value, int) and value > 0 else budget_of(spec)
 
 
 def enqueue_grid(study: optuna.Study, spec: StudySpec) -> int:
-    """Queue every grid point that has no complete, pruned, waiting or running trial."""
-    from itertools import product
+    """Queue every grid point that has no complete, pruned, waiting or running trial.
 
-    from optuna.trial import TrialState
+    Two processes doing this at the same moment can queue a point twice; the ledger then
+    lets only the first of the two run (see :mod:`fcnn_opt.ledger`).
+    """
+    from itertools import product
 
     grid = spec.grid()
     names = list(grid)
-    taken = {
-        _grid_key(t.params or t.system_attrs.get("fixed_params", {}), names)
-        for t in study.get_trials(deepcopy=False)
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)
-    }
+    taken = {r.point for r in ledger.rows(study)
+             if r.point is not None and not r.skipped
+             and r.state.name in ("COMPLETE", "PRUNED", "WAITING", "RUNNING")}
     added = 0
     for values in product(*grid.values()):
         params = dict(zip(names, values, strict=True))
-        if _grid_key(params, names) not in taken:
+        if ledger._point(params) not in taken:
             study.enqueue_trial(params)
             added += 1
     return added
-
-
-@dataclass
-class Counts:
-    complete: int = 0
-    pruned: int = 0
-    failed: int = 0
-    running: int = 0
-    waiting: int = 0
-
-    @classmethod
-    def of(cls, study: optuna.Study) -> Counts:
-        from optuna.trial import TrialState
-
-        counts = cls()
-        names = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
-                 TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
-        for t in study.get_trials(deepcopy=False):
-            if t.state in names:
-                setattr(counts, names[t.state], getattr(counts, names[t.state]) + 1)
-        return counts
-
-    @property
-    def done(self) -> int:
-        return self.complete + self.pruned
 
 
 @dataclass
@@ -163,6 +200,8 @@ class RunSummary:
     direction: str = "minimize"
     interrupted: bool = False
     ran: int = 0
+    skipped: int = 0  # trials this run claimed but finished unrun (surplus or duplicate)
+    failed_workers: list = field(default_factory=list)  # (worker, exit code, last lines) for --workers
 
 
 def budget_of(spec: StudySpec) -> int:
@@ -192,46 +231,38 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-@contextmanager
-def _heartbeat(study: optuna.Study, trial_id: int):
-    """Record the running trial's heartbeat in the background (RDB storages only)."""
-    storage = study._storage
-    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
-    if not interval:
-        yield
-        return
-    stop = threading.Event()
-
-    def beat():
-        while True:
-            try:
-                storage.record_heartbeat(trial_id)
-            except Exception:  # a dropped connection must not kill the trial; retry next beat
-                pass
-            if stop.wait(interval):
-                return
-
-    thread = threading.Thread(target=beat, daemon=True, name=f"heartbeat-{trial_id}")
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
-def _claim(study: optuna.Study, grid: bool) -> optuna.Trial | None:
-    """The next trial to run: a queued one first; for a grid, None when the queue is empty."""
+def _claim(study: optuna.Study, waiting: list[ledger.Row]) -> optuna.Trial | None:
+    """Pop a queued trial atomically (lowest number first), as Optuna's own queue does."""
     import optuna
     from optuna.trial import TrialState
 
-    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+    for row in waiting:
         try:
-            if study._storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                return optuna.Trial(study, t._trial_id)
+            if study._storage.set_trial_state_values(row.trial_id, state=TrialState.RUNNING):
+                return optuna.Trial(study, row.trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
-    return None if grid else study.ask()
+    return None
+
+
+def _finish(study: optuna.Study, trial: optuna.Trial, state, value=None, reason: str | None = None) -> bool:
+    """Tell the trial's outcome; False if another worker had already failed it as stale."""
+    import optuna
+
+    try:
+        if reason is not None:
+            trial.set_user_attr("fail_reason", reason)
+        if value is not None:
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=state)
+        return True
+    except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
+        if isinstance(exc, ValueError) and "Cannot tell" not in str(exc):
+            raise
+        print(f"fcnn_opt: trial {trial.number} was failed as stale by another worker while it ran "
+              "here; its result is dropped and its retry runs instead", file=sys.stderr)
+        return False
 
 
 def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> optuna.trial.TrialState:
@@ -240,82 +271,162 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) ->
     from optuna.trial import TrialState
 
     try:
-        with _heartbeat(study, trial._trial_id):
-            value = objective(trial)
+        value = objective(trial)
     except optuna.TrialPruned:
-        study.tell(trial, state=TrialState.PRUNED)
+        _finish(study, trial, TrialState.PRUNED)
         return TrialState.PRUNED
     except KeyboardInterrupt:
-        trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
-        study.tell(trial, state=TrialState.FAIL)
+        _finish(study, trial, TrialState.FAIL, reason="interrupted (Ctrl-C or SIGTERM)")
         raise
+    except optuna.exceptions.UpdateFinishedTrialError:
+        _finish(study, trial, TrialState.FAIL)  # prints that the trial was taken over
+        return TrialState.FAIL
     except (SpaceError, ValueError, ImportError) as exc:
-        trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
-        study.tell(trial, state=TrialState.FAIL)
+        _finish(study, trial, TrialState.FAIL, reason=f"{type(exc).__name__}: {exc}")
         raise
-    except Exception as exc:
-        trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
-        study.tell(trial, state=TrialState.FAIL)
+    except Exception as exc:  # e.g. the database gone for longer than the retry window
+        _finish(study, trial, TrialState.FAIL, reason=mask_url(f"{type(exc).__name__}: {exc}"))
         return TrialState.FAIL
     if value is None or not math.isfinite(value):
-        study.tell(trial, state=TrialState.FAIL)
+        _finish(study, trial, TrialState.FAIL)
         return TrialState.FAIL
-    study.tell(trial, value)
-    return TrialState.COMPLETE
+    return TrialState.COMPLETE if _finish(study, trial, TrialState.COMPLETE, value=value) else TrialState.FAIL
 
 
-def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
-              timeout: float | None = None, progress: bool = True,
-              objective: Objective | None = None) -> RunSummary:
-    """Create or resume the study and run trials until its budget or grid is done."""
-    import optuna
+def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summary: RunSummary, *,
+               timeout: float | None = None, progress: bool = True) -> RunSummary:
+    """The worker loop: claim or ask trials and run them until the study's budget is done.
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # This loop records heartbeats itself (see _heartbeat), which Optuna cannot know.
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-    storage_obj = open_storage(storage)
-    name = study_name or spec.name
-    study = create_or_load(spec, storage_obj, name)
+    Every process running a study, one or many, on one machine or many, runs this loop.
+    It stops when the study has ``budget`` complete or pruned trials, when a grid has no
+    point left to run, on timeout, or on Ctrl-C/SIGTERM (the running trial is recorded as
+    failed, then ``summary.interrupted`` is set). While other workers' trials run and no
+    slot is free it waits: one of them may fail or go stale and need a replacement.
+    """
     grid = spec.sampler == "grid"
-    if grid:
-        enqueue_grid(study, spec)
-    budget = budget_of(spec)
-    objective = objective or Objective(spec)
+    grid_size = spec.grid_size() if grid else None
+    watch = ledger.StaleWatch(study)
+    poll = min(1.0, heartbeat_settings()[0] / 2)
     start = time.perf_counter()
-    summary = RunSummary(study_name=name, storage=mask_url(storage or _url_of(storage_obj)),
-                         counts=Counts.of(study), budget=budget, seconds=0.0, direction=spec.direction)
-    bar = _progress_bar(progress, budget, summary.counts)
+    bar = _progress_bar(progress, summary.budget, summary.counts)
     try:
         with _sigterm_as_interrupt():
-            while True:
-                optuna.storages.fail_stale_trials(study)
-                counts = Counts.of(study)
-                if counts.done + counts.running >= budget:
+            failing_since = None
+            while timeout is None or time.perf_counter() - start <= timeout:
+                try:
+                    trial, budget, counts = _next_trial(study, spec, watch, grid)
+                    failing_since = None
+                except Exception as exc:  # a dropped connection: look again after a pause
+                    if not is_transient(exc):
+                        raise
+                    failing_since = failing_since or time.monotonic()
+                    if time.monotonic() - failing_since > db_retry_seconds():
+                        _raise_if_lost(exc)
+                    time.sleep(poll)
+                    continue
+                _update_bar(bar, study, counts, budget)
+                if trial == "done":
                     break
-                if timeout is not None and time.perf_counter() - start > timeout:
-                    break
-                trial = _claim(study, grid)
                 if trial is None:
-                    break
-                run_trial(study, trial, objective)
-                summary.ran += 1
-                _update_bar(bar, study)
+                    time.sleep(poll)
+                    continue
+                _run_claimed(study, trial, spec, objective, summary, budget, grid, grid_size)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
         if bar is not None:
             bar.close()
-    summary.counts = Counts.of(study)
     summary.seconds = time.perf_counter() - start
-    _fill_best(summary, study)
+    fill_final(summary, study, spec)
     return summary
 
 
-def _url_of(storage) -> str:
-    return getattr(storage, "url", "") or type(storage).__name__
+def _next_trial(study, spec, watch, grid):
+    """A claimed trial, None to wait and look again, or "done"."""
+    rows = ledger.rows(study)
+    if watch.sweep(rows):
+        rows = ledger.rows(study)
+    counts = Counts.from_rows(rows)
+    budget = read_budget(study, spec)
+    if counts.done >= budget:
+        return "done", budget, counts
+    trial = None
+    if counts.done + counts.running < budget:
+        trial = _claim(study, [r for r in rows if r.state.name == "WAITING"])
+        if trial is None and not grid and counts.done + counts.running + counts.waiting < budget:
+            trial = study.ask()
+    if trial is None and grid and counts.running == 0 and counts.waiting == 0:
+        return "done", budget, counts  # every grid point is done or failed for good
+    return trial, budget, counts
 
 
-def _fill_best(summary: RunSummary, study: optuna.Study) -> None:
+def _run_claimed(study, trial, spec, objective, summary, budget, grid, grid_size) -> None:
+    from optuna.trial import TrialState
+
+    finished = False
+    try:
+        with ledger.heartbeat(study, trial._trial_id):
+            reason = ledger.refusal(ledger.rows(study), trial._trial_id, budget, per_point=grid,
+                                    rank=not grid or budget < grid_size)
+            if reason is not None:
+                ledger.skip(study, trial, reason)
+                finished = True
+                summary.skipped += 1
+                return
+            trial.set_user_attr("worker", ledger.worker_name())
+            run_trial(study, trial, objective)
+            finished = True
+            summary.ran += 1
+    except KeyboardInterrupt:
+        if not finished:
+            _finish(study, trial, TrialState.FAIL, reason="interrupted (Ctrl-C or SIGTERM)")
+        raise
+    except Exception as exc:
+        _raise_if_lost(exc)
+        raise
+
+
+def _raise_if_lost(exc: Exception) -> None:
+    if is_transient(exc):
+        reason = str(exc.__cause__ or exc).strip().splitlines()
+        raise DatabaseLost(mask_url(f"lost the database and gave up retrying: "
+                                    f"{reason[0] if reason else type(exc).__name__}")) from None
+
+
+def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
+              timeout: float | None = None, progress: bool = True,
+              objective: Objective | None = None) -> RunSummary:
+    """Create or resume the study and run trials in this process until its budget or grid is done."""
+    study, summary = prepare_study(spec, storage=storage, study_name=study_name)
+    return run_trials(study, spec, objective or Objective(spec), summary, timeout=timeout, progress=progress)
+
+
+def prepare_study(spec: StudySpec, *, storage: str | None = None,
+                  study_name: str | None = None) -> tuple[optuna.Study, RunSummary]:
+    """Create or load the study, store its definition and budget, queue its grid."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # The worker loop records heartbeats itself (see ledger.heartbeat), which Optuna cannot know.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+    url = storage or default_url()
+    storage_obj = open_storage(url)
+    name = study_name or spec.name
+    study = create_or_load(spec, storage_obj, name)
+    if spec.sampler == "grid":
+        enqueue_grid(study, spec)
+    return study, new_summary(study, spec, url)
+
+
+def new_summary(study: optuna.Study, spec: StudySpec, url: str) -> RunSummary:
+    return RunSummary(study_name=study.study_name, storage=mask_url(url), counts=Counts.of(study),
+                      budget=read_budget(study, spec), seconds=0.0, direction=spec.direction)
+
+
+def fill_final(summary: RunSummary, study: optuna.Study, spec: StudySpec) -> None:
+    """The counts, budget and best trial as the storage has them now."""
+    summary.counts = Counts.of(study)
+    summary.budget = read_budget(study, spec)
     if summary.counts.complete:
         best = study.best_trial
         summary.best_value, summary.best_params, summary.best_number = best.value, best.params, best.number
@@ -330,12 +441,12 @@ def _progress_bar(enabled: bool, budget: int, counts: Counts):
                 desc="trials", mininterval=0.2)
 
 
-def _update_bar(bar, study: optuna.Study) -> None:
+def _update_bar(bar, study: optuna.Study, counts: Counts, budget: int) -> None:
     if bar is None:
         return
-    counts = Counts.of(study)
-    bar.n = min(counts.done, bar.total)
-    postfix = {"pruned": counts.pruned, "failed": counts.failed}
+    bar.total = budget
+    bar.n = min(counts.done, budget)
+    postfix = {"running": counts.running, "pruned": counts.pruned, "failed": counts.failed}
     if counts.complete:
         postfix = {"best": f"{study.best_value:.4g}", **postfix}
     bar.set_postfix(postfix, refresh=False)

@@ -50,6 +50,7 @@ def run_summary(summary) -> str:
         f"study     {summary.study_name}  ({summary.storage})",
         f"trials    {c.complete} complete, {c.pruned} pruned, {c.failed} failed"
         + (f", {c.running} running" if c.running else "")
+        + (f", {c.skipped} skipped (surplus or duplicate claims, never ran)" if c.skipped else "")
         + f"  (budget {summary.budget}; this run: {summary.ran} in {summary.seconds:.1f} s)",
     ]
     if summary.best_value is not None:
@@ -63,3 +64,14 @@ def run_summary(summary) -> str:
                      "Run the same command again to resume.")
     lines.append(f"dashboard {dashboard_command(summary.storage)}")
     return "\n".join(lines)
+
+
+def created_summary(summary) -> str:
+    """What ``study --create-only`` made, and the command that starts a worker on it."""
+    c = summary.counts
+    return "\n".join([
+        f"study     {summary.study_name}  ({summary.storage})",
+        f"trials    {c.done} done, {c.waiting} queued  (budget {summary.budget})",
+        "workers   python -m fcnn_opt worker --storage " + shlex.quote(summary.storage)
+        + " --study-name " + shlex.quote(summary.study_name),
+    ])
