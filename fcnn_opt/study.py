@@ -234,34 +234,48 @@ def _claim(study: optuna.Study, grid: bool) -> optuna.Trial | None:
     return None if grid else study.ask()
 
 
-def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> optuna.trial.TrialState:
-    """Run one claimed trial and tell its outcome; interrupts are recorded, then re-raised."""
+def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective,
+              mirror=None) -> optuna.trial.TrialState:
+    """Run one claimed trial and tell its outcome; interrupts are recorded, then re-raised.
+
+    With a :class:`~fcnn_opt.reporting.PruningMirror`, pruning is decided in memory and the
+    trial's records are written in one transaction just before it is told.
+    """
     import optuna
     from optuna.trial import TrialState
 
+    from .reporting import TrialReporter
+
+    reporter = mirror.reporter(trial) if mirror is not None else TrialReporter(trial)
+
+    def finish(state, value=None, reason=None):
+        if reason is not None:
+            reporter.store({"fail_reason": reason})
+        if hasattr(reporter, "flush"):
+            reporter.flush()
+        if state == TrialState.COMPLETE:
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=state)
+        reporter.close(state, value)
+        return state
+
     try:
         with _heartbeat(study, trial._trial_id):
-            value = objective(trial)
+            value = objective.run(trial, reporter)
     except optuna.TrialPruned:
-        study.tell(trial, state=TrialState.PRUNED)
-        return TrialState.PRUNED
+        return finish(TrialState.PRUNED)
     except KeyboardInterrupt:
-        trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
-        study.tell(trial, state=TrialState.FAIL)
+        finish(TrialState.FAIL, reason="interrupted (Ctrl-C or SIGTERM)")
         raise
     except (SpaceError, ValueError, ImportError) as exc:
-        trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
-        study.tell(trial, state=TrialState.FAIL)
+        finish(TrialState.FAIL, reason=f"{type(exc).__name__}: {exc}")
         raise
     except Exception as exc:
-        trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
-        study.tell(trial, state=TrialState.FAIL)
-        return TrialState.FAIL
+        return finish(TrialState.FAIL, reason=f"{type(exc).__name__}: {exc}")
     if value is None or not math.isfinite(value):
-        study.tell(trial, state=TrialState.FAIL)
-        return TrialState.FAIL
-    study.tell(trial, value)
-    return TrialState.COMPLETE
+        return finish(TrialState.FAIL)
+    return finish(TrialState.COMPLETE, value)
 
 
 def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
@@ -285,6 +299,9 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     summary = RunSummary(study_name=name, storage=mask_url(storage or _url_of(storage_obj)),
                          counts=Counts.of(study), budget=budget, seconds=0.0, direction=spec.direction)
     bar = _progress_bar(progress, budget, summary.counts)
+    from .reporting import PruningMirror
+
+    mirror = PruningMirror(study) if PruningMirror.supports(study) else None
     try:
         with _sigterm_as_interrupt():
             while True:
@@ -297,7 +314,9 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
                 trial = _claim(study, grid)
                 if trial is None:
                     break
-                run_trial(study, trial, objective)
+                if mirror is not None:
+                    mirror.refresh()
+                run_trial(study, trial, objective, mirror)
                 summary.ran += 1
                 _update_bar(bar, study)
     except KeyboardInterrupt:

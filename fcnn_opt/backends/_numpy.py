@@ -12,7 +12,16 @@ import numpy as np
 
 from ..config import TrainConfig
 from ..datasets import BINARY, MULTICLASS, Dataset
-from ._base import ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, RMSPROP_EPS, RMSPROP_RHO, Backend, Model, Weights
+from ._base import (
+    ADAGRAD_EPS,
+    ADAM_BETAS,
+    ADAM_EPS,
+    RMSPROP_EPS,
+    RMSPROP_RHO,
+    Backend,
+    Model,
+    Weights,
+)
 
 
 def _views(flat: np.ndarray, sizes: list[int]) -> Weights:
