@@ -107,6 +107,13 @@ class Objective:
         return self._dataset
 
     def __call__(self, trial: optuna.Trial) -> float:
+        """Train the trial's network, reporting every epoch to ``trial``; return the metric."""
+        from .reporting import TrialReporter
+
+        return self.run(trial, TrialReporter(trial))
+
+    def run(self, trial: optuna.Trial, reporter) -> float:
+        """Like calling the objective, with per-epoch values going to ``reporter``."""
         import optuna
 
         config = self.spec.train_config(suggest(trial, self.spec))
@@ -117,20 +124,21 @@ class Objective:
             value = metrics[metric]
             if value is None or not math.isfinite(value):
                 return True
-            trial.report(value, epoch)
-            if trial.should_prune():
+            if reporter.report(value, epoch):
                 pruned.append(epoch)
                 return True
             return False
 
         result = train(self.dataset, config, on_epoch=on_epoch)
-        record_result(trial, result, self.spec)
+        attrs = result_attrs(result, self.spec)
+        final = getattr(result, metric)[-1]
+        diverged = final is None or not math.isfinite(final)
+        if diverged:
+            attrs["fail_reason"] = f"diverged: {metric} became {final} at epoch {result.epochs_run}"
+        reporter.store(attrs)
         for hook in self.on_trial_end:
             hook(trial, result)
-        final = getattr(result, metric)[-1]
-        if final is None or not math.isfinite(final):
-            trial.set_user_attr(
-                "fail_reason", f"diverged: {metric} became {final} at epoch {result.epochs_run}")
+        if diverged:
             return float("nan")  # Optuna records the trial as FAIL and the study goes on
         if pruned:
             raise optuna.TrialPruned(f"pruned at epoch {pruned[0]}")
@@ -147,8 +155,8 @@ def varying_keys(spec: StudySpec) -> list[str]:
     return list(dict.fromkeys(keys)) or ["lib", "units", "optimizer"]
 
 
-def record_result(trial: optuna.Trial, result: TrainResult, spec: StudySpec) -> None:
-    """Store a run's histories, description and weights on the trial."""
+def result_attrs(result: TrainResult, spec: StudySpec) -> dict[str, Any]:
+    """A run's histories, description and weights, as the trial's user attributes."""
     config = result.config
     attrs = {
         "train_loss": _rounded(result.train_loss),
@@ -164,5 +172,4 @@ def record_result(trial: optuna.Trial, result: TrainResult, spec: StudySpec) -> 
     }
     if result.val_accuracy is not None:
         attrs["val_accuracy"] = _rounded(result.val_accuracy)
-    for key, value in attrs.items():
-        trial.set_user_attr(key, value)
+    return attrs

@@ -268,7 +268,29 @@ def open_storage(url: str | None = None, *, heartbeat: bool = True):
         kwargs = {"heartbeat_interval": interval, "grace_period": grace,
                   "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=3)}
     try:
-        return resilient_class()(url, engine_kwargs=engine_kwargs, **kwargs)
+        storage = resilient_class()(url, engine_kwargs=engine_kwargs, **kwargs)
     except Exception as exc:  # sqlalchemy raises many types; say what and where in one line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"Cannot open storage {mask_url(url)}: {mask_url(reason)}") from None
+    if path is not None and str(path) != ":memory:":
+        _tune_sqlite(storage.engine)
+    return storage
+
+
+def _tune_sqlite(engine) -> None:
+    """Write-ahead log and normal sync: commits stop waiting for fsync of the whole file.
+
+    WAL keeps readers and one writer from blocking each other (several local processes);
+    with synchronous=NORMAL a power cut can lose the last commits but never corrupts the
+    database. Both cut Optuna's per-commit cost on SQLite several times over.
+    """
+    from sqlalchemy import event
+
+    def on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # connections opened before the listener reconnect with the pragmas

@@ -36,6 +36,7 @@ from .storage import (
     is_transient,
     mask_url,
     open_storage,
+    retrying,
 )
 
 if TYPE_CHECKING:
@@ -245,52 +246,58 @@ def _claim(study: optuna.Study, waiting: list[ledger.Row]) -> optuna.Trial | Non
     return None
 
 
-def _finish(study: optuna.Study, trial: optuna.Trial, state, value=None, reason: str | None = None) -> bool:
-    """Tell the trial's outcome; False if another worker had already failed it as stale."""
-    import optuna
+def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective,
+              mirror=None) -> optuna.trial.TrialState:
+    """Run one claimed trial and tell its outcome; interrupts are recorded, then re-raised.
 
-    try:
-        if reason is not None:
-            trial.set_user_attr("fail_reason", reason)
-        if value is not None:
-            study.tell(trial, value)
-        else:
-            study.tell(trial, state=state)
-        return True
-    except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
-        if isinstance(exc, ValueError) and "Cannot tell" not in str(exc):
-            raise
-        print(f"fcnn_opt: trial {trial.number} was failed as stale by another worker while it ran "
-              "here; its result is dropped and its retry runs instead", file=sys.stderr)
-        return False
-
-
-def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> optuna.trial.TrialState:
-    """Run one claimed trial and tell its outcome; interrupts are recorded, then re-raised."""
+    With a :class:`~fcnn_opt.reporting.PruningMirror`, pruning is decided in memory and the
+    trial's records are written in one transaction just before it is told. If another
+    worker failed the trial as stale meanwhile (this process was frozen, or cut off from
+    the database), its result is dropped: the trial's retry runs it.
+    """
     import optuna
     from optuna.trial import TrialState
 
+    from .reporting import TrialReporter
+
+    reporter = mirror.reporter(trial) if mirror is not None else TrialReporter(trial)
+
+    def finish(state, value=None, reason=None):
+        try:
+            if reason is not None:
+                reporter.store({"fail_reason": reason})
+            if hasattr(reporter, "flush"):
+                retrying(reporter.flush, what="writing the trial's records")
+            if state == TrialState.COMPLETE:
+                study.tell(trial, value)
+            else:
+                study.tell(trial, state=state)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
+            if isinstance(exc, ValueError) and "Cannot tell" not in str(exc):
+                raise
+            print(f"fcnn_opt: trial {trial.number} was failed as stale by another worker while it "
+                  "ran here; its result is dropped and its retry runs instead", file=sys.stderr)
+            state = TrialState.FAIL
+        reporter.close(state, value)
+        return state
+
     try:
-        value = objective(trial)
+        value = objective.run(trial, reporter)
     except optuna.TrialPruned:
-        _finish(study, trial, TrialState.PRUNED)
-        return TrialState.PRUNED
+        return finish(TrialState.PRUNED)
     except KeyboardInterrupt:
-        _finish(study, trial, TrialState.FAIL, reason="interrupted (Ctrl-C or SIGTERM)")
+        finish(TrialState.FAIL, reason="interrupted (Ctrl-C or SIGTERM)")
         raise
     except optuna.exceptions.UpdateFinishedTrialError:
-        _finish(study, trial, TrialState.FAIL)  # prints that the trial was taken over
-        return TrialState.FAIL
+        return finish(TrialState.FAIL)  # says that the trial was taken over
     except (SpaceError, ValueError, ImportError) as exc:
-        _finish(study, trial, TrialState.FAIL, reason=f"{type(exc).__name__}: {exc}")
+        finish(TrialState.FAIL, reason=f"{type(exc).__name__}: {exc}")
         raise
     except Exception as exc:  # e.g. the database gone for longer than the retry window
-        _finish(study, trial, TrialState.FAIL, reason=mask_url(f"{type(exc).__name__}: {exc}"))
-        return TrialState.FAIL
+        return finish(TrialState.FAIL, reason=mask_url(f"{type(exc).__name__}: {exc}"))
     if value is None or not math.isfinite(value):
-        _finish(study, trial, TrialState.FAIL)
-        return TrialState.FAIL
-    return TrialState.COMPLETE if _finish(study, trial, TrialState.COMPLETE, value=value) else TrialState.FAIL
+        return finish(TrialState.FAIL)
+    return finish(TrialState.COMPLETE, value)
 
 
 def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summary: RunSummary, *,
@@ -309,6 +316,9 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
     poll = min(1.0, heartbeat_settings()[0] / 2)
     start = time.perf_counter()
     bar = _progress_bar(progress, summary.budget, summary.counts)
+    from .reporting import PruningMirror
+
+    mirror = PruningMirror(study) if PruningMirror.supports(study) else None
     try:
         with _sigterm_as_interrupt():
             failing_since = None
@@ -330,7 +340,7 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
                 if trial is None:
                     time.sleep(poll)
                     continue
-                _run_claimed(study, trial, spec, objective, summary, budget, grid, grid_size)
+                _run_claimed(study, trial, objective, summary, budget, grid, grid_size, mirror)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
@@ -360,26 +370,30 @@ def _next_trial(study, spec, watch, grid):
     return trial, budget, counts
 
 
-def _run_claimed(study, trial, spec, objective, summary, budget, grid, grid_size) -> None:
+def _run_claimed(study, trial, objective, summary, budget, grid, grid_size, mirror) -> None:
+    """Check that the claimed trial may run (ledger.refusal), then run it with a heartbeat."""
     from optuna.trial import TrialState
 
-    finished = False
+    handed_over = False  # once run_trial has the trial, it records every outcome itself
     try:
         with ledger.heartbeat(study, trial._trial_id):
             reason = ledger.refusal(ledger.rows(study), trial._trial_id, budget, per_point=grid,
                                     rank=not grid or budget < grid_size)
             if reason is not None:
+                handed_over = True
                 ledger.skip(study, trial, reason)
-                finished = True
                 summary.skipped += 1
                 return
             trial.set_user_attr("worker", ledger.worker_name())
-            run_trial(study, trial, objective)
-            finished = True
+            if mirror is not None:
+                mirror.refresh()
+            handed_over = True
+            run_trial(study, trial, objective, mirror)
             summary.ran += 1
     except KeyboardInterrupt:
-        if not finished:
-            _finish(study, trial, TrialState.FAIL, reason="interrupted (Ctrl-C or SIGTERM)")
+        if not handed_over:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
+            study.tell(trial, state=TrialState.FAIL)
         raise
     except Exception as exc:
         _raise_if_lost(exc)
