@@ -134,10 +134,22 @@ def is_transient(exc: BaseException) -> bool:
         exc = exc.__cause__ or exc
     if isinstance(exc, sa.DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, (sa.OperationalError, sa.InterfaceError, sa.TimeoutError))
+    # PendingRollbackError: a session whose connection died mid-transaction (Optuna may go on
+    # using it after catching the first error); the retry starts a new transaction.
+    return isinstance(exc, (sa.OperationalError, sa.InterfaceError, sa.TimeoutError, sa.PendingRollbackError))
 
 
-def retrying(fn, *args, what: str = "database call", deadline: float | None = None, **kwargs):
+def _racing_table_creation(exc: BaseException) -> bool:
+    """Two processes creating Optuna's tables in a new database at once: one of them loses."""
+    import sqlalchemy.exc as sa
+
+    text = str(exc)
+    return isinstance(exc, (sa.IntegrityError, sa.ProgrammingError)) and (
+        "already exists" in text or "pg_type_typname_nsp_index" in text)
+
+
+def retrying(fn, *args, what: str = "database call", deadline: float | None = None,
+             retry_if=is_transient, **kwargs):
     """Call ``fn`` until it succeeds, retrying transient database errors with backoff.
 
     Gives up (re-raising the last error) after ``$FCNN_OPT_DB_RETRY`` seconds.
@@ -148,7 +160,7 @@ def retrying(fn, *args, what: str = "database call", deadline: float | None = No
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            if not is_transient(exc) or time.monotonic() + delay > deadline:
+            if not retry_if(exc) or time.monotonic() + delay > deadline:
                 raise
             if delay >= 0.8:  # say so once an outage lasts, not on every blip
                 reason = str(exc.__cause__ or exc).strip().splitlines()
@@ -222,6 +234,33 @@ def resilient_class():
     return _RESILIENT
 
 
+# URL scheme -> (drivers SQLAlchemy may use for it, in our order of preference; the extra to install)
+_DRIVERS = {"postgresql": ((("psycopg2", "psycopg2"), ("psycopg", "psycopg")), "postgres"),
+            "mysql": ((("pymysql", "pymysql"), ("mysqldb", "MySQLdb")), "mysql"),
+            "mariadb": ((("pymysql", "pymysql"), ("mysqldb", "MySQLdb")), "mysql")}
+
+
+def with_driver(url: str) -> str:
+    """Name an installed driver in a PostgreSQL or MySQL URL that names none.
+
+    SQLAlchemy 2.1 picks psycopg 3 for ``postgresql://`` and mysqlclient for ``mysql://``;
+    the ``postgres`` and ``mysql`` extras install psycopg2 and PyMySQL. ``postgres://`` (as
+    some hosting services write it) means ``postgresql://``.
+    """
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if scheme == "postgres":
+        scheme = "postgresql"
+    if scheme not in _DRIVERS:
+        return f"{scheme}{sep}{rest}"
+    drivers, extra = _DRIVERS[scheme]
+    for driver, module in drivers:
+        if importlib.util.find_spec(module) is not None:
+            return f"{scheme}+{driver}://{rest}"
+    raise StorageError(f"Storage {mask_url(url)} needs a database driver: pip install 'fcnn_opt[{extra}]'.")
+
+
 def open_storage(url: str | None = None, *, heartbeat: bool = True):
     """An Optuna storage for ``url`` (an RDB URL, or ``journal:PATH`` for a journal file).
 
@@ -248,6 +287,7 @@ def open_storage(url: str | None = None, *, heartbeat: bool = True):
     if "://" not in url:
         raise StorageError(f"Storage URL {mask_url(url)!r} is malformed. Expected e.g. "
                            f"{DEFAULT_STORAGE}, postgresql://user@host/db or journal:PATH.")
+    url = with_driver(url)
     path = sqlite_path(url)
     engine_kwargs: dict = {}
     if path is not None:
@@ -267,9 +307,12 @@ def open_storage(url: str | None = None, *, heartbeat: bool = True):
         interval, grace = heartbeat_settings()
         kwargs = {"heartbeat_interval": interval, "grace_period": grace,
                   "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=3)}
-    try:
-        storage = resilient_class()(url, engine_kwargs=engine_kwargs, **kwargs)
+    try:  # a connection dropped while the tables are checked is retried, briefly
+        storage = retrying(resilient_class(), url, engine_kwargs=engine_kwargs, what="opening the storage",
+                           deadline=time.monotonic() + 3, **kwargs,
+                           retry_if=lambda exc: is_transient(exc) or _racing_table_creation(exc))
     except Exception as exc:  # sqlalchemy raises many types; say what and where in one line
+        exc = exc.__cause__ if isinstance(exc, ImportError) and exc.__cause__ else exc
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"Cannot open storage {mask_url(url)}: {mask_url(reason)}") from None
     if path is not None and str(path) != ":memory:":

@@ -107,10 +107,10 @@ def create_or_load(spec: StudySpec, storage, study_name: str) -> optuna.Study:
     """
     import optuna
 
-    study = optuna.create_study(
-        storage=storage, study_name=study_name, direction=spec.direction, load_if_exists=True,
-        sampler=make_sampler(spec.sampler, spec.seed, spec),
-        pruner=make_pruner(spec.pruner))
+    study = retrying(  # safe to repeat: a study created by a lost commit is loaded
+        optuna.create_study, storage=storage, study_name=study_name, direction=spec.direction,
+        load_if_exists=True, sampler=make_sampler(spec.sampler, spec.seed, spec),
+        pruner=make_pruner(spec.pruner), what="creating the study")
     attrs = study.user_attrs
     stored = attrs.get(SPEC_ATTR)
     if stored is None:
@@ -310,6 +310,8 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
     failed, then ``summary.interrupted`` is set). While other workers' trials run and no
     slot is free it waits: one of them may fail or go stale and need a replacement.
     """
+    # This loop records heartbeats itself (see ledger.heartbeat), which Optuna cannot know.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     grid = spec.sampler == "grid"
     grid_size = spec.grid_size() if grid else None
     watch = ledger.StaleWatch(study)
@@ -358,11 +360,14 @@ def _next_trial(study, spec, watch, grid):
         rows = ledger.rows(study)
     counts = Counts.from_rows(rows)
     budget = read_budget(study, spec)
+    waiting = [r for r in rows if r.state.name == "WAITING"]
     if counts.done >= budget:
-        return "done", budget, counts
+        # Queued trials left over (a duplicate grid point, a retry that others made redundant)
+        # are claimed one by one so that the ledger finishes them unrun: no WAITING remains.
+        return _claim(study, waiting) or "done", budget, counts
     trial = None
     if counts.done + counts.running < budget:
-        trial = _claim(study, [r for r in rows if r.state.name == "WAITING"])
+        trial = _claim(study, waiting)
         if trial is None and not grid and counts.done + counts.running + counts.waiting < budget:
             trial = study.ask()
     if trial is None and grid and counts.running == 0 and counts.waiting == 0:
@@ -421,8 +426,6 @@ def prepare_study(spec: StudySpec, *, storage: str | None = None,
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # The worker loop records heartbeats itself (see ledger.heartbeat), which Optuna cannot know.
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     url = storage or default_url()
     storage_obj = open_storage(url)
     name = study_name or spec.name

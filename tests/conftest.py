@@ -35,3 +35,80 @@ def sqlite_url(tmp_path) -> str:
 def write_toml(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def require_service(name: str, reason: str) -> None:
+    """A test needs ``name`` (PostgreSQL, Chromium, ...) and it is missing: skip, except in CI
+    (``FCNN_OPT_REQUIRE_SERVICES=1``, set by .ci/run), where a missing service is a failure."""
+    message = f"{name} is not available: {reason}"
+    if os.environ.get("FCNN_OPT_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{message} (FCNN_OPT_REQUIRE_SERVICES=1: services must be present)", pytrace=False)
+    pytest.skip(message)
+
+
+# Database servers for the distributed tests. Each test gets a database of its own, created
+# here and dropped afterwards, so tests never see each other's studies.
+PG_ADMIN_URL = os.environ.get("FCNN_OPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+MYSQL_ADMIN_URL = os.environ.get("FCNN_OPT_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
+
+
+def _with_database(url: str, name: str, scheme: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((scheme, parts.netloc, "/" + name, "", ""))
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+@pytest.fixture
+def pg_url():
+    """Storage URL of a fresh PostgreSQL database, dropped (``WITH (FORCE)``) after the test."""
+    import uuid
+
+    import psycopg2
+
+    try:
+        admin = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
+    except psycopg2.Error as exc:
+        require_service("postgres", f"cannot connect to {PG_ADMIN_URL} ({_first_line(exc)}); "
+                                    "set $FCNN_OPT_TEST_POSTGRES to a superuser URL")
+    admin.autocommit = True
+    name = f"fcnn_opt_test_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(PG_ADMIN_URL, name, "postgresql+psycopg2")
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def mysql_url():
+    """Storage URL of a fresh MySQL/MariaDB database, dropped after the test."""
+    import uuid
+    from urllib.parse import urlsplit
+
+    import pymysql
+
+    parts = urlsplit(MYSQL_ADMIN_URL)
+    try:
+        admin = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username,
+                                password=parts.password or "", connect_timeout=5, autocommit=True)
+    except pymysql.Error as exc:
+        require_service("mysql", f"cannot connect to {MYSQL_ADMIN_URL} ({_first_line(exc)}); "
+                                 "set $FCNN_OPT_TEST_MYSQL to an admin URL")
+    name = f"fcnn_opt_test_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    try:
+        yield _with_database(MYSQL_ADMIN_URL, name, "mysql+pymysql")
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()

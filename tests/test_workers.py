@@ -1,0 +1,294 @@
+"""Many workers on one study, against the real PostgreSQL server (and MariaDB, SQLite, journal).
+
+Each test has a database of its own (the ``pg_url`` fixture). Nothing is mocked: workers are
+real ``python -m fcnn_opt`` processes, a crash is a real ``kill -9``, a dropped connection is
+the server terminating the worker's backend.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import optuna
+import pytest
+from conftest import cli_env, run_cli, write_toml
+
+# Short heartbeats so a dead worker is noticed in seconds; every worker of a study shares them.
+FAST_HEARTBEAT = {"FCNN_OPT_HEARTBEAT": "1", "FCNN_OPT_GRACE": "3"}
+
+GRID12 = """
+[study]
+name = "grid12"
+sampler = "grid"
+pruner = "none"
+[dataset]
+name = "xor"
+n_points = 400
+[params]
+epochs = 3
+units = [2, 3, 4, 6]
+lr = [0.003, 0.03, 0.3]
+"""
+
+FAST_TPE = """
+[study]
+name = "fast"
+sampler = "tpe"
+pruner = "none"
+n_trials = {n}
+seed = 5
+[dataset]
+name = "xor"
+n_points = 400
+[params]
+epochs = {epochs}
+lr = {{ low = 1e-3, high = 1e-1, log = true }}
+units = [2, 4, 8]
+activation = ["relu", "tanh"]
+"""
+
+# Trials of a few seconds, long enough to be killed in the middle.
+LONG = """
+[study]
+name = "long"
+sampler = "{sampler}"
+pruner = "none"
+n_trials = 3
+[dataset]
+name = "circles"
+n_points = 2000
+[params]
+epochs = 600
+units = [4, 8, 16]
+"""
+
+
+_STORAGES: dict = {}
+
+
+def storage(url: str):
+    from fcnn_opt.storage import open_storage
+
+    if url not in _STORAGES:
+        _STORAGES[url] = open_storage(url, heartbeat=False)
+    return _STORAGES[url]
+
+
+def trials(url: str, name: str) -> list:
+    """The study's trials; none while it does not exist yet."""
+    try:
+        return optuna.load_study(study_name=name, storage=storage(url)).trials
+    except KeyError:
+        return []
+
+
+def by_state(url: str, name: str) -> Counter:
+    return Counter(t.state.name for t in trials(url, name))
+
+
+def popen_cli(*args, cwd, **env) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "fcnn_opt", *map(str, args)], cwd=cwd, env=cli_env(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, timeout: float = 60.0, every: float = 0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
+
+
+def grid_points(url: str, name: str, state: str = "COMPLETE") -> Counter:
+    return Counter(tuple(sorted(t.params.items())) for t in trials(url, name) if t.state.name == state)
+
+
+def test_four_workers_run_each_grid_point_exactly_once(tmp_path, pg_url):
+    config = write_toml(tmp_path / "grid.toml", GRID12)
+    created = run_cli("study", "--config", config, "--storage", pg_url, "--create-only", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert "12 queued" in created.stdout
+    # A second process queueing the same grid at the same moment: every point is queued twice.
+    study = optuna.load_study(study_name="grid12", storage=storage(pg_url))
+    for t in study.get_trials(states=(optuna.trial.TrialState.WAITING,)):
+        study.enqueue_trial(t.system_attrs["fixed_params"], skip_if_exists=False)
+    done = run_cli("study", "--config", config, "--storage", pg_url, "--workers", 4, "--no-progress",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    points = grid_points(pg_url, "grid12")
+    assert len(points) == 12 and set(points.values()) == {1}, points
+    everything = trials(pg_url, "grid12")
+    assert len(everything) == 24
+    duplicates = [t for t in everything if t.state.name == "FAIL"]
+    assert len(duplicates) == 12
+    assert all(t.user_attrs["fail_reason"].startswith("duplicate") and "epochs_run" not in t.user_attrs
+               for t in duplicates)
+    assert len({t.user_attrs["worker"] for t in everything if t.state.name == "COMPLETE"}) > 1
+    assert "12 complete, 0 pruned, 0 failed, 12 skipped" in done.stdout
+
+
+def test_four_workers_share_the_budget_exactly(tmp_path, pg_url):
+    """The commands of docs/distributed.md: create the study once, then start workers."""
+    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=30, epochs=1))
+    created = run_cli("study", "--config", config, "--storage", pg_url, "--create-only", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert f"python -m fcnn_opt worker --storage {pg_url} --study-name fast" in created.stdout
+    workers = [popen_cli("worker", "--storage", pg_url, "--study-name", "fast", "--no-progress", cwd=tmp_path)
+               for _ in range(4)]
+    outputs = [w.communicate(timeout=240) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0, 0], [err for _, err in outputs]
+    states = by_state(pg_url, "fast")
+    assert states["COMPLETE"] == 30 and states["RUNNING"] == 0 and states["WAITING"] == 0, states
+    # Whatever raced past the budget was finished unrun, marked as surplus.
+    for t in trials(pg_url, "fast"):
+        if t.state.name == "FAIL":
+            assert t.user_attrs["fail_reason"].startswith("surplus") and "epochs_run" not in t.user_attrs
+    ran = [int(out.split("this run: ")[1].split()[0]) for out, _ in outputs]
+    assert sum(ran) == 30 and sum(r > 0 for r in ran) >= 2, ran
+
+
+@pytest.mark.parametrize("where,sampler", [("postgres", "tpe"), ("postgres", "grid"), ("journal", "grid")])
+def test_worker_killed_mid_trial_is_noticed_and_its_trial_retried(tmp_path, request, where, sampler):
+    url = request.getfixturevalue("pg_url") if where == "postgres" else f"journal:{tmp_path / 'long.log'}"
+    config = write_toml(tmp_path / "long.toml", LONG.format(sampler=sampler))
+    created = run_cli("study", "--config", config, "--storage", url, "--create-only", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    worker = ("worker", "--storage", url, "--study-name", "long", "--no-progress")
+    victim = popen_cli(*worker, cwd=tmp_path, **FAST_HEARTBEAT)
+    survivor = popen_cli(*worker, cwd=tmp_path, **FAST_HEARTBEAT)
+
+    def victims_trial():
+        return next((t for t in trials(url, "long") if t.state.name == "RUNNING"
+                     and t.user_attrs.get("worker", "").endswith(f":{victim.pid}")), None)
+
+    killed = wait_for(victims_trial)
+    time.sleep(0.5)
+    os.kill(victim.pid, signal.SIGKILL)  # kill -9: no handler runs, the trial stays RUNNING
+    victim.communicate(timeout=30)
+    assert victim.returncode == -signal.SIGKILL
+    out, err = survivor.communicate(timeout=240)
+    assert survivor.returncode == 0, err
+
+    final = {t.number: t for t in trials(url, "long")}
+    assert final[killed.number].state.name == "FAIL"
+    assert final[killed.number].user_attrs["fail_reason"].startswith("stale: no heartbeat")
+    retries = [t for t in final.values() if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
+    assert retries[0].params == killed.params or not killed.params
+    assert Counter(t.state.name for t in final.values()) == {"COMPLETE": 3, "FAIL": 1}
+    if sampler == "grid":
+        assert sorted(t.params["units"] for t in final.values() if t.state.name == "COMPLETE") == [4, 8, 16]
+
+
+def test_interrupted_workers_resume_when_the_command_is_run_again(tmp_path, pg_url):
+    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=8, epochs=300))
+    command = ("study", "--config", config, "--storage", pg_url, "--workers", 2, "--no-progress")
+    proc = popen_cli(*command, cwd=tmp_path)
+    wait_for(lambda: by_state(pg_url, "fast")["COMPLETE"] >= 2, timeout=120)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    assert "Run the same command again to resume" in out
+    states = by_state(pg_url, "fast")
+    assert states["RUNNING"] == 0 and states["COMPLETE"] < 8, states
+    assert all(t.user_attrs["fail_reason"].startswith("interrupted")
+               for t in trials(pg_url, "fast") if t.state.name == "FAIL")
+    again = run_cli(*command, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert by_state(pg_url, "fast")["COMPLETE"] == 8
+
+
+def test_workers_ride_out_dropped_connections(tmp_path, pg_url):
+    """The server drops every connection of the study's database, again and again, mid-run."""
+    import psycopg2
+    from conftest import PG_ADMIN_URL
+
+    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=12, epochs=60))
+    proc = popen_cli("study", "--config", config, "--storage", pg_url, "--workers", 2, "--no-progress",
+                     cwd=tmp_path, **FAST_HEARTBEAT)
+    database = pg_url.rsplit("/", 1)[1]
+    dropped = []
+
+    def drop_connections():
+        wait_for(lambda: by_state(pg_url, "fast")["COMPLETE"] >= 1 or proc.poll() is not None, timeout=120)
+        admin = psycopg2.connect(PG_ADMIN_URL)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            while proc.poll() is None:
+                cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
+                dropped.append(cur.fetchone()[0])
+                time.sleep(random.uniform(0.2, 0.6))
+        admin.close()
+
+    killer = threading.Thread(target=drop_connections, daemon=True)
+    killer.start()
+    out, err = proc.communicate(timeout=240)
+    killer.join()
+    assert proc.returncode == 0, err
+    assert sum(dropped) > 5, dropped
+    states = by_state(pg_url, "fast")
+    assert states["COMPLETE"] == 12 and states["RUNNING"] == 0 and states["WAITING"] == 0, states
+    for t in trials(pg_url, "fast"):
+        if t.state.name == "COMPLETE":
+            assert len(t.user_attrs["val_loss"]) == 60  # completed results are whole
+        else:
+            assert t.user_attrs.get("fail_reason"), t  # any failure says why
+
+
+def test_sqlite_with_four_workers_never_says_database_is_locked(tmp_path, sqlite_url):
+    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=16, epochs=2))
+    done = run_cli("study", "--config", config, "--storage", sqlite_url, "--workers", 4, "--no-progress",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "locked" not in done.stdout + done.stderr
+    assert by_state(sqlite_url, "fast")["COMPLETE"] == 16
+
+
+def test_journal_file_with_workers_keeps_the_budget(tmp_path):
+    url = f"journal:{tmp_path / 'fast.log'}"
+    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=10, epochs=2))
+    done = run_cli("study", "--config", config, "--storage", url, "--workers", 3, "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert by_state(url, "fast")["COMPLETE"] == 10
+
+
+def test_mysql_workers_run_each_grid_point_once(tmp_path, mysql_url):
+    config = write_toml(tmp_path / "grid.toml", GRID12)
+    done = run_cli("study", "--config", config, "--storage", mysql_url, "--workers", 3, "--no-progress",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    points = grid_points(mysql_url, "grid12")
+    assert len(points) == 12 and set(points.values()) == {1}
+
+
+@pytest.mark.parametrize("where", ["postgres", "journal"])
+def test_refusal_admits_exactly_the_budget_whatever_the_order(tmp_path, request, where):
+    """The ledger's rule, step by step, on a real storage: six workers asked at once for a
+    budget of three; whichever order they check in, only the three lowest numbers run."""
+    from fcnn_opt import ledger
+    from fcnn_opt.storage import open_storage
+
+    url = request.getfixturevalue("pg_url") if where == "postgres" else f"journal:{tmp_path / 'j.log'}"
+    study = optuna.create_study(storage=open_storage(url), study_name="rule")
+    asked = [study.ask() for _ in range(6)]
+    verdicts = {}
+    for trial in random.Random(1).sample(asked, len(asked)):
+        verdicts[trial.number] = ledger.refusal(ledger.rows(study), trial._trial_id, 3, per_point=False)
+        if verdicts[trial.number]:
+            ledger.skip(study, trial, verdicts[trial.number])
+    assert [n for n, v in sorted(verdicts.items()) if v is None] == [0, 1, 2]
+    study.tell(asked[1], state=optuna.trial.TrialState.FAIL)  # a running trial fails: a slot opens
+    late = study.ask()
+    assert ledger.refusal(ledger.rows(study), late._trial_id, 3, per_point=False) is None
+    counts = ledger.Counts.of(study)
+    assert (counts.running, counts.failed, counts.skipped) == (3, 1, 3)
