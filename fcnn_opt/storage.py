@@ -152,7 +152,8 @@ def retrying(fn, *args, what: str = "database call", deadline: float | None = No
              retry_if=is_transient, **kwargs):
     """Call ``fn`` until it succeeds, retrying transient database errors with backoff.
 
-    Gives up (re-raising the last error) after ``$FCNN_OPT_DB_RETRY`` seconds.
+    Gives up (re-raising the last error) after ``$FCNN_OPT_DB_RETRY`` seconds or at
+    ``deadline``; says on stderr what is being retried (``what``) once an outage lasts.
     """
     deadline = deadline or time.monotonic() + db_retry_seconds()
     delay = 0.1
@@ -162,7 +163,7 @@ def retrying(fn, *args, what: str = "database call", deadline: float | None = No
         except Exception as exc:
             if not retry_if(exc) or time.monotonic() + delay > deadline:
                 raise
-            if delay >= 0.8:  # say so once an outage lasts, not on every blip
+            if what and delay >= 0.8:  # say so once an outage lasts, not on every blip
                 reason = str(exc.__cause__ or exc).strip().splitlines()
                 _log.warning("%s failed (%s); retrying", what, mask_url(reason[0] if reason else type(exc).__name__))
         time.sleep(delay)
@@ -308,7 +309,7 @@ def open_storage(url: str | None = None, *, heartbeat: bool = True):
         kwargs = {"heartbeat_interval": interval, "grace_period": grace,
                   "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=3)}
     try:  # a connection dropped while the tables are checked is retried, briefly
-        storage = retrying(resilient_class(), url, engine_kwargs=engine_kwargs, what="opening the storage",
+        storage = retrying(resilient_class(), url, engine_kwargs=engine_kwargs, what=None,
                            deadline=time.monotonic() + 3, **kwargs,
                            retry_if=lambda exc: is_transient(exc) or _racing_table_creation(exc))
     except Exception as exc:  # sqlalchemy raises many types; say what and where in one line

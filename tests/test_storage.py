@@ -1,0 +1,184 @@
+"""Storage URLs: bad ones fail in one line with exit code 2, and a password is never shown."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_cli, write_toml
+
+SECRET = "hunter2-s3cret"
+
+TINY = """
+[study]
+name = "tiny"
+sampler = "grid"
+pruner = "none"
+[dataset]
+name = "xor"
+n_points = 200
+[params]
+epochs = 2
+units = [2, 4]
+"""
+
+
+def with_password(url: str, password: str = SECRET) -> str:
+    """``postgresql+psycopg2://postgres@host/db`` -> ``...://postgres:PASSWORD@host/db``."""
+    scheme, rest = url.split("://", 1)
+    user, host = rest.split("@", 1)
+    return f"{scheme}://{user.split(':')[0]}:{password}@{host}"
+
+
+def assert_one_line_error(done, *expected: str) -> None:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    for text in expected:
+        assert text in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("url,masked", [
+    ("postgresql://user:pw@host/db", "postgresql://user:***@host/db"),
+    ("postgresql+psycopg2://u:p@ss:w/rd@host:5432/db", "postgresql+psycopg2://u:***@host:5432/db"),
+    ("mysql+pymysql://:only@host/db", "mysql+pymysql://:***@host/db"),
+    ("postgresql://host/db?user=u&password=pw&sslmode=require",
+     "postgresql://host/db?user=u&password=***&sslmode=require"),
+    ("error at 'postgresql://u:pw@h/db': refused", "error at 'postgresql://u:***@h/db': refused"),
+    ("postgresql://user@host/db", "postgresql://user@host/db"),
+    ("sqlite:///studies/fcnn_opt.db", "sqlite:///studies/fcnn_opt.db"),
+])
+def test_mask_url(url, masked):
+    from fcnn_opt.storage import mask_url
+
+    assert mask_url(url) == masked
+
+
+def test_urls_get_an_installed_driver():
+    from fcnn_opt.storage import with_driver
+
+    assert with_driver("postgresql://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert with_driver("postgres://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert with_driver("mysql://root@h/test") == "mysql+pymysql://root@h/test"
+    assert with_driver("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert with_driver("sqlite:///x.db") == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize("name,safe", [("tpe", "tpe"), ("../../etc/passwd", "_.._etc_passwd"),
+                                       ("a b/c\\d", "a_b_c_d"), (".hidden", "hidden"), ("", "study"),
+                                       ("small.seed=4", "small.seed=4")])
+def test_study_names_in_file_paths_are_sanitised(name, safe):
+    from fcnn_opt.storage import safe_filename
+
+    assert safe_filename(name) == safe
+    assert "/" not in safe_filename(name) and not safe_filename(name).startswith(".")
+
+
+def test_worker_processes_never_carry_the_url_on_their_command_line():
+    from fcnn_opt.workers import worker_command
+
+    command = worker_command("-odd name", 3, 5.0)
+    assert "--study-name=-odd name" in command and "--worker-id=3" in command
+    assert not any("://" in part or "journal:" in part for part in command)
+
+
+@pytest.mark.parametrize("command", [["studies"], ["trials", "--study-name", "x"],
+                                     ["worker", "--study-name", "x"], ["study", "--create-only"]])
+def test_unreachable_server(tmp_path, command):
+    url = f"postgresql://postgres:{SECRET}@127.0.0.1:1/nowhere"
+    done = run_cli(*command, "--storage", url, cwd=tmp_path, timeout=60)
+    assert_one_line_error(done, "Cannot open storage postgresql+psycopg2://postgres:***@127.0.0.1:1/nowhere")
+    assert SECRET not in done.stdout + done.stderr
+
+
+def test_malformed_urls(tmp_path):
+    for url, expected in (("nonsense", "is malformed"), ("postgresql://u:pw@host:notaport/db", "Cannot open storage"),
+                          ("journal:", "names no file"), ("oracle+nodriver://u:pw@h/db", "Cannot open storage")):
+        done = run_cli("studies", "--storage", url, cwd=tmp_path)
+        assert_one_line_error(done, expected)
+        assert ":pw@" not in done.stderr
+
+
+def test_missing_database_and_unknown_role(tmp_path, pg_url):
+    base = pg_url.rsplit("/", 1)[0]
+    done = run_cli("studies", "--storage", with_password(f"{base}/no_such_database_here"), cwd=tmp_path)
+    assert_one_line_error(done, 'database "no_such_database_here" does not exist')
+    assert SECRET not in done.stderr
+    host = base.split("@", 1)[1]
+    done = run_cli("studies", "--storage", f"postgresql://nobody_fcnn:{SECRET}@{host}/postgres", cwd=tmp_path)
+    assert_one_line_error(done, 'role "nobody_fcnn" does not exist')
+    assert SECRET not in done.stderr
+
+
+def test_wrong_password(tmp_path, mysql_url):
+    done = run_cli("studies", "--storage", with_password(mysql_url), cwd=tmp_path)
+    assert_one_line_error(done, "Access denied")
+    assert SECRET not in done.stderr and ":***@" in done.stderr
+
+
+def test_missing_study(tmp_path, pg_url):
+    url = with_password(pg_url)  # the server trusts local users, so any password is accepted
+    config = write_toml(tmp_path / "tiny.toml", TINY)
+    assert run_cli("study", "--config", config, "--storage", url, "--create-only", cwd=tmp_path).returncode == 0
+    for command in (["worker", "--study-name", "ghost"], ["trials", "--study-name", "ghost"],
+                    ["best", "--study-name", "ghost"]):
+        done = run_cli(*command, "--storage", url, cwd=tmp_path)
+        assert_one_line_error(done, "No study named 'ghost'", "Studies there: tiny")
+        assert SECRET not in done.stderr
+
+
+def test_a_password_is_never_printed(tmp_path, pg_url):
+    url = with_password(pg_url)
+    config = write_toml(tmp_path / "tiny.toml", TINY)
+    runs = [
+        run_cli("study", "--config", config, "--storage", url, "--create-only", cwd=tmp_path),
+        run_cli("worker", "--storage", url, "--study-name", "tiny", cwd=tmp_path),
+        run_cli("study", "--config", config, "--storage", url, "--study-name", "tiny2", "--workers", 2, cwd=tmp_path),
+        run_cli("studies", "--storage", url, cwd=tmp_path),
+        run_cli("trials", "--study-name", "tiny", "--storage", url, cwd=tmp_path),
+        run_cli("best", "--study-name", "tiny2", cwd=tmp_path, OPTUNA_STORAGE=url),
+    ]
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+        assert SECRET not in done.stdout + done.stderr
+    assert ":***@" in runs[0].stdout and ":***@" in runs[2].stdout
+    assert "2 complete" in runs[1].stdout + runs[2].stdout
+
+
+def test_study_without_a_stored_definition_is_refused_by_worker(tmp_path, sqlite_url):
+    import optuna
+
+    optuna.create_study(study_name="plain", storage=sqlite_url)
+    done = run_cli("worker", "--study-name", "plain", "--storage", sqlite_url, cwd=tmp_path)
+    assert_one_line_error(done, "has no stored definition", "--create-only")
+
+
+def test_bad_heartbeat_settings(tmp_path, sqlite_url):
+    config = write_toml(tmp_path / "tiny.toml", TINY)
+    done = run_cli("study", "--config", config, "--storage", sqlite_url, cwd=tmp_path,
+                   FCNN_OPT_HEARTBEAT="5", FCNN_OPT_GRACE="2")
+    assert_one_line_error(done, "$FCNN_OPT_GRACE (2 s) must be longer than the heartbeat interval")
+    done = run_cli("study", "--config", config, "--storage", sqlite_url, cwd=tmp_path, FCNN_OPT_HEARTBEAT="often")
+    assert_one_line_error(done, "$FCNN_OPT_HEARTBEAT must be a whole number of seconds")
+
+
+@pytest.mark.parametrize("option,value,expected", [("--workers", "0", "--workers must be >= 1")])
+def test_bad_worker_options(tmp_path, option, value, expected):
+    assert_one_line_error(run_cli("study", option, value, cwd=tmp_path), expected)
+    done = run_cli("study", "--workers", "2", "--create-only", cwd=tmp_path)
+    assert_one_line_error(done, "--create-only runs nothing")
+
+
+def test_foreign_journal_file_is_refused_and_left_untouched(tmp_path):
+    log = tmp_path / "notes.txt"
+    log.write_text("my notes, not a journal\n")
+    done = run_cli("studies", "--storage", f"journal:{log}", cwd=tmp_path)
+    assert_one_line_error(done, "is not an Optuna journal file")
+    assert log.read_text() == "my notes, not a journal\n"
+
+
+def test_journal_file_study_and_worker(tmp_path):
+    url = f"journal:{tmp_path / 'studies' / 'tiny.log'}"
+    config = write_toml(tmp_path / "tiny.toml", TINY)
+    assert run_cli("study", "--config", config, "--storage", url, "--create-only", cwd=tmp_path).returncode == 0
+    done = run_cli("worker", "--storage", url, "--study-name", "tiny", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "2 complete, 0 pruned, 0 failed" in done.stdout
