@@ -222,14 +222,19 @@ class StaleWatch:
         self.study = study
         self.enabled = watches_heartbeats(study._storage)
         self.backend = rdb_backend(study._storage)
-        self.grace = heartbeat_settings()[1] if self.enabled else 0
+        self.interval, self.grace = heartbeat_settings() if self.enabled else (0, 0)
         self._seen: dict[int, tuple[Any, float]] = {}  # trial_id -> (last beat, first seen at)
+        self._last_sweep = -float("inf")
 
     def sweep(self, trial_rows: list[Row]) -> int:
-        """Fail and requeue every stale trial; returns how many this process failed."""
-        if not self.enabled:
-            return 0
+        """Fail and requeue every stale trial; returns how many this process failed.
+
+        Looks at most once per heartbeat interval: staleness is a matter of seconds.
+        """
         now = time.monotonic()
+        if not self.enabled or now - self._last_sweep < self.interval:
+            return 0
+        self._last_sweep = now
         running = {r.trial_id: r for r in trial_rows if r.state.name == "RUNNING"}
         stale = set()
         if self.backend is not None:

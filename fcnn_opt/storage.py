@@ -297,10 +297,10 @@ def open_storage(url: str | None = None, *, heartbeat: bool = True):
         # Wait for a lock instead of failing at once when several processes share the file.
         engine_kwargs = {"connect_args": {"timeout": 60}}
     elif url.startswith(("postgresql", "mysql", "mariadb")):
-        # Reconnect silently after a server restart; do not hang on an unreachable host.
-        engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
-    else:
-        engine_kwargs = {"pool_pre_ping": True}
+        # No ping before every use (it doubles the round trips of Optuna's one-session-per-call
+        # style): a connection found dead is retried (ResilientRDBStorage), and SQLAlchemy then
+        # replaces every pooled connection. Do not hang on an unreachable host.
+        engine_kwargs = {"pool_pre_ping": False, "connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
     kwargs = {}
     if heartbeat and url != "sqlite:///:memory:":  # heartbeat threads need a shareable database
         from optuna.storages import RetryHeartbeatStaleTrialCallback
