@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lib", metavar="NAME", help="fix the training library: numpy, torch, tf, keras, sklearn")
     p.add_argument("--dataset", metavar="NAME", help="dataset name (see `datasets`)")
     p.add_argument("--seed", type=int, metavar="N", help="sampler and training seed")
+    p.add_argument("--batch-trials", type=int, default=1, metavar="K",
+                   help="ask K trials at once and train them together (population engine, PyTorch)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="device of the population engine (with --batch-trials)")
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
     p.set_defaults(func=cmd_study)
 
@@ -72,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("datasets", help="the available datasets")
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("bench", help="time the standard workloads every way (prints a table)",
+                       description="Run the workloads W1 (seed grid) and W2 (200-trial TPE study) with "
+                                   "Keras, PyTorch and NumPy one trial at a time and with the population "
+                                   "engine, each in its own process, and print one comparison table.")
+    p.add_argument("--workloads", default="W1,W2", help="comma-separated: W1, W2 (default both)")
+    p.add_argument("--quick", action="store_true", help="fewer trials per row (a few minutes in all)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -111,8 +123,13 @@ def cmd_study(args) -> int:
     spec = _load_spec(args)
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}.")
+    if args.batch_trials < 1:
+        raise UsageError(f"--batch-trials must be >= 1, got {args.batch_trials}.")
+    if args.device == "cuda" and args.batch_trials == 1:
+        raise UsageError("--device cuda applies to the population engine: add --batch-trials K (K > 1).")
     summary = run_study(spec, storage=args.storage, study_name=_default_study_name(args, spec),
-                        timeout=args.timeout, progress=not args.no_progress)
+                        timeout=args.timeout, progress=not args.no_progress,
+                        batch_trials=args.batch_trials, device=args.device)
     print(run_summary(summary))
     return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
 
@@ -189,6 +206,17 @@ def cmd_datasets(args) -> int:
     from .text import table
 
     print(table(["name", "description"], list(list_datasets().items())))
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from .bench import WORKLOADS, run_bench
+
+    chosen = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = [w for w in chosen if w not in WORKLOADS]
+    if unknown or not chosen:
+        raise UsageError(f"Unknown workload(s) {unknown or chosen}. Valid workloads: {', '.join(WORKLOADS)}.")
+    run_bench(chosen, quick=args.quick)
     return EXIT_OK
 
 

@@ -193,8 +193,8 @@ def _sigterm_as_interrupt():
 
 
 @contextmanager
-def _heartbeat(study: optuna.Study, trial_id: int):
-    """Record the running trial's heartbeat in the background (RDB storages only)."""
+def _heartbeat(study: optuna.Study, trial_ids: list[int]):
+    """Record the running trials' heartbeats in the background (RDB storages only)."""
     storage = study._storage
     interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
     if not interval:
@@ -205,13 +205,14 @@ def _heartbeat(study: optuna.Study, trial_id: int):
     def beat():
         while True:
             try:
-                storage.record_heartbeat(trial_id)
+                for trial_id in trial_ids:
+                    storage.record_heartbeat(trial_id)
             except Exception:  # a dropped connection must not kill the trial; retry next beat
                 pass
             if stop.wait(interval):
                 return
 
-    thread = threading.Thread(target=beat, daemon=True, name=f"heartbeat-{trial_id}")
+    thread = threading.Thread(target=beat, daemon=True, name="heartbeat")
     thread.start()
     try:
         yield
@@ -234,6 +235,45 @@ def _claim(study: optuna.Study, grid: bool) -> optuna.Trial | None:
     return None if grid else study.ask()
 
 
+def tell(study: optuna.Study, trial: optuna.Trial, reporter, state, value=None, reason=None):
+    """Write the trial's buffered records, then tell its outcome to the study and the reporter."""
+    from optuna.trial import TrialState
+
+    if reason is not None:
+        reporter.store({"fail_reason": reason})
+    if hasattr(reporter, "flush"):
+        reporter.flush()
+    if state == TrialState.COMPLETE:
+        study.tell(trial, value)
+    else:
+        study.tell(trial, state=state)
+    reporter.close(state, value)
+    return state
+
+
+def outcome(run) -> tuple:
+    """Call ``run()`` (which trains and concludes a trial) and classify what happened.
+
+    Returns ``(state, value, reason, exception_to_reraise)``.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        value = run()
+    except optuna.TrialPruned:
+        return TrialState.PRUNED, None, None, None
+    except KeyboardInterrupt as exc:
+        return TrialState.FAIL, None, "interrupted (Ctrl-C or SIGTERM)", exc
+    except (SpaceError, ValueError, ImportError) as exc:  # the study's own settings are wrong
+        return TrialState.FAIL, None, f"{type(exc).__name__}: {exc}", exc
+    except Exception as exc:
+        return TrialState.FAIL, None, f"{type(exc).__name__}: {exc}", None
+    if value is None or not math.isfinite(value):
+        return TrialState.FAIL, None, None, None
+    return TrialState.COMPLETE, value, None, None
+
+
 def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective,
               mirror=None) -> optuna.trial.TrialState:
     """Run one claimed trial and tell its outcome; interrupts are recorded, then re-raised.
@@ -241,47 +281,26 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective,
     With a :class:`~fcnn_opt.reporting.PruningMirror`, pruning is decided in memory and the
     trial's records are written in one transaction just before it is told.
     """
-    import optuna
-    from optuna.trial import TrialState
-
     from .reporting import TrialReporter
 
     reporter = mirror.reporter(trial) if mirror is not None else TrialReporter(trial)
-
-    def finish(state, value=None, reason=None):
-        if reason is not None:
-            reporter.store({"fail_reason": reason})
-        if hasattr(reporter, "flush"):
-            reporter.flush()
-        if state == TrialState.COMPLETE:
-            study.tell(trial, value)
-        else:
-            study.tell(trial, state=state)
-        reporter.close(state, value)
-        return state
-
-    try:
-        with _heartbeat(study, trial._trial_id):
-            value = objective.run(trial, reporter)
-    except optuna.TrialPruned:
-        return finish(TrialState.PRUNED)
-    except KeyboardInterrupt:
-        finish(TrialState.FAIL, reason="interrupted (Ctrl-C or SIGTERM)")
-        raise
-    except (SpaceError, ValueError, ImportError) as exc:
-        finish(TrialState.FAIL, reason=f"{type(exc).__name__}: {exc}")
-        raise
-    except Exception as exc:
-        return finish(TrialState.FAIL, reason=f"{type(exc).__name__}: {exc}")
-    if value is None or not math.isfinite(value):
-        return finish(TrialState.FAIL)
-    return finish(TrialState.COMPLETE, value)
+    with _heartbeat(study, [trial._trial_id]):
+        state, value, reason, error = outcome(lambda: objective.run(trial, reporter))
+    tell(study, trial, reporter, state, value, reason)
+    if error is not None:
+        raise error
+    return state
 
 
 def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
               timeout: float | None = None, progress: bool = True,
-              objective: Objective | None = None) -> RunSummary:
-    """Create or resume the study and run trials until its budget or grid is done."""
+              objective: Objective | None = None, batch_trials: int = 1,
+              device: str = "cpu") -> RunSummary:
+    """Create or resume the study and run trials until its budget or grid is done.
+
+    With ``batch_trials`` K > 1, K trials are asked at once and trained together by the
+    population engine (:mod:`fcnn_opt.population`) on ``device``, then told one by one.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -311,13 +330,24 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
                     break
                 if timeout is not None and time.perf_counter() - start > timeout:
                     break
-                trial = _claim(study, grid)
-                if trial is None:
-                    break
                 if mirror is not None:
                     mirror.refresh()
-                run_trial(study, trial, objective, mirror)
-                summary.ran += 1
+                room = budget - counts.done - counts.running
+                trials = []
+                while len(trials) < min(batch_trials, room):
+                    trial = _claim(study, grid)
+                    if trial is None:
+                        break
+                    trials.append(trial)
+                if not trials:
+                    break
+                if batch_trials == 1:
+                    run_trial(study, trials[0], objective, mirror)
+                else:
+                    from .batch import run_batch
+
+                    run_batch(study, trials, objective, mirror, device)
+                summary.ran += len(trials)
                 _update_bar(bar, study)
     except KeyboardInterrupt:
         summary.interrupted = True
