@@ -30,6 +30,13 @@ def _add_storage(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", metavar="URL", help=_storage_help())
 
 
+def _add_engine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-trials", type=int, default=1, metavar="K",
+                   help="ask K trials at once and train them together (population engine, PyTorch)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="device of the population engine (with --batch-trials)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .space import PRUNERS, SAMPLERS
 
@@ -52,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lib", metavar="NAME", help="fix the training library: numpy, torch, tf, keras, sklearn")
     p.add_argument("--dataset", metavar="NAME", help="dataset name (see `datasets`)")
     p.add_argument("--seed", type=int, metavar="N", help="sampler and training seed")
+    _add_engine(p)
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
     p.add_argument("--workers", type=int, metavar="N",
                    help="run the study with N local worker processes (one combined progress bar)")
@@ -68,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, metavar="S", help="stop starting new trials after S seconds")
     p.add_argument("--worker-id", type=int, metavar="K",
                    help="seed the sampler with the study's seed + K (default: a random seed)")
+    _add_engine(p)
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
     p.set_defaults(func=cmd_worker)
 
@@ -88,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("datasets", help="the available datasets")
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("bench", help="time the standard workloads every way (prints a table)",
+                       description="Run the workloads W1 (seed grid) and W2 (200-trial TPE study) with "
+                                   "Keras, PyTorch and NumPy one trial at a time and with the population "
+                                   "engine, each in its own process, and print one comparison table.")
+    p.add_argument("--workloads", default="W1,W2", help="comma-separated: W1, W2 (default both)")
+    p.add_argument("--quick", action="store_true", help="fewer trials per row (a few minutes in all)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -123,6 +140,11 @@ def _default_study_name(args, spec) -> str:
 def _check_timeout(args) -> None:
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}.")
+def _check_batch(args) -> None:
+    if args.batch_trials < 1:
+        raise UsageError(f"--batch-trials must be >= 1, got {args.batch_trials}.")
+    if args.device == "cuda" and args.batch_trials == 1:
+        raise UsageError("--device cuda applies to the population engine: add --batch-trials K (K > 1).")
 
 
 def cmd_study(args) -> int:
@@ -132,6 +154,7 @@ def cmd_study(args) -> int:
 
     spec = _load_spec(args)
     _check_timeout(args)
+    _check_batch(args)
     name = _default_study_name(args, spec)
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}.")
@@ -141,12 +164,13 @@ def cmd_study(args) -> int:
         study, summary = prepare_study(spec, storage=args.storage, study_name=name)
         print(created_summary(summary))
         return EXIT_OK
+    engine = {"batch_trials": args.batch_trials, "device": args.device}
     if args.workers is not None:
         summary = run_parallel(spec, storage=args.storage, study_name=name, n_workers=args.workers,
-                               timeout=args.timeout, progress=not args.no_progress)
+                               timeout=args.timeout, progress=not args.no_progress, **engine)
     else:
         summary = run_study(spec, storage=args.storage, study_name=name,
-                            timeout=args.timeout, progress=not args.no_progress)
+                            timeout=args.timeout, progress=not args.no_progress, **engine)
     return _report(summary, run_summary(summary))
 
 
@@ -164,10 +188,12 @@ def cmd_worker(args) -> int:
     from .workers import run_worker
 
     _check_timeout(args)
+    _check_batch(args)
     if args.worker_id is not None and args.worker_id < 0:
         raise UsageError(f"--worker-id must be >= 0, got {args.worker_id}.")
     summary = run_worker(storage=args.storage, study_name=args.study_name, timeout=args.timeout,
-                         progress=not args.no_progress, worker_id=args.worker_id)
+                         progress=not args.no_progress, worker_id=args.worker_id,
+                         batch_trials=args.batch_trials, device=args.device)
     return _report(summary, run_summary(summary))
 
 
@@ -243,6 +269,17 @@ def cmd_datasets(args) -> int:
     from .text import table
 
     print(table(["name", "description"], list(list_datasets().items())))
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from .bench import WORKLOADS, run_bench
+
+    chosen = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = [w for w in chosen if w not in WORKLOADS]
+    if unknown or not chosen:
+        raise UsageError(f"Unknown workload(s) {unknown or chosen}. Valid workloads: {', '.join(WORKLOADS)}.")
+    run_bench(chosen, quick=args.quick)
     return EXIT_OK
 
 

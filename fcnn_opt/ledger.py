@@ -180,8 +180,8 @@ def watches_heartbeats(storage) -> bool:
 
 
 @contextmanager
-def heartbeat(study: optuna.Study, trial_id: int):
-    """Record the running trial's heartbeat in a background thread while the block runs."""
+def heartbeat(study: optuna.Study, trial_ids: list[int]):
+    """Record the running trials' heartbeats in a background thread while the block runs."""
     storage = study._storage
     if not watches_heartbeats(storage):
         yield
@@ -195,18 +195,19 @@ def heartbeat(study: optuna.Study, trial_id: int):
     def beat():
         count = 0
         while True:
-            try:
-                if backend is None:
-                    count += 1
-                    storage.set_trial_system_attr(trial_id, BEAT_ATTR, count)
-                else:  # not the retrying override: a lost database must not hold up the trial's end
-                    optuna.storages.RDBStorage.record_heartbeat(backend, trial_id)
-            except Exception:  # a finished trial or a lost database: try again at the next beat
-                pass
+            count += 1
+            for trial_id in trial_ids:
+                try:
+                    if backend is None:
+                        storage.set_trial_system_attr(trial_id, BEAT_ATTR, count)
+                    else:  # not the retrying override: a lost database must not hold up the trial's end
+                        optuna.storages.RDBStorage.record_heartbeat(backend, trial_id)
+                except Exception:  # a finished trial or a lost database: try again at the next beat
+                    pass
             if stop.wait(interval):
                 return
 
-    thread = threading.Thread(target=beat, daemon=True, name=f"heartbeat-{trial_id}")
+    thread = threading.Thread(target=beat, daemon=True, name="heartbeat")
     thread.start()
     try:
         yield

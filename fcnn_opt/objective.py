@@ -114,22 +114,20 @@ class Objective:
 
     def run(self, trial: optuna.Trial, reporter) -> float:
         """Like calling the objective, with per-epoch values going to ``reporter``."""
+        config = self.config_for(trial)
+        watch = EpochWatch(reporter, self.spec.metric)
+        result = train(self.dataset, config, on_epoch=watch)
+        return self.conclude(trial, result, reporter, watch.pruned_at)
+
+    def config_for(self, trial: optuna.Trial):
+        """Suggest the trial's hyperparameters and build its TrainConfig."""
+        return self.spec.train_config(suggest(trial, self.spec))
+
+    def conclude(self, trial: optuna.Trial, result: TrainResult, reporter, pruned_at: int | None) -> float:
+        """Store the run on the trial; return its metric, NaN if it diverged, or raise TrialPruned."""
         import optuna
 
-        config = self.spec.train_config(suggest(trial, self.spec))
         metric = self.spec.metric
-        pruned = []
-
-        def on_epoch(epoch: int, metrics: dict) -> bool:
-            value = metrics[metric]
-            if value is None or not math.isfinite(value):
-                return True
-            if reporter.report(value, epoch):
-                pruned.append(epoch)
-                return True
-            return False
-
-        result = train(self.dataset, config, on_epoch=on_epoch)
         attrs = result_attrs(result, self.spec)
         final = getattr(result, metric)[-1]
         diverged = final is None or not math.isfinite(final)
@@ -140,9 +138,26 @@ class Objective:
             hook(trial, result)
         if diverged:
             return float("nan")  # Optuna records the trial as FAIL and the study goes on
-        if pruned:
-            raise optuna.TrialPruned(f"pruned at epoch {pruned[0]}")
+        if pruned_at is not None:
+            raise optuna.TrialPruned(f"pruned at epoch {pruned_at}")
         return float(final)
+
+
+class EpochWatch:
+    """``on_epoch`` for training: reports the metric each epoch, stops when told to prune."""
+
+    def __init__(self, reporter, metric: str):
+        self.reporter, self.metric = reporter, metric
+        self.pruned_at: int | None = None
+
+    def __call__(self, epoch: int, metrics: dict) -> bool:
+        value = metrics[self.metric]
+        if value is None or not math.isfinite(value):
+            return True
+        if self.reporter.report(value, epoch):
+            self.pruned_at = epoch
+            return True
+        return False
 
 
 def varying_keys(spec: StudySpec) -> list[str]:

@@ -232,12 +232,19 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+_heartbeat = ledger.heartbeat  # the running trials' heartbeats (fcnn_opt.batch uses it too)
+
+
 def _claim(study: optuna.Study, waiting: list[ledger.Row]) -> optuna.Trial | None:
-    """Pop a queued trial atomically (lowest number first), as Optuna's own queue does."""
+    """Pop a queued trial atomically (lowest number first), as Optuna's own queue does.
+
+    Rows tried are removed from ``waiting``, so repeated calls go down the queue.
+    """
     import optuna
     from optuna.trial import TrialState
 
-    for row in waiting:
+    while waiting:
+        row = waiting.pop(0)
         try:
             if study._storage.set_trial_state_values(row.trial_id, state=TrialState.RUNNING):
                 return optuna.Trial(study, row.trial_id)
@@ -246,62 +253,81 @@ def _claim(study: optuna.Study, waiting: list[ledger.Row]) -> optuna.Trial | Non
     return None
 
 
+def tell(study: optuna.Study, trial: optuna.Trial, reporter, state, value=None, reason=None):
+    """Write the trial's buffered records, then tell its outcome to the study and the reporter.
+
+    Writing is retried through a dropped connection. If another worker failed the trial as
+    stale meanwhile (this process was frozen, or cut off from the database), the result is
+    dropped with a line on stderr, and the state returned is FAIL: the trial's retry runs it.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        if reason is not None:
+            reporter.store({"fail_reason": mask_url(reason)})
+        if hasattr(reporter, "flush"):
+            retrying(reporter.flush, what="writing the trial's records")
+        if state == TrialState.COMPLETE:
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=state)
+    except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
+        if isinstance(exc, ValueError) and "Cannot tell" not in str(exc):
+            raise
+        print(f"fcnn_opt: trial {trial.number} was failed as stale by another worker while it ran "
+              "here; its result is dropped and its retry runs instead", file=sys.stderr)
+        state = TrialState.FAIL
+    reporter.close(state, value)
+    return state
+
+
+def outcome(run) -> tuple:
+    """Call ``run()`` (which trains and concludes a trial) and classify what happened.
+
+    Returns ``(state, value, reason, exception_to_reraise)``.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        value = run()
+    except optuna.TrialPruned:
+        return TrialState.PRUNED, None, None, None
+    except KeyboardInterrupt as exc:
+        return TrialState.FAIL, None, "interrupted (Ctrl-C or SIGTERM)", exc
+    except optuna.exceptions.UpdateFinishedTrialError:  # failed as stale by another worker
+        return TrialState.FAIL, None, None, None
+    except (SpaceError, ValueError, ImportError) as exc:  # the study's own settings are wrong
+        return TrialState.FAIL, None, f"{type(exc).__name__}: {exc}", exc
+    except Exception as exc:  # e.g. the database gone for longer than the retry window
+        return TrialState.FAIL, None, f"{type(exc).__name__}: {exc}", None
+    if value is None or not math.isfinite(value):
+        return TrialState.FAIL, None, None, None
+    return TrialState.COMPLETE, value, None, None
+
+
 def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective,
               mirror=None) -> optuna.trial.TrialState:
     """Run one claimed trial and tell its outcome; interrupts are recorded, then re-raised.
 
     With a :class:`~fcnn_opt.reporting.PruningMirror`, pruning is decided in memory and the
-    trial's records are written in one transaction just before it is told. If another
-    worker failed the trial as stale meanwhile (this process was frozen, or cut off from
-    the database), its result is dropped: the trial's retry runs it.
+    trial's records are written in one transaction just before it is told.
     """
-    import optuna
-    from optuna.trial import TrialState
-
     from .reporting import TrialReporter
 
     reporter = mirror.reporter(trial) if mirror is not None else TrialReporter(trial)
-
-    def finish(state, value=None, reason=None):
-        try:
-            if reason is not None:
-                reporter.store({"fail_reason": reason})
-            if hasattr(reporter, "flush"):
-                retrying(reporter.flush, what="writing the trial's records")
-            if state == TrialState.COMPLETE:
-                study.tell(trial, value)
-            else:
-                study.tell(trial, state=state)
-        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
-            if isinstance(exc, ValueError) and "Cannot tell" not in str(exc):
-                raise
-            print(f"fcnn_opt: trial {trial.number} was failed as stale by another worker while it "
-                  "ran here; its result is dropped and its retry runs instead", file=sys.stderr)
-            state = TrialState.FAIL
-        reporter.close(state, value)
-        return state
-
-    try:
-        value = objective.run(trial, reporter)
-    except optuna.TrialPruned:
-        return finish(TrialState.PRUNED)
-    except KeyboardInterrupt:
-        finish(TrialState.FAIL, reason="interrupted (Ctrl-C or SIGTERM)")
-        raise
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return finish(TrialState.FAIL)  # says that the trial was taken over
-    except (SpaceError, ValueError, ImportError) as exc:
-        finish(TrialState.FAIL, reason=f"{type(exc).__name__}: {exc}")
-        raise
-    except Exception as exc:  # e.g. the database gone for longer than the retry window
-        return finish(TrialState.FAIL, reason=mask_url(f"{type(exc).__name__}: {exc}"))
-    if value is None or not math.isfinite(value):
-        return finish(TrialState.FAIL)
-    return finish(TrialState.COMPLETE, value)
+    with _heartbeat(study, [trial._trial_id]):
+        state, value, reason, error = outcome(lambda: objective.run(trial, reporter))
+    state = tell(study, trial, reporter, state, value, reason)
+    if error is not None:
+        raise error
+    return state
 
 
 def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summary: RunSummary, *,
-               timeout: float | None = None, progress: bool = True) -> RunSummary:
+               timeout: float | None = None, progress: bool = True, batch_trials: int = 1,
+               device: str = "cpu") -> RunSummary:
     """The worker loop: claim or ask trials and run them until the study's budget is done.
 
     Every process running a study, one or many, on one machine or many, runs this loop.
@@ -309,6 +335,8 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
     point left to run, on timeout, or on Ctrl-C/SIGTERM (the running trial is recorded as
     failed, then ``summary.interrupted`` is set). While other workers' trials run and no
     slot is free it waits: one of them may fail or go stale and need a replacement.
+    With ``batch_trials`` K > 1, up to K trials are claimed at once and trained together
+    by the population engine (:mod:`fcnn_opt.batch`) on ``device``.
     """
     # This loop records heartbeats itself (see ledger.heartbeat), which Optuna cannot know.
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
@@ -326,7 +354,7 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
             failing_since = None
             while timeout is None or time.perf_counter() - start <= timeout:
                 try:
-                    trial, budget, counts = _next_trial(study, spec, watch, grid)
+                    trials, budget, counts = _next_trials(study, spec, watch, grid, batch_trials)
                     failing_since = None
                 except Exception as exc:  # a dropped connection: look again after a pause
                     if not is_transient(exc):
@@ -337,12 +365,13 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
                     time.sleep(poll)
                     continue
                 _update_bar(bar, study, counts, budget)
-                if trial == "done":
+                if trials == "done":
                     break
-                if trial is None:
+                if not trials:
                     time.sleep(poll)
                     continue
-                _run_claimed(study, trial, objective, summary, budget, grid, grid_size, mirror)
+                _run_claimed(study, trials, objective, summary, budget, grid, grid_size, mirror,
+                             batch_trials, device)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
@@ -353,8 +382,8 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
     return summary
 
 
-def _next_trial(study, spec, watch, grid):
-    """A claimed trial, None to wait and look again, or "done"."""
+def _next_trials(study, spec, watch, grid: bool, want: int):
+    """Up to ``want`` claimed trials, [] to wait and look again, or "done"."""
     rows = ledger.rows(study)
     if watch.sweep(rows):
         rows = ledger.rows(study)
@@ -364,39 +393,57 @@ def _next_trial(study, spec, watch, grid):
     if counts.done >= budget:
         # Queued trials left over (a duplicate grid point, a retry that others made redundant)
         # are claimed one by one so that the ledger finishes them unrun: no WAITING remains.
-        return _claim(study, waiting) or "done", budget, counts
-    trial = None
-    if counts.done + counts.running < budget:
+        leftover = _claim(study, waiting)
+        return ([leftover] if leftover else "done"), budget, counts
+    trials: list = []
+    asked = 0
+    while len(trials) < want and counts.done + counts.running + len(trials) < budget:
         trial = _claim(study, waiting)
-        if trial is None and not grid and counts.done + counts.running + counts.waiting < budget:
+        if trial is None and not grid and counts.done + counts.running + counts.waiting + asked < budget:
             trial = study.ask()
-    if trial is None and grid and counts.running == 0 and counts.waiting == 0:
+            asked += 1
+        if trial is None:
+            break
+        trials.append(trial)
+    if not trials and grid and counts.running == 0 and counts.waiting == 0:
         return "done", budget, counts  # every grid point is done or failed for good
-    return trial, budget, counts
+    return trials, budget, counts
 
 
-def _run_claimed(study, trial, objective, summary, budget, grid, grid_size, mirror) -> None:
-    """Check that the claimed trial may run (ledger.refusal), then run it with a heartbeat."""
+def _run_claimed(study, trials, objective, summary, budget, grid, grid_size, mirror,
+                 batch_trials: int, device: str) -> None:
+    """Let each claimed trial run only if the ledger admits it (see ledger.refusal), then run them."""
     from optuna.trial import TrialState
 
-    handed_over = False  # once run_trial has the trial, it records every outcome itself
+    pending = list(trials)  # claimed, and not yet recorded or handed over
     try:
-        with ledger.heartbeat(study, trial._trial_id):
-            reason = ledger.refusal(ledger.rows(study), trial._trial_id, budget, per_point=grid,
+        rows = ledger.rows(study)
+        admitted = []
+        for trial in trials:
+            reason = ledger.refusal(rows, trial._trial_id, budget, per_point=grid,
                                     rank=not grid or budget < grid_size)
-            if reason is not None:
-                handed_over = True
-                ledger.skip(study, trial, reason)
-                summary.skipped += 1
-                return
+            if reason is None:
+                admitted.append(trial)
+                continue
+            ledger.skip(study, trial, reason)
+            pending.remove(trial)
+            summary.skipped += 1
+        for trial in admitted:
             trial.set_user_attr("worker", ledger.worker_name())
-            if mirror is not None:
-                mirror.refresh()
-            handed_over = True
-            run_trial(study, trial, objective, mirror)
-            summary.ran += 1
+        if not admitted:
+            return
+        if mirror is not None:
+            mirror.refresh()
+        pending = []  # from here on, run_trial and run_batch record every outcome themselves
+        if batch_trials == 1:
+            run_trial(study, admitted[0], objective, mirror)
+        else:
+            from .batch import run_batch
+
+            run_batch(study, admitted, objective, mirror, device)
+        summary.ran += len(admitted)
     except KeyboardInterrupt:
-        if not handed_over:
+        for trial in pending:
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
             study.tell(trial, state=TrialState.FAIL)
         raise
@@ -414,10 +461,16 @@ def _raise_if_lost(exc: Exception) -> None:
 
 def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
               timeout: float | None = None, progress: bool = True,
-              objective: Objective | None = None) -> RunSummary:
-    """Create or resume the study and run trials in this process until its budget or grid is done."""
+              objective: Objective | None = None, batch_trials: int = 1,
+              device: str = "cpu") -> RunSummary:
+    """Create or resume the study and run trials in this process until its budget or grid is done.
+
+    With ``batch_trials`` K > 1, K trials are asked at once and trained together by the
+    population engine (:mod:`fcnn_opt.population`) on ``device``, then told one by one.
+    """
     study, summary = prepare_study(spec, storage=storage, study_name=study_name)
-    return run_trials(study, spec, objective or Objective(spec), summary, timeout=timeout, progress=progress)
+    return run_trials(study, spec, objective or Objective(spec), summary, timeout=timeout, progress=progress,
+                      batch_trials=batch_trials, device=device)
 
 
 def prepare_study(spec: StudySpec, *, storage: str | None = None,

@@ -44,7 +44,8 @@ STOP_GRACE = 60  # seconds children get to record their running trial after Ctrl
 
 
 def run_worker(*, storage: str | None = None, study_name: str, timeout: float | None = None,
-               progress: bool = True, worker_id: int | None = None) -> RunSummary:
+               progress: bool = True, worker_id: int | None = None, batch_trials: int = 1,
+               device: str = "cpu") -> RunSummary:
     """Join the study in ``storage`` and run its trials until its budget or grid is done."""
     import optuna
 
@@ -52,21 +53,26 @@ def run_worker(*, storage: str | None = None, study_name: str, timeout: float | 
     url = storage or default_url()
     study, spec = load_for_worker(open_storage(url), study_name, worker_id=worker_id)
     summary = new_summary(study, spec, url)
-    return run_trials(study, spec, Objective(spec), summary, timeout=timeout, progress=progress)
+    return run_trials(study, spec, Objective(spec), summary, timeout=timeout, progress=progress,
+                      batch_trials=batch_trials, device=device)
 
 
-def worker_command(study_name: str, worker_id: int, timeout: float | None) -> list[str]:
+def worker_command(study_name: str, worker_id: int, timeout: float | None, batch_trials: int = 1,
+                   device: str = "cpu") -> list[str]:
     """The command line of one local worker (the storage URL goes in its environment, not here,
     so a password never shows in the process list)."""
     command = [sys.executable, "-m", "fcnn_opt", "worker", f"--study-name={study_name}",
                f"--worker-id={worker_id}", "--no-progress"]
     if timeout is not None:
         command.append(f"--timeout={timeout}")
+    if batch_trials != 1:
+        command += [f"--batch-trials={batch_trials}", f"--device={device}"]
     return command
 
 
 def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
-                 n_workers: int = 2, timeout: float | None = None, progress: bool = True) -> RunSummary:
+                 n_workers: int = 2, timeout: float | None = None, progress: bool = True,
+                 batch_trials: int = 1, device: str = "cpu") -> RunSummary:
     """Create or resume the study, then run it with ``n_workers`` local worker processes.
 
     The study is created and its grid queued once, here; each worker is
@@ -88,7 +94,7 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
             log_paths.append(Path(logs) / f"worker{i}.log")
             with log_paths[-1].open("wb") as log:
                 # A session of its own: a terminal's Ctrl-C reaches the workers once, through us.
-                procs.append(subprocess.Popen(worker_command(name, i, timeout), env=env, stdin=subprocess.DEVNULL,
+                procs.append(subprocess.Popen(worker_command(name, i, timeout, batch_trials, device), env=env, stdin=subprocess.DEVNULL,
                                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         stopping: list[int] = []
 

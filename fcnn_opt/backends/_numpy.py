@@ -96,28 +96,37 @@ class NumpyNet(Model):
     def weights(self) -> Weights:
         return [(W.copy(), b.copy()) for W, b in self.params]
 
-    def loss_and_grad(self, X: np.ndarray, y: np.ndarray) -> float:
-        """Mean data loss of the batch; fills ``self.grad`` with its gradient."""
+    def targets(self, y: np.ndarray) -> np.ndarray:
+        """Targets as an ``(n, n_out)`` float32 matrix (one-hot for multi-class)."""
+        if self.task == MULTICLASS:
+            return np.eye(self.sizes[-1], dtype=np.float32)[y]
+        return np.asarray(y, dtype=np.float32).reshape(-1, 1)
+
+    def loss_and_grad(self, X: np.ndarray, T: np.ndarray) -> float:
+        """Mean data loss of the batch; fills ``self.grad`` with its gradient.
+
+        ``T`` is the batch's target matrix from :meth:`targets`.
+        """
         acts, z = self.forward(X)
         n = len(X)
         if self.task == BINARY:
-            z0 = z[:, 0]
-            # softplus(z) - y z, computed stably
-            loss = float(np.mean(np.maximum(z0, 0) - z0 * y + np.log1p(np.exp(-np.abs(z0)))))
-            delta = (1.0 / (1.0 + np.exp(-z0)) - y)[:, None]
+            loss = (np.logaddexp(0.0, z).sum() - np.vdot(T, z)) / n  # softplus(z) - t z
+            delta = np.exp(-z)
+            delta += 1.0
+            np.reciprocal(delta, out=delta)
+            delta -= T
         elif self.task == MULTICLASS:
-            shifted = z - z.max(axis=1, keepdims=True)
-            e = np.exp(shifted)
-            total = e.sum(axis=1, keepdims=True)
-            rows = np.arange(n)
-            loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, y]))
-            delta = e / total
-            delta[rows, y] -= 1.0
+            z -= z.max(axis=1, keepdims=True)
+            delta = np.exp(z)
+            total = delta.sum(axis=1, keepdims=True)
+            loss = (np.log(total).sum() - np.vdot(T, z)) / n
+            delta /= total
+            delta -= T
         else:
-            diff = z[:, 0] - y
-            loss = float(np.mean(diff * diff))
-            delta = 2.0 * diff[:, None]
-        delta /= n
+            delta = z - T
+            loss = np.vdot(delta, delta) / n
+            delta *= 2.0
+        delta *= np.float32(1.0 / n)
         for layer in range(len(self.params) - 1, -1, -1):
             gW, gb = self.grads[layer]
             np.matmul(acts[layer].T, delta, out=gW)
@@ -125,7 +134,7 @@ class NumpyNet(Model):
             if layer:
                 delta = delta @ self.params[layer][0].T
                 delta *= _activation_grad(acts[layer], self.activation)
-        return loss
+        return float(loss)
 
 
 class _Optimizer:
@@ -191,13 +200,19 @@ class NumpyBackend(Backend):
     def fit(self, data: Dataset, config: TrainConfig, weights: Weights, batches, epoch_end) -> Model:
         net = NumpyNet(weights, config.activation, data.task)
         optimizer = _Optimizer(config.optimizer, config.lr, config.l2, net)
-        X, y = data.X_train, data.y_train
+        X, T = data.X_train, net.targets(data.y_train)
         n = len(X)
-        for epoch in range(1, config.epochs + 1):
-            total = 0.0
-            for idx in batches(epoch):
-                total += net.loss_and_grad(X[idx], y[idx]) * len(idx)
-                optimizer.step()
-            if epoch_end(net, total / n):
-                break
+        with np.errstate(over="ignore"):  # exp overflow in sigmoid saturates to 0 or 1, as intended
+            for epoch in range(1, config.epochs + 1):
+                index = batches(epoch)
+                order = np.concatenate(index)
+                Xe, Te = X[order], T[order]  # one gather per epoch; batches are then views
+                total, start = 0.0, 0
+                for idx in index:
+                    stop = start + len(idx)
+                    total += net.loss_and_grad(Xe[start:stop], Te[start:stop]) * len(idx)
+                    optimizer.step()
+                    start = stop
+                if epoch_end(net, total / n):
+                    break
         return net
