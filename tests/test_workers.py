@@ -292,3 +292,15 @@ def test_refusal_admits_exactly_the_budget_whatever_the_order(tmp_path, request,
     assert ledger.refusal(ledger.rows(study), late._trial_id, 3, per_point=False) is None
     counts = ledger.Counts.of(study)
     assert (counts.running, counts.failed, counts.skipped) == (3, 1, 3)
+
+
+def test_workers_can_train_batches_of_trials(tmp_path, sqlite_url):
+    """``--batch-trials`` with ``--workers``: each worker claims several trials at a time;
+    the ledger still admits each grid point once."""
+    config = write_toml(tmp_path / "grid.toml", GRID12)
+    done = run_cli("study", "--config", config, "--storage", sqlite_url, "--workers", 2, "--batch-trials", 4,
+                   "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    points = grid_points(sqlite_url, "grid12")
+    assert len(points) == 12 and set(points.values()) == {1}
+    assert all(t.user_attrs.get("engine", "").startswith("population") for t in trials(sqlite_url, "grid12"))
