@@ -8,14 +8,17 @@ Each run gets a fresh database (created and dropped here) and goes through the s
 as ``python -m fcnn_opt study --workers N``: the study is created and N ``worker``
 processes share it. Prints, per run: trials done (complete + pruned, which must equal
 the budget exactly), errors (failed trials and failed workers, which must be zero),
-surplus claims (trials finished unrun because others took the budget first), wall time
-from the start of the command to the end of the last worker, and trials per second.
+surplus claims (trials finished unrun because others took the budget first), epochs
+trained (pruning makes trials unequal: more workers, fewer pruned), wall time from the
+start of the command to the end of the last worker, trials and epochs per second, the
+best value, and the machine's 1-minute load average when the run started (it is shared).
 A timing table, not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import uuid
@@ -52,18 +55,23 @@ def fresh_database(admin_url: str) -> tuple[str, callable]:
 
 
 def run(workers: int, n_trials: int, admin_url: str) -> list:
+    import optuna
+
     spec = load_spec(W2).with_overrides(n_trials=n_trials)
     url, drop = fresh_database(admin_url)
+    load = os.getloadavg()[0]  # the machine is shared: how busy it was when the run started
     try:
         start = time.perf_counter()
         summary = run_parallel(spec, storage=url, n_workers=workers, progress=False)
         wall = time.perf_counter() - start
+        trials = optuna.load_study(study_name=spec.name, storage=url).trials
     finally:
         drop()
+    epochs = sum(t.user_attrs.get("epochs_run", 0) for t in trials)
     c = summary.counts
     errors = c.failed + len(summary.failed_workers)
-    return [workers, c.done, c.complete, c.pruned, errors, c.skipped, round(wall, 1), round(c.done / wall, 2),
-            summary.best_value]
+    return [workers, c.done, c.complete, c.pruned, errors, c.skipped, epochs, round(wall, 1),
+            round(c.done / wall, 2), round(epochs / wall), round(summary.best_value, 4), round(load, 1)]
 
 
 def main() -> None:
@@ -78,8 +86,8 @@ def main() -> None:
         rows.append(run(n, args.n_trials, args.admin_url))
         print(f"workers={n}: {rows[-1]}", file=sys.stderr, flush=True)
     print(f"W2 (studies/tpe.toml, {args.n_trials} trials of 50 epochs, TPE + median pruner) on PostgreSQL")
-    print(table(["workers", "trials", "complete", "pruned", "errors", "surplus", "wall s", "trials/s",
-                 "best val_loss"], rows))
+    print(table(["workers", "trials", "complete", "pruned", "errors", "surplus", "epochs", "wall s", "trials/s",
+                 "epochs/s", "best val_loss", "load"], rows))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ _LAZY = {
     "StudySpec": "space",
     "load_spec": "space",
     "run_study": "study",
+    "run_worker": "workers",
+    "run_parallel": "workers",
 }
 
 __all__ = sorted(_LAZY)

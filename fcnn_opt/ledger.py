@@ -30,6 +30,7 @@ is failed with a ``fail_reason`` and queued again with the same parameters, as O
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import socket
@@ -141,19 +142,42 @@ def _rdb_rows(backend, study_id: int) -> list[Row]:
     return sorted((Row(**r) for r in merged.values()), key=lambda r: r.number)
 
 
+class Admission:
+    """The ledger's verdicts on just-claimed trials, from one read of the trial list.
+
+    Works in O(log n) per trial (a batch of a thousand claimed trials in a study of ten
+    thousand is checked at once). Trials refused earlier in the same batch still count
+    here, which only makes later verdicts stricter, never looser.
+    """
+
+    def __init__(self, trial_rows: list[Row]):
+        counting = [r for r in trial_rows if r.state.name in ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
+                    and not r.skipped]
+        self.by_id = {r.trial_id: r for r in trial_rows}
+        self.numbers = sorted(r.number for r in counting)
+        self.first_at: dict[str, int] = {}  # grid point -> lowest number of a counting trial on it
+        for r in counting:
+            if r.point is not None and r.number < self.first_at.get(r.point, r.number + 1):
+                self.first_at[r.point] = r.number
+
+    def refusal(self, trial_id: int, budget: int, *, per_point: bool, rank: bool = True) -> str | None:
+        """Why the just-claimed trial must not run (surplus or duplicate), or None if it may."""
+        me = self.by_id[trial_id]
+        if per_point and me.point is not None and self.first_at.get(me.point, me.number) < me.number:
+            return f"duplicate: trial {self.first_at[me.point]} already holds this grid point"
+        if rank and bisect.bisect_left(self.numbers, me.number) >= budget:
+            return f"surplus: the study's {budget} trials were claimed by others first; never ran"
+        return None
+
+
 def refusal(trial_rows: list[Row], trial_id: int, budget: int, *, per_point: bool,
             rank: bool = True) -> str | None:
-    """Why the just-claimed trial must not run (surplus or duplicate), or None if it may."""
-    me = next(r for r in trial_rows if r.trial_id == trial_id)
-    earlier = [r for r in trial_rows if r.number < me.number and r.state.name in
-               ("COMPLETE", "PRUNED", "RUNNING", "WAITING") and not r.skipped]
-    if per_point and me.point is not None:
-        twin = next((r for r in earlier if r.point == me.point), None)
-        if twin is not None:
-            return f"duplicate: trial {twin.number} already holds this grid point"
-    if rank and len(earlier) >= budget:
-        return f"surplus: the study's {budget} trials were claimed by others first; never ran"
-    return None
+    """Why the just-claimed trial must not run (surplus or duplicate), or None if it may.
+
+    ``rank``: refuse it when ``budget`` counting trials have lower numbers (the budget rule);
+    ``per_point``: refuse it when a counting trial with a lower number holds its grid point.
+    """
+    return Admission(trial_rows).refusal(trial_id, budget, per_point=per_point, rank=rank)
 
 
 def skip(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:

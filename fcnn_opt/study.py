@@ -167,7 +167,8 @@ def read_budget(study: optuna.Study, spec: StudySpec) -> int:
 
 
 def enqueue_grid(study: optuna.Study, spec: StudySpec) -> int:
-    """Queue every grid point that has no complete, pruned, waiting or running trial.
+    """Queue the grid points that have no complete, pruned, waiting or running trial, in grid
+    order, as many as the budget has room for (all of them unless ``n_trials`` is smaller).
 
     Two processes doing this at the same moment can queue a point twice; the ledger then
     lets only the first of the two run (see :mod:`fcnn_opt.ledger`).
@@ -179,10 +180,11 @@ def enqueue_grid(study: optuna.Study, spec: StudySpec) -> int:
     taken = {r.point for r in ledger.rows(study)
              if r.point is not None and not r.skipped
              and r.state.name in ("COMPLETE", "PRUNED", "WAITING", "RUNNING")}
+    room = budget_of(spec) - len(taken)
     added = 0
     for values in product(*grid.values()):
         params = dict(zip(names, values, strict=True))
-        if ledger._point(params) not in taken:
+        if added < room and ledger._point(params) not in taken:
             study.enqueue_trial(params)
             added += 1
     return added
@@ -417,11 +419,11 @@ def _run_claimed(study, trials, objective, summary, budget, grid, grid_size, mir
 
     pending = list(trials)  # claimed, and not yet recorded or handed over
     try:
-        rows = ledger.rows(study)
+        admission = ledger.Admission(ledger.rows(study))
         admitted = []
         for trial in trials:
-            reason = ledger.refusal(rows, trial._trial_id, budget, per_point=grid,
-                                    rank=not grid or budget < grid_size)
+            reason = admission.refusal(trial._trial_id, budget, per_point=grid,
+                                       rank=not grid or budget < grid_size)
             if reason is None:
                 admitted.append(trial)
                 continue
