@@ -19,6 +19,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .objective import Objective
@@ -295,11 +296,16 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective,
 def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
               timeout: float | None = None, progress: bool = True,
               objective: Objective | None = None, batch_trials: int = 1,
-              device: str = "cpu") -> RunSummary:
+              device: str = "cpu", artifacts: bool = True,
+              artifact_dir: str | Path | None = None) -> RunSummary:
     """Create or resume the study and run trials until its budget or grid is done.
 
     With ``batch_trials`` K > 1, K trials are asked at once and trained together by the
     population engine (:mod:`fcnn_opt.population`) on ``device``, then told one by one.
+
+    With ``artifacts`` (the default), each finished trial's response-surface PNG is uploaded
+    to a FileSystemArtifactStore in ``artifact_dir`` (default: ``artifacts/`` beside the
+    database, see :func:`fcnn_opt.artifacts.artifact_dir`), for optuna-dashboard.
     """
     import optuna
 
@@ -314,6 +320,13 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
         enqueue_grid(study, spec)
     budget = budget_of(spec)
     objective = objective or Objective(spec)
+    hook = None
+    if artifacts:
+        from .artifacts import ResponseArtifact, open_artifact_store
+        from .artifacts import artifact_dir as default_artifact_dir
+
+        store = open_artifact_store(artifact_dir or default_artifact_dir(storage))
+        hook = ResponseArtifact(store)
     start = time.perf_counter()
     summary = RunSummary(study_name=name, storage=mask_url(storage or _url_of(storage_obj)),
                          counts=Counts.of(study), budget=budget, seconds=0.0, direction=spec.direction)
@@ -321,6 +334,8 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     from .reporting import PruningMirror
 
     mirror = PruningMirror(study) if PruningMirror.supports(study) else None
+    if hook is not None:
+        objective.on_trial_end.append(hook)
     try:
         with _sigterm_as_interrupt():
             while True:
@@ -354,6 +369,8 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     finally:
         if bar is not None:
             bar.close()
+        if hook is not None:
+            objective.on_trial_end.remove(hook)
     summary.counts = Counts.of(study)
     summary.seconds = time.perf_counter() - start
     _fill_best(summary, study)
