@@ -13,8 +13,8 @@ uploads one PNG per finished trial; ``python -m fcnn_opt dashboard`` serves them
 from __future__ import annotations
 
 import tempfile
-from dataclasses import replace
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 

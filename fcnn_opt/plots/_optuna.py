@@ -1,0 +1,136 @@
+"""Optuna's own figures, drawn with ``optuna.visualization`` (plotly) and
+``optuna.visualization.matplotlib`` (PNG), with a reason when one cannot be drawn.
+
+    >>> from fcnn_opt.plots import optuna_figure
+    >>> fig = optuna_figure(study, "intermediate_values")  # doctest: +SKIP
+
+Optuna's matplotlib functions switch the global style to ggplot; here they run inside
+``matplotlib.rc_context`` so the caller's style is left as it was.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+from ._common import PlotError, metric_name, searched_params, trials_of
+
+MAX_CONTOUR_PARAMS = 3  # a contour matrix of n parameters has n x n panels
+MAX_PARAMS = 8
+
+
+@dataclass(frozen=True)
+class OptunaFigureInfo:
+    key: str
+    title: str
+    caption: str
+    min_params: int = 0  # searched hyperparameters needed
+    target_name: bool = True  # takes target_name=
+
+
+OPTUNA_FIGURES = (
+    OptunaFigureInfo("optimization_history", "Optimization history",
+                     "Each complete trial's final value and the best value so far."),
+    OptunaFigureInfo("intermediate_values", "Intermediate values",
+                     "Every trial's per-epoch value as reported to the pruner; pruned trials stop early.",
+                     target_name=False),
+    OptunaFigureInfo("param_importances", "Hyperparameter importances",
+                     "fANOVA importance of each hyperparameter for the final value.", 1),
+    OptunaFigureInfo("contour", "Contour",
+                     f"The final value over pairs of hyperparameters (the {MAX_CONTOUR_PARAMS} most important).", 2),
+    OptunaFigureInfo("slice", "Slice", "The final value against each hyperparameter.", 1),
+    OptunaFigureInfo("parallel_coordinate", "Parallel coordinates",
+                     "Each complete trial as a line through its hyperparameter values.", 1),
+    OptunaFigureInfo("edf", "Empirical distribution function",
+                     "Share of complete trials whose final value is at most x."),
+    OptunaFigureInfo("timeline", "Timeline", "When each trial ran and how it ended.", target_name=False),
+)
+_INFO = {info.key: info for info in OPTUNA_FIGURES}
+
+
+def _params_for(study, info: OptunaFigureInfo) -> list[str] | None:
+    trials = trials_of(study)
+    varying = searched_params(trials)
+    if info.min_params and len(varying) < info.min_params:
+        raise PlotError(f"needs at least {info.min_params} searched hyperparameter(s) with more than "
+                        f"one value among complete trials; this study has {len(varying)}.")
+    if info.key == "contour" and len(varying) > MAX_CONTOUR_PARAMS:
+        from ._hp_surface import default_axes
+
+        first, second = default_axes(study, trials)
+        rest = [p for p in varying if p not in (first, second)]
+        return [first, second, *rest][:MAX_CONTOUR_PARAMS]
+    if info.min_params and len(varying) > MAX_PARAMS:
+        return varying[:MAX_PARAMS]
+    return None if not info.min_params else varying
+
+
+def optuna_figure(study, key: str, *, backend: str = "plotly", save=None):
+    """One of Optuna's figures by ``key`` (see :data:`OPTUNA_FIGURES`).
+
+    Returns a plotly figure, or a matplotlib Figure for ``backend="matplotlib"``; ``save``
+    (a ``.png`` path) draws the matplotlib version into that file.
+    Raises :class:`PlotError` with the reason when the study cannot give this figure.
+    """
+    import optuna
+
+    if key not in _INFO:
+        raise PlotError(f"Unknown Optuna figure {key!r}. Valid figures: {', '.join(_INFO)}.")
+    if backend not in ("plotly", "matplotlib"):
+        raise PlotError(f"backend must be one of {{plotly, matplotlib}}. Received: {backend!r}")
+    info = _INFO[key]
+    if not trials_of(study):
+        raise PlotError("needs at least one complete trial.")
+    kwargs = {}
+    params = _params_for(study, info)
+    if params is not None:
+        kwargs["params"] = params
+    if info.target_name:
+        kwargs["target_name"] = metric_name(study)
+    if save is not None:
+        fig = _matplotlib(study, key, kwargs, save)
+        if backend == "matplotlib":
+            return fig
+    if backend == "plotly":
+        return _call(getattr(optuna.visualization, f"plot_{key}"), study, kwargs)
+    return _matplotlib(study, key, kwargs)
+
+
+def _call(fn, study, kwargs):
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return fn(study, **kwargs)
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+            raise PlotError(f"Optuna cannot draw it: {exc}") from None
+
+
+def _matplotlib(study, key: str, kwargs, save=None):
+    import matplotlib
+    import numpy as np
+    import optuna.visualization.matplotlib as mpl_vis
+
+    from ._common import save_png
+
+    with matplotlib.rc_context():
+        axes = np.asarray(_call(getattr(mpl_vis, f"plot_{key}"), study, kwargs), dtype=object)
+        fig = axes.ravel()[0].figure
+        if key == "contour" and axes.size > 1:
+            n = int(round(np.sqrt(axes.size)))
+            fig.set_size_inches(3.4 * n + 1.5, 3.1 * n + 0.6)
+        elif key == "slice":
+            fig.set_size_inches(max(8.0, 3.3 * axes.size), 4.2)
+        else:
+            fig.set_size_inches(9.5, 5.2)
+        if save is not None:
+            if key != "parallel_coordinate":  # its hand-placed axes refuse both layout engines
+                # slice's colorbar is placed by constrained layout only
+                fig.set_layout_engine("constrained" if key == "slice" else "tight")
+            save_png(fig, save)
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+    return fig
