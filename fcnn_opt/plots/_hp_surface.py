@@ -74,13 +74,18 @@ def _axis(name: str, trials) -> Axis:
     distinct = list(dict.fromkeys(values))
     numeric = all(is_number(v) for v in distinct)
     log = numeric and log_scaled(trials, name)
-    if not numeric or len(distinct) <= MAX_LEVELS:
+    dist = next((t.distributions[name] for t in trials if name in t.distributions), None)
+    sampled_float = type(dist).__name__ == "FloatDistribution" and getattr(dist, "step", None) is None
+    # Choices (grid values) and integers with few values are cells of their own; floats
+    # drawn from a range are binned, however few trials there are.
+    if not numeric or (len(distinct) <= MAX_LEVELS and not (sampled_float and len(distinct) > 2)):
         levels = sorted(distinct) if numeric else _categorical_order(trials, name, distinct)
         index = [levels.index(v) for v in values]
         centers = [float(v) for v in levels] if numeric else None
         return Axis(name, [fmt(v) for v in levels], index, numeric, log, centers)
     arr = np.asarray(values, dtype=float)
     n_bins = int(np.clip(round(math.sqrt(len(values)) / 1.5), 3, MAX_LEVELS))
+    n_bins = min(n_bins, len(distinct))
     lo, hi = arr.min(), arr.max()
     if log and lo > 0:
         edges = np.geomspace(lo, hi, n_bins + 1)

@@ -157,13 +157,15 @@ def loss_histories_data(study, color_by: str | None = None, style_by: str | None
                              style_levels, loss_name, title)
 
 
-def _robust_top(data: LossHistoriesData) -> float:
+def _y_range(data: LossHistoriesData) -> tuple[float, float]:
+    """Loss axis limits that ignore a diverging curve's last few values."""
     values = np.array([v for c in data.curves for v in (*c.train, *c.val) if v is not None], dtype=float)
     values = values[np.isfinite(values)]
     if not values.size:
-        return 1.0
-    top = float(np.percentile(values, 99.5))
-    return top * 1.05 if top > 0 else 1.0
+        return 0.0, 1.0
+    lo, hi = float(values.min()), float(np.percentile(values, 99.5))
+    pad = 0.05 * (hi - lo) if hi > lo else 0.1 * abs(hi) or 0.1
+    return max(0.0, lo - pad), hi + pad
 
 
 def _group_legend_mpl(fig, ax, data: LossHistoriesData):
@@ -186,15 +188,15 @@ def draw_loss_mpl(data: LossHistoriesData):
     legend_width = 3.6 if data.per_trial_legend else 2.0
     fig = new_mpl_figure(12.5 + legend_width, 5.2)
     axes = fig.subplots(1, 2, sharey=True)
-    top = _robust_top(data)
+    bottom, top = _y_range(data)
     for ax, part in zip(axes, ("train", "val"), strict=True):
         for curve in data.curves:
             values = curve.train if part == "train" else curve.val
             pruned = curve.state == "PRUNED"
             ax.plot(np.arange(1, len(values) + 1), values, color=data.color(curve),
                     ls=MPL_STYLES[data.style_index(curve)], lw=1.0 if pruned else 2.0,
-                    alpha=0.35 if pruned else 0.85, label=curve.label)
-        ax.set(xlabel="epoch", ylim=(0, top),
+                    alpha=0.5 if pruned else 0.85, label=curve.label)
+        ax.set(xlabel="epoch", ylim=(bottom, top),
                title="training loss (epoch mean)" if part == "train" else "validation loss")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(data.loss_name)
@@ -227,7 +229,7 @@ def draw_loss_plotly(data: LossHistoriesData):
         for col, values in ((1, curve.train), (2, curve.val)):
             fig.add_trace(go.Scatter(
                 x=list(range(1, len(values) + 1)), y=values, mode="lines", line=style,
-                opacity=0.4 if pruned else 0.85, name=f"trial {curve.number}: {curve.label}",
+                opacity=0.5 if pruned else 0.85, name=f"trial {curve.number}: {curve.label}",
                 legendgroup=str(curve.number), showlegend=col == 2 and data.per_trial_legend,
                 hovertemplate=f"trial {curve.number}<br>{curve.label}<br>epoch %{{x}}: %{{y:.4g}}<extra></extra>"),
                 row=1, col=col)
@@ -250,7 +252,7 @@ def draw_loss_plotly(data: LossHistoriesData):
                         "title": {"text": data.color_by}, "x": -0.12, "len": 0.8, "tickvals": ticks,
                         "ticktext": [fmt(10 ** t if data.color_log else t) for t in ticks]}}), row=1, col=1)
     fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text=data.loss_name, range=[0, _robust_top(data)], row=1, col=1)
+    fig.update_yaxes(title_text=data.loss_name, range=list(_y_range(data)), row=1, col=1)
     fig.update_layout(title=data.title, template="plotly_white", height=520, width=1300,
                       legend={"font": {"size": 10}})
     return fig

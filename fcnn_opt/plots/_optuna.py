@@ -127,8 +127,8 @@ def _matplotlib(study, key: str, kwargs, save=None):
             fig.set_size_inches(9.5, 5.2)
         if save is not None:
             if key != "parallel_coordinate":  # its hand-placed axes refuse both layout engines
-                # slice's colorbar is placed by constrained layout only
-                fig.set_layout_engine("constrained" if key == "slice" else "tight")
+                # the colorbars of slice and of a contour matrix are placed by constrained layout only
+                fig.set_layout_engine("constrained" if key == "slice" or axes.size > 1 else "tight")
             save_png(fig, save)
             import matplotlib.pyplot as plt
 
