@@ -53,7 +53,7 @@ def safe_name(name: str, default: str = "study") -> str:
     path component.
 
         >>> safe_name("../../etc/passwd")
-        '_.._etc_passwd'
+        '__.._etc_passwd'
     """
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name))[:100]
     cleaned = re.sub(r"^\.+", "_", cleaned)

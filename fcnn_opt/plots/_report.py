@@ -142,11 +142,7 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
     """
     if not trials_of(study):
         raise PlotError(f"Study {study.study_name!r} has no complete trial yet; nothing to report.")
-    _headless()
-    out = Path(out_dir) if out_dir is not None else default_out_dir(study.study_name)
-    out.mkdir(parents=True, exist_ok=True)
-    report = Report(out_dir=out, html=out / REPORT_FILE)
-    # Validate the choices the user made before drawing anything.
+    # Check the user's choices before writing or drawing anything.
     from ._hp_surface import hp_surface_data
     from ._loss import loss_histories_data
 
@@ -155,6 +151,10 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
         loss_histories_data(study, color_by, style_by)
     if x or y:
         hp_surface_data(study, x, y)
+    _headless()
+    out = Path(out_dir) if out_dir is not None else default_out_dir(study.study_name)
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report(out_dir=out, html=out / REPORT_FILE)
     parts = []
     for i, section in enumerate(sections, start=1):
         try:
