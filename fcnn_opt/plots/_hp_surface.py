@@ -94,7 +94,7 @@ def _axis(name: str, trials) -> Axis:
         edges = np.linspace(lo, hi, n_bins + 1)
         centers = (edges[:-1] + edges[1:]) / 2
     index = np.clip(np.searchsorted(edges, arr, side="right") - 1, 0, n_bins - 1)
-    labels = [f"{fmt(float(a))}–{fmt(float(b))}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    labels = [f"{a:.2g}–{b:.2g}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
     return Axis(name, labels, [int(i) for i in index], True, log, [float(c) for c in centers], True)
 
 
@@ -195,6 +195,18 @@ def _layout(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
+def _log_axis(ax, values) -> None:
+    """A log x axis in plain numbers (1, 2, 5, 10, ... over a short range), no minor labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    values = np.asarray(values, dtype=float)
+    decades = np.log10(values.max() / values.min()) if values.size and values.min() > 0 else 3.0
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades < 1.6 else (1.0,)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def draw_hp_mpl(data: HPSurfaceData):
     n = len(data.marginals)
     rows, cols = _layout(max(n, 1))
@@ -206,8 +218,9 @@ def draw_hp_mpl(data: HPSurfaceData):
         ax = fig.add_subplot(grid[:, :2])
         z = np.ma.masked_invalid(data.z)
         image = ax.imshow(z, origin="lower", aspect="auto", cmap=_cmap(data))
-        ax.set_xticks(range(len(data.x.labels)), data.x.labels, rotation=30 if data.x.centers is None
-                      or len(data.x.labels) > 4 else 0, ha="right" if len(data.x.labels) > 4 else "center")
+        crowded = sum(len(label) for label in data.x.labels) > 36
+        ax.set_xticks(range(len(data.x.labels)), data.x.labels, rotation=25 if crowded else 0,
+                      ha="right" if crowded else "center")
         ax.set_yticks(range(len(data.y.labels)), data.y.labels)
         ax.set(xlabel=data.x.name + (" (bins)" if data.x.binned else ""),
                ylabel=data.y.name + (" (bins)" if data.y.binned else ""))
@@ -227,7 +240,7 @@ def draw_hp_mpl(data: HPSurfaceData):
             positions = np.asarray(m.axis.centers)
             raw = np.asarray(m.values, dtype=float)
             if m.axis.log:
-                ax.set_xscale("log")
+                _log_axis(ax, raw)
         else:
             positions = np.arange(len(m.axis.labels))
             raw = np.asarray(m.axis.index, dtype=float)

@@ -163,7 +163,10 @@ def _y_range(data: LossHistoriesData) -> tuple[float, float]:
     values = values[np.isfinite(values)]
     if not values.size:
         return 0.0, 1.0
-    lo, hi = float(values.min()), float(np.percentile(values, 99.5))
+    lo, hi = float(values.min()), float(values.max())
+    typical = float(np.percentile(values, 99))
+    if hi > 3 * typical > 0:  # a diverging curve: keep the others readable
+        hi = typical
     pad = 0.05 * (hi - lo) if hi > lo else 0.1 * abs(hi) or 0.1
     return max(0.0, lo - pad), hi + pad
 
@@ -191,11 +194,13 @@ def draw_loss_mpl(data: LossHistoriesData):
     bottom, top = _y_range(data)
     for ax, part in zip(axes, ("train", "val"), strict=True):
         for curve in data.curves:
+            # Shorter runs on top: with a fixed seed, a 100-epoch run starts as the 50-epoch one.
+            zorder = 2 + 1 / (1 + len(curve.val))
             values = curve.train if part == "train" else curve.val
             pruned = curve.state == "PRUNED"
             ax.plot(np.arange(1, len(values) + 1), values, color=data.color(curve),
                     ls=MPL_STYLES[data.style_index(curve)], lw=1.0 if pruned else 2.0,
-                    alpha=0.5 if pruned else 0.85, label=curve.label)
+                    alpha=0.5 if pruned else 0.85, label=curve.label, zorder=zorder)
         ax.set(xlabel="epoch", ylim=(bottom, top),
                title="training loss (epoch mean)" if part == "train" else "validation loss")
         ax.grid(alpha=0.3)
@@ -210,8 +215,9 @@ def draw_loss_mpl(data: LossHistoriesData):
         from matplotlib.colors import LogNorm, Normalize
 
         norm = (LogNorm if data.color_log else Normalize)(*data.color_range)
-        fig.colorbar(ScalarMappable(norm=norm, cmap=colormaps[CONTINUOUS_CMAP]), ax=axes, label=data.color_by,
-                     location="right", shrink=0.9, pad=0.01)
+        fig.colorbar(ScalarMappable(norm=norm, cmap=colormaps[CONTINUOUS_CMAP]), ax=axes,
+                     label=f"line colour: {data.color_by}", location="bottom", shrink=0.45, aspect=40,
+                     pad=0.02)
     fig.suptitle(data.title, fontsize=11)
     return fig
 
@@ -222,7 +228,7 @@ def draw_loss_plotly(data: LossHistoriesData):
 
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=("training loss (epoch mean)", "validation loss"))
-    for curve in data.curves:
+    for curve in sorted(data.curves, key=lambda c: -len(c.val)):  # shorter runs drawn last, on top
         pruned = curve.state == "PRUNED"
         style = {"color": data.color(curve), "dash": PLOTLY_DASHES[data.style_index(curve)],
                  "width": 1 if pruned else 2}
@@ -231,6 +237,7 @@ def draw_loss_plotly(data: LossHistoriesData):
                 x=list(range(1, len(values) + 1)), y=values, mode="lines", line=style,
                 opacity=0.5 if pruned else 0.85, name=f"trial {curve.number}: {curve.label}",
                 legendgroup=str(curve.number), showlegend=col == 2 and data.per_trial_legend,
+                legendrank=1000 + data.curves.index(curve),
                 hovertemplate=f"trial {curve.number}<br>{curve.label}<br>epoch %{{x}}: %{{y:.4g}}<extra></extra>"),
                 row=1, col=col)
     if not data.per_trial_legend:

@@ -92,8 +92,62 @@ def optuna_figure(study, key: str, *, backend: str = "plotly", save=None):
         if backend == "matplotlib":
             return fig
     if backend == "plotly":
-        return _call(getattr(optuna.visualization, f"plot_{key}"), study, kwargs)
+        fig = _call(getattr(optuna.visualization, f"plot_{key}"), study, kwargs)
+        if key == "intermediate_values":
+            _states_plotly(fig, study)
+        return fig
     return _matplotlib(study, key, kwargs)
+
+
+# Intermediate values coloured by how each trial ended, so pruned trials stand out.
+STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#d62728", "FAIL": "#7f7f7f", "RUNNING": "#2ca02c"}
+
+
+def _trial_states(study) -> dict[str, str]:
+    return {f"Trial{t.number}": t.state.name for t in study.get_trials(deepcopy=False)}
+
+
+def _state_counts(study) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.intermediate_values:
+            counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
+def _states_plotly(fig, study) -> None:
+    states, counts, shown = _trial_states(study), _state_counts(study), set()
+    for trace in fig.data:
+        state = states.get(trace.name)
+        if state is None:
+            continue
+        color = STATE_COLORS.get(state, "#7f7f7f")
+        trace.update(line={"color": color, "width": 1.5}, marker={"color": color, "size": 4},
+                     opacity=0.8 if state == "PRUNED" else 0.6, legendgroup=state,
+                     legendgrouptitle=None, showlegend=state not in shown,
+                     hovertext=f"{trace.name} ({state.lower()})")
+        if state not in shown:
+            trace.name = f"{state.lower()} ({counts.get(state, 0)} trials)"
+            shown.add(state)
+    fig.update_layout(title="Intermediate values: complete trials blue, pruned trials red")
+
+
+def _states_mpl(ax, study) -> None:
+    from matplotlib.lines import Line2D
+
+    states, counts = _trial_states(study), _state_counts(study)
+    for line in ax.get_lines():
+        state = states.get(line.get_label())
+        if state is not None:
+            line.set_color(STATE_COLORS.get(state, "#7f7f7f"))
+            line.set_alpha(0.8 if state == "PRUNED" else 0.6)
+            line.set_markersize(2.5)
+    handles = [Line2D([], [], color=STATE_COLORS.get(state, "#7f7f7f"), marker="o", markersize=3,
+                      label=f"{state.lower()} ({n} trials)") for state, n in counts.items()]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    ax.set_title("Intermediate values: complete trials blue, pruned trials red")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{metric_name(study)} after each epoch")
 
 
 def _call(fn, study, kwargs):
@@ -118,6 +172,8 @@ def _matplotlib(study, key: str, kwargs, save=None):
     with matplotlib.rc_context():
         axes = np.asarray(_call(getattr(mpl_vis, f"plot_{key}"), study, kwargs), dtype=object)
         fig = axes.ravel()[0].figure
+        if key == "intermediate_values":
+            _states_mpl(axes.ravel()[0], study)
         if key == "contour" and axes.size > 1:
             n = int(round(np.sqrt(axes.size)))
             fig.set_size_inches(3.4 * n + 1.5, 3.1 * n + 0.6)

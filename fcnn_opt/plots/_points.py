@@ -33,11 +33,11 @@ class PointsData:
 def points_data(dataset: Dataset) -> PointsData:
     counts = ""
     if dataset.task != REGRESSION:
-        counts = " (" + "/".join(str(int(c)) for c in np.bincount(dataset.y.astype(int),
-                                                                   minlength=dataset.n_classes)) + ")"
+        counts = " " + "/".join(str(int(c)) for c in np.bincount(dataset.y.astype(int),
+                                                                  minlength=dataset.n_classes))
     noise = f", noise {dataset.noise:g}" if dataset.noise else ""
     title = (f"{dataset.name}: {dataset.task}, {len(dataset.X)} points{noise}"
-             f"{' per class' + counts if counts else ''}")
+             f"{'; per class' + counts if counts else ''}")
     return PointsData(dataset.name, dataset.task, dataset.n_classes, dataset.X_train, dataset.y_train,
                       dataset.X_val, dataset.y_val, title)
 
@@ -70,7 +70,7 @@ def _mpl(data: PointsData):
     if mappable is not None:
         fig.colorbar(mappable, ax=ax, label="target value")
     else:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        fig.legend(loc="outside right upper", frameon=False)
     ax.set(xlabel="x1", ylabel="x2", title=data.title, aspect="equal")
     ax.title.set_fontsize(10)
     return fig
