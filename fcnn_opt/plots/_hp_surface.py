@@ -275,7 +275,7 @@ def draw_hp_plotly(data: HPSurfaceData):
                 specs[r][0] = None
     titles = ([f"mean {data.metric} per cell"] if heat else []) + [m.axis.name for m in data.marginals]
     fig = make_subplots(rows=rows, cols=cols + (2 if heat else 0), specs=specs, subplot_titles=titles,
-                        horizontal_spacing=0.06, vertical_spacing=0.16)
+                        horizontal_spacing=0.07, vertical_spacing=0.16)
     if heat:
         text = [[f"{v:.3g}<br>n={c}" if np.isfinite(v) else "" for v, c in zip(zr, cr, strict=True)]
                 for zr, cr in zip(data.z, data.counts, strict=True)]
@@ -283,8 +283,9 @@ def draw_hp_plotly(data: HPSurfaceData):
             z=np.where(np.isfinite(data.z), data.z, None), x=data.x.labels, y=data.y.labels,
             colorscale="Viridis", reversescale=data.direction == "minimize", text=text,
             texttemplate="%{text}" if data.z.size <= 64 else None,
-            colorbar={"title": {"text": _best_label(data)}, "orientation": "h", "y": -0.25, "len": 0.35,
-                      "x": 0.15},
+            colorbar={"title": {"text": f"{data.metric}<br>({'lower' if data.direction == 'minimize' else 'higher'} is<br>better)",
+                                "side": "top"}, "thickness": 12, "len": 0.75, "y": 0.4,
+                      "x": fig.layout.xaxis.domain[1] + 0.005, "xanchor": "left"},
             hovertemplate=f"{data.x.name} %{{x}}<br>{data.y.name} %{{y}}<br>{data.metric} %{{z:.4g}}<extra></extra>"),
             row=1, col=1)
         fig.update_xaxes(title_text=data.x.name, type="category", row=1, col=1)
@@ -294,13 +295,15 @@ def draw_hp_plotly(data: HPSurfaceData):
         if m.axis.centers is not None and len(m.axis.labels) > 1:
             positions, raw = m.axis.centers, m.values
             if m.axis.log:
-                fig.update_xaxes(type="log", row=row, col=col)
+                values = np.asarray(m.values, dtype=float)
+                decades = np.log10(values.max() / values.min()) if values.min() > 0 else 3.0
+                fig.update_xaxes(type="log", dtick=1 if decades >= 1.6 else "D2", row=row, col=col)
         else:
             positions, raw = m.axis.labels, [m.axis.labels[i] for i in m.axis.index]
             fig.update_xaxes(type="category", row=row, col=col)
         upper = [a + b for a, b in zip(m.mean, m.std, strict=True)]
         lower = [a - b for a, b in zip(m.mean, m.std, strict=True)]
-        fig.add_trace(go.Scatter(x=list(positions) + list(positions)[::-1], y=upper + lower[::-1], fill="toself",
+        fig.add_trace(go.Scatter(x=list(positions) + list(positions)[::-1], y=upper + lower[::-1], fill="toself", mode="lines",
                                  fillcolor="rgba(31,119,180,0.2)", line={"width": 0}, hoverinfo="skip",
                                  name="± 1 std", showlegend=i == 0, legendgroup="std"), row=row, col=col)
         fig.add_trace(go.Scatter(x=raw, y=m.metric, mode="markers", marker={"color": "#888", "size": 5},
@@ -309,8 +312,7 @@ def draw_hp_plotly(data: HPSurfaceData):
         fig.add_trace(go.Scatter(x=positions, y=m.mean, mode="lines+markers", line={"color": "#1f77b4"},
                                  name="mean", showlegend=i == 0, legendgroup="mean"), row=row, col=col)
         fig.update_xaxes(title_text=m.axis.name, row=row, col=col)
-    fig.update_layout(title=data.title, template="plotly_white", height=max(480, 330 * rows + 150),
-                      width=min(1600, 420 * (cols + (2 if heat else 0)) + 100))
+    fig.update_layout(title=data.title, template="plotly_white", height=max(480, 330 * rows + 150))
     return fig
 
 

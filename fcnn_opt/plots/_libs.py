@@ -113,7 +113,7 @@ def draw_libs_plotly(data: LibComparisonData):
                                  hovertemplate="%{text}<br>%{x:.3g} s/epoch<extra></extra>"), row=1, col=n + 1)
     fig.update_xaxes(title_text="seconds per epoch", row=1, col=n + 1)
     fig.update_yaxes(autorange="reversed", row=1, col=n + 1)
-    fig.update_layout(title=data.title, template="plotly_white", height=450, width=min(1600, 300 * n + 600))
+    fig.update_layout(title=data.title, template="plotly_white", height=450)
     return fig
 
 

@@ -260,7 +260,7 @@ def draw_loss_plotly(data: LossHistoriesData):
                         "ticktext": [fmt(10 ** t if data.color_log else t) for t in ticks]}}), row=1, col=1)
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text=data.loss_name, range=list(_y_range(data)), row=1, col=1)
-    fig.update_layout(title=data.title, template="plotly_white", height=520, width=1300,
+    fig.update_layout(title=data.title, template="plotly_white", height=520,
                       legend={"font": {"size": 10}})
     return fig
 

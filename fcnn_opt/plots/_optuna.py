@@ -129,7 +129,8 @@ def _states_plotly(fig, study) -> None:
         if state not in shown:
             trace.name = f"{state.lower()} ({counts.get(state, 0)} trials)"
             shown.add(state)
-    fig.update_layout(title="Intermediate values: complete trials blue, pruned trials red")
+    fig.update_layout(title="Intermediate values: complete trials blue, pruned trials red", showlegend=True,
+                      xaxis_title="epoch", yaxis_title=f"{metric_name(study)} after each epoch")
 
 
 def _states_mpl(ax, study) -> None:
