@@ -139,6 +139,8 @@ def hp_surface_data(study, x: str | None = None, y: str | None = None) -> HPSurf
     if not trials:
         raise PlotError(f"Study {study.study_name!r} has no complete trial.")
     varying = searched_params(trials)
+    if not varying:
+        raise PlotError("needs a hyperparameter that takes more than one value among complete trials.")
     known = sorted({k for t in trials for k in t.params})
     for name, role in ((x, "x"), (y, "y")):
         if name is not None and name not in known:

@@ -53,6 +53,8 @@ def lib_comparison_data(study) -> LibComparisonData:
 
 
 def draw_libs_mpl(data: LibComparisonData):
+    from matplotlib.ticker import MaxNLocator
+
     n = len(data.libs)
     fig = new_mpl_figure(3.3 * n + 4.2, 4.4)
     grid = fig.add_gridspec(1, n + 2)
@@ -63,6 +65,7 @@ def draw_libs_mpl(data: LibComparisonData):
         for curve in runs.curves:
             ax.plot(np.arange(1, len(curve) + 1), curve, color=runs.color, lw=1.5, alpha=0.8)
         ax.set(title=runs.lib, xlabel="epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if i:
             ax.tick_params(labelleft=False)

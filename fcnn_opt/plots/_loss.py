@@ -188,6 +188,8 @@ def _group_legend_mpl(fig, ax, data: LossHistoriesData):
 
 
 def draw_loss_mpl(data: LossHistoriesData):
+    from matplotlib.ticker import MaxNLocator
+
     legend_width = 3.6 if data.per_trial_legend else 2.0
     fig = new_mpl_figure(12.5 + legend_width, 5.2)
     axes = fig.subplots(1, 2, sharey=True)
@@ -204,6 +206,7 @@ def draw_loss_mpl(data: LossHistoriesData):
         ax.set(xlabel="epoch", ylim=(bottom, top),
                title="training loss (epoch mean)" if part == "train" else "validation loss")
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_ylabel(data.loss_name)
     if data.per_trial_legend:
         axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=9)

@@ -166,6 +166,7 @@ def draw_response_mpl(data: ResponseData, *, point_size: float = 7):
     study as its dashboard artifact, and a fixed layout draws in half the time.
     """
     from matplotlib.patches import Rectangle
+    from matplotlib.ticker import MaxNLocator
 
     fig = new_mpl_figure(14.6, 4.9, layout=None)
     fig.suptitle(f"{data.description}\n{data.subtitle}", fontsize=11, y=0.985)
@@ -214,6 +215,7 @@ def draw_response_mpl(data: ResponseData, *, point_size: float = 7):
     if len(data.val_loss):
         ax.plot(epochs, data.val_loss, label="validation", color="#ff7f0e", lw=1.8, ls="--")
     ax.set(xlabel="epoch", ylabel=data.loss_name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("loss history", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
