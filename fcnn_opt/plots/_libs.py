@@ -65,7 +65,7 @@ def draw_libs_mpl(data: LibComparisonData):
         for curve in runs.curves:
             ax.plot(np.arange(1, len(curve) + 1), curve, color=runs.color, lw=1.5, alpha=0.8)
         ax.set(title=runs.lib, xlabel="epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
         ax.grid(alpha=0.3)
         if i:
             ax.tick_params(labelleft=False)

@@ -206,7 +206,7 @@ def draw_loss_mpl(data: LossHistoriesData):
         ax.set(xlabel="epoch", ylim=(bottom, top),
                title="training loss (epoch mean)" if part == "train" else "validation loss")
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     axes[0].set_ylabel(data.loss_name)
     if data.per_trial_legend:
         axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=9)

@@ -215,7 +215,7 @@ def draw_response_mpl(data: ResponseData, *, point_size: float = 7):
     if len(data.val_loss):
         ax.plot(epochs, data.val_loss, label="validation", color="#ff7f0e", lw=1.8, ls="--")
     ax.set(xlabel="epoch", ylabel=data.loss_name)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     ax.set_title("loss history", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
