@@ -46,11 +46,14 @@ def per_epochs(epochs_list=(10, 25, 50, 100, 200)):
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
+        warm = parse_spec({"study": {"sampler": "random", "pruner": "none", "n_trials": 1},
+                           "dataset": {"name": "circles"}, "params": {"epochs": 2}})
+        run_study(warm, storage=f"sqlite:///{folder}/warm.db", progress=False, artifacts=False)
         for epochs in epochs_list:
             spec = parse_spec({"study": {"sampler": "random", "pruner": "none", "n_trials": 3},
                                "dataset": {"name": "circles"}, "params": {"epochs": epochs}})
             start = time.perf_counter()
-            run_study(spec, storage=f"sqlite:///{folder}/e{epochs}.db", progress=False)
+            run_study(spec, storage=f"sqlite:///{folder}/e{epochs}.db", progress=False, artifacts=False)
             rows.append([epochs, (time.perf_counter() - start) / 3])
     return rows
 
@@ -83,6 +86,7 @@ def per_trial_overhead(n_trials=600, chunk=100):
 
 def plot(a, b, c) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -95,6 +99,8 @@ def plot(a, b, c) -> None:
         ax.axhline(r[2], ls="--", lw=1, color="gray")
         ax.plot([1], [r[2]], style, label=r[0])
     ax.set(xlabel="models trained together (K)", ylabel="ms per model-epoch", title="Training: per-call overhead shared")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.legend(fontsize=8)
     ax = axes[1]
     ax.plot([r[0] for r in b], [r[1] for r in b], "o-")
