@@ -50,7 +50,8 @@ def lockstep_speed(device: str, sizes: list[int], epochs: int = 5) -> list[list]
 def w3(device: str, trials: int, batch: int, storage: str) -> list[list]:
     spec = parse_spec(W3, source="W3").with_overrides(n_trials=trials)
     start = time.perf_counter()
-    summary = run_study(spec, storage=storage, progress=False, batch_trials=batch, device=device)
+    summary = run_study(spec, storage=storage, progress=False, batch_trials=batch, device=device,
+                        artifacts=False)
     seconds = time.perf_counter() - start
     c = summary.counts
     return [[trials, batch, device, c.complete, c.pruned, c.failed, round(seconds, 1),

@@ -5,8 +5,8 @@
     python benchmarks/scaling.py --admin-url postgresql://me@db/postgres
 
 Each run gets a fresh database (created and dropped here) and goes through the same path
-as ``python -m fcnn_opt study --workers N``: the study is created and N ``worker``
-processes share it. Prints, per run: trials done (complete + pruned, which must equal
+as ``python -m fcnn_opt study --workers N --no-artifacts``: the study is created and N
+``worker`` processes share it (no per-trial pictures, as in the other benchmarks). Prints, per run: trials done (complete + pruned, which must equal
 the budget exactly), errors (failed trials and failed workers, which must be zero),
 surplus claims (trials finished unrun because others took the budget first), epochs
 trained (pruning makes trials unequal: more workers, fewer pruned), wall time from the
@@ -62,7 +62,7 @@ def run(workers: int, n_trials: int, admin_url: str) -> list:
     load = os.getloadavg()[0]  # the machine is shared: how busy it was when the run started
     try:
         start = time.perf_counter()
-        summary = run_parallel(spec, storage=url, n_workers=workers, progress=False)
+        summary = run_parallel(spec, storage=url, n_workers=workers, progress=False, artifacts=False)
         wall = time.perf_counter() - start
         trials = optuna.load_study(study_name=spec.name, storage=url).trials
     finally:

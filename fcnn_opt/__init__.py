@@ -35,6 +35,8 @@ __all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str):
+    if name == "plots":  # figures: fcnn_opt.plots.plot_response(...), imported on first use
+        return importlib.import_module(".plots", __name__)
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value

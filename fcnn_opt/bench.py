@@ -64,7 +64,7 @@ def run_row(workload: str, lib: str, batch_trials: int, n_trials: int | None, st
 
     spec = parse_spec(WORKLOADS[workload], source=workload).with_overrides(lib=lib, n_trials=n_trials)
     start = time.perf_counter()
-    summary = run_study(spec, storage=storage, progress=False, batch_trials=batch_trials)
+    summary = run_study(spec, storage=storage, progress=False, batch_trials=batch_trials, artifacts=False)
     seconds = time.perf_counter() - start
     c = summary.counts
     return {"seconds": seconds, "trials": c.complete + c.pruned + c.failed, "complete": c.complete,

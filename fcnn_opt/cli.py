@@ -37,6 +37,12 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
                    help="device of the population engine (with --batch-trials)")
 
 
+def _add_artifacts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--artifacts", metavar="DIR",
+                   help="artifact folder (default: artifacts/ beside an SQLite or journal file, "
+                        "else studies/artifacts)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .space import PRUNERS, SAMPLERS
 
@@ -65,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the study with N local worker processes (one combined progress bar)")
     p.add_argument("--create-only", action="store_true",
                    help="create the study (and queue its grid), run nothing: for `worker` processes")
+    p.add_argument("--no-artifacts", action="store_true",
+                   help="do not upload each trial's response-surface PNG for optuna-dashboard")
+    _add_artifacts(p)
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("worker", help="join a study and run its trials (many may run at once)",
@@ -77,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-id", type=int, metavar="K",
                    help="seed the sampler with the study's seed + K (default: a random seed)")
     _add_engine(p)
+    p.add_argument("--no-artifacts", action="store_true",
+                   help="do not upload each trial's response-surface PNG for optuna-dashboard")
+    _add_artifacts(p)
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
     p.set_defaults(func=cmd_worker)
 
@@ -94,6 +106,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("studies", help="the studies in a storage")
     _add_storage(p)
     p.set_defaults(func=cmd_studies)
+
+    p = sub.add_parser("report", help="an offline HTML report and PNG figures of a study",
+                       description="Write one self-contained HTML file (opens offline) and a PNG of "
+                                   "every figure: Optuna's plots, the loss-history overlay, response "
+                                   "surfaces of the best and worst trials, the hyperparameter surface "
+                                   "and, when lib varies, the library comparison.")
+    p.add_argument("--study-name", metavar="NAME", required=True)
+    _add_storage(p)
+    p.add_argument("--out", metavar="DIR", help="output folder (default: studies/reports/<study name>)")
+    p.add_argument("--trials", metavar="N", type=int, nargs="+", default=[],
+                   help="also draw the response surface of these trial numbers")
+    p.add_argument("--color-by", metavar="PARAM", help="loss overlay: colour by this hyperparameter")
+    p.add_argument("--style-by", metavar="PARAM", help="loss overlay: line style by this hyperparameter")
+    p.add_argument("--x", metavar="PARAM", help="hyperparameter surface: x axis")
+    p.add_argument("--y", metavar="PARAM", help="hyperparameter surface: y axis")
+    p.add_argument("--no-png", action="store_true", help="HTML only")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("dashboard", help="optuna-dashboard on a storage, with each trial's picture",
+                       description="Serve optuna-dashboard on the storage with its artifact store, so "
+                                   "each trial's page shows its response surface. Ctrl-C stops it.")
+    _add_storage(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    _add_artifacts(p)
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("datasets", help="the available datasets")
     p.set_defaults(func=cmd_datasets)
@@ -164,7 +203,8 @@ def cmd_study(args) -> int:
         study, summary = prepare_study(spec, storage=args.storage, study_name=name)
         print(created_summary(summary))
         return EXIT_OK
-    engine = {"batch_trials": args.batch_trials, "device": args.device}
+    engine = {"batch_trials": args.batch_trials, "device": args.device,
+              "artifacts": not args.no_artifacts, "artifact_dir": args.artifacts}
     if args.workers is not None:
         summary = run_parallel(spec, storage=args.storage, study_name=name, n_workers=args.workers,
                                timeout=args.timeout, progress=not args.no_progress, **engine)
@@ -193,7 +233,8 @@ def cmd_worker(args) -> int:
         raise UsageError(f"--worker-id must be >= 0, got {args.worker_id}.")
     summary = run_worker(storage=args.storage, study_name=args.study_name, timeout=args.timeout,
                          progress=not args.no_progress, worker_id=args.worker_id,
-                         batch_trials=args.batch_trials, device=args.device)
+                         batch_trials=args.batch_trials, device=args.device,
+                         artifacts=not args.no_artifacts, artifact_dir=args.artifacts)
     return _report(summary, run_summary(summary))
 
 
@@ -261,6 +302,46 @@ def cmd_studies(args) -> int:
         rows.append([s.study_name, s.n_trials, s.direction.name.lower(), best,
                      s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else None])
     print(table(["study", "trials", "direction", "best", "started"], rows) if rows else "no studies")
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from .plots import PlotError, build_report
+
+    study = _load_study(args)
+    try:
+        report = build_report(study, args.out, trials=args.trials, color_by=args.color_by,
+                              style_by=args.style_by, x=args.x, y=args.y, png=not args.no_png)
+    except PlotError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"report    {report.html}")
+    if report.pngs:
+        print(f"figures   {len(report.pngs)} PNG files in {report.out_dir}")
+    for title, reason in report.skipped.items():
+        print(f"skipped   {title}: {reason}")
+    return EXIT_OK
+
+
+def cmd_dashboard(args) -> int:
+    import optuna_dashboard
+
+    from .artifacts import artifact_dir, open_artifact_store
+    from .storage import default_url, mask_url, open_storage
+
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be in 1..65535, got {args.port}.")
+    url = args.storage or default_url()
+    storage = open_storage(url, heartbeat=False)
+    folder = Path(args.artifacts) if args.artifacts else artifact_dir(url)
+    store = open_artifact_store(folder)
+    print(f"optuna-dashboard on {mask_url(url)} (artifacts in {folder})", flush=True)
+    print(f"open http://{args.host}:{args.port}/dashboard  (Ctrl-C stops it)", flush=True)
+    try:
+        optuna_dashboard.run_server(storage, host=args.host, port=args.port, artifact_store=store)
+    except OSError as exc:
+        raise UsageError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:
+        pass
     return EXIT_OK
 
 

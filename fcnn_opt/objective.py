@@ -179,6 +179,7 @@ def result_attrs(result: TrainResult, spec: StudySpec) -> dict[str, Any]:
         "description": result.description(varying_keys(spec)),
         "lib": config.lib,
         "dataset": result.dataset.name,
+        "dataset_args": dict(spec.dataset),  # to rebuild the points for pictures
         "units": config.units(n_outputs=result.dataset.n_outputs),
         "config": config.to_dict(),
         "seconds_per_epoch": float(f"{sum(result.epoch_seconds) / max(result.epochs_run, 1):.6g}"),

@@ -23,6 +23,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import ledger
@@ -464,15 +465,41 @@ def _raise_if_lost(exc: Exception) -> None:
 def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
               timeout: float | None = None, progress: bool = True,
               objective: Objective | None = None, batch_trials: int = 1,
-              device: str = "cpu") -> RunSummary:
+              device: str = "cpu", artifacts: bool = True,
+              artifact_dir: str | Path | None = None) -> RunSummary:
     """Create or resume the study and run trials in this process until its budget or grid is done.
 
     With ``batch_trials`` K > 1, K trials are asked at once and trained together by the
     population engine (:mod:`fcnn_opt.population`) on ``device``, then told one by one.
+
+    With ``artifacts`` (the default), each finished trial's response-surface PNG is uploaded
+    to a FileSystemArtifactStore in ``artifact_dir`` (default: ``artifacts/`` beside the
+    database, see :func:`fcnn_opt.artifacts.artifact_dir`), for optuna-dashboard.
     """
     study, summary = prepare_study(spec, storage=storage, study_name=study_name)
-    return run_trials(study, spec, objective or Objective(spec), summary, timeout=timeout, progress=progress,
-                      batch_trials=batch_trials, device=device)
+    objective = objective or Objective(spec)
+    with trial_artifacts(objective, storage, artifacts, artifact_dir):
+        return run_trials(study, spec, objective, summary, timeout=timeout, progress=progress,
+                          batch_trials=batch_trials, device=device)
+
+
+@contextmanager
+def trial_artifacts(objective: Objective, storage: str | None, enabled: bool = True,
+                    directory: str | Path | None = None):
+    """While the block runs, upload each finished trial's response-surface PNG as an Optuna
+    artifact (see :mod:`fcnn_opt.artifacts`); nothing when ``enabled`` is false."""
+    if not enabled:
+        yield
+        return
+    from .artifacts import ResponseArtifact, open_artifact_store
+    from .artifacts import artifact_dir as default_artifact_dir
+
+    hook = ResponseArtifact(open_artifact_store(directory or default_artifact_dir(storage)))
+    objective.on_trial_end.append(hook)
+    try:
+        yield
+    finally:
+        objective.on_trial_end.remove(hook)
 
 
 def prepare_study(spec: StudySpec, *, storage: str | None = None,

@@ -37,6 +37,7 @@ from .study import (
     prepare_study,
     read_budget,
     run_trials,
+    trial_artifacts,
 )
 
 POLL_SECONDS = 0.5  # how often the parent of --workers reads the study for its progress bar
@@ -45,20 +46,27 @@ STOP_GRACE = 60  # seconds children get to record their running trial after Ctrl
 
 def run_worker(*, storage: str | None = None, study_name: str, timeout: float | None = None,
                progress: bool = True, worker_id: int | None = None, batch_trials: int = 1,
-               device: str = "cpu") -> RunSummary:
-    """Join the study in ``storage`` and run its trials until its budget or grid is done."""
+               device: str = "cpu", artifacts: bool = True, artifact_dir: str | Path | None = None) -> RunSummary:
+    """Join the study in ``storage`` and run its trials until its budget or grid is done.
+
+    Artifacts (each trial's picture) go to ``artifact_dir``, by default beside a database
+    file or in ``studies/artifacts`` of this machine: on many machines, give each worker the
+    same shared folder so that optuna-dashboard finds them all.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage or default_url()
     study, spec = load_for_worker(open_storage(url), study_name, worker_id=worker_id)
     summary = new_summary(study, spec, url)
-    return run_trials(study, spec, Objective(spec), summary, timeout=timeout, progress=progress,
-                      batch_trials=batch_trials, device=device)
+    objective = Objective(spec)
+    with trial_artifacts(objective, url, artifacts, artifact_dir):
+        return run_trials(study, spec, objective, summary, timeout=timeout, progress=progress,
+                          batch_trials=batch_trials, device=device)
 
 
 def worker_command(study_name: str, worker_id: int, timeout: float | None, batch_trials: int = 1,
-                   device: str = "cpu") -> list[str]:
+                   device: str = "cpu", artifacts: bool = True, artifact_dir: str | Path | None = None) -> list[str]:
     """The command line of one local worker (the storage URL goes in its environment, not here,
     so a password never shows in the process list)."""
     command = [sys.executable, "-m", "fcnn_opt", "worker", f"--study-name={study_name}",
@@ -67,12 +75,17 @@ def worker_command(study_name: str, worker_id: int, timeout: float | None, batch
         command.append(f"--timeout={timeout}")
     if batch_trials != 1:
         command += [f"--batch-trials={batch_trials}", f"--device={device}"]
+    if not artifacts:
+        command.append("--no-artifacts")
+    elif artifact_dir is not None:
+        command.append(f"--artifacts={Path(artifact_dir).resolve()}")
     return command
 
 
 def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
                  n_workers: int = 2, timeout: float | None = None, progress: bool = True,
-                 batch_trials: int = 1, device: str = "cpu") -> RunSummary:
+                 batch_trials: int = 1, device: str = "cpu", artifacts: bool = True,
+                 artifact_dir: str | Path | None = None) -> RunSummary:
     """Create or resume the study, then run it with ``n_workers`` local worker processes.
 
     The study is created and its grid queued once, here; each worker is
@@ -94,7 +107,7 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
             log_paths.append(Path(logs) / f"worker{i}.log")
             with log_paths[-1].open("wb") as log:
                 # A session of its own: a terminal's Ctrl-C reaches the workers once, through us.
-                procs.append(subprocess.Popen(worker_command(name, i, timeout, batch_trials, device), env=env, stdin=subprocess.DEVNULL,
+                procs.append(subprocess.Popen(worker_command(name, i, timeout, batch_trials, device, artifacts, artifact_dir), env=env, stdin=subprocess.DEVNULL,
                                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         stopping: list[int] = []
 

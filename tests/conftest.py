@@ -46,6 +46,31 @@ def require_service(name: str, reason: str) -> None:
     pytest.skip(message)
 
 
+# A small real study for the figure, report and dashboard tests: random sampling with median
+# pruning on 4-class circles, so it has complete and pruned trials, a log-scaled float, an
+# integer and a categorical hyperparameter, and an artifact per finished trial.
+SMALL_STUDY = {
+    "study": {"name": "small", "sampler": "random", "pruner": "median", "n_trials": 12, "seed": 2},
+    "dataset": {"name": "circles", "n_points": 400},
+    "params": {"epochs": 12, "lr": {"low": 1e-4, "high": 0.3, "log": True}, "units": [2, 4, 8],
+               "activation": ["relu", "tanh"]},
+}
+
+
+@pytest.fixture(scope="session")
+def small_study(tmp_path_factory):
+    """``(storage URL, study)`` of :data:`SMALL_STUDY`, run once per session in a temporary folder."""
+    import optuna
+
+    from fcnn_opt.space import parse_spec
+    from fcnn_opt.study import run_study
+
+    folder = tmp_path_factory.mktemp("small_study")
+    url = f"sqlite:///{folder / 'study.db'}"
+    run_study(parse_spec(SMALL_STUDY), storage=url, progress=False)
+    return url, optuna.load_study(study_name="small", storage=url)
+
+
 # Database servers for the distributed tests. Each test gets a database of its own, created
 # here and dropped afterwards, so tests never see each other's studies.
 PG_ADMIN_URL = os.environ.get("FCNN_OPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -121,7 +121,7 @@ def test_four_workers_run_each_grid_point_exactly_once(tmp_path, pg_url):
     study = optuna.load_study(study_name="grid12", storage=storage(pg_url))
     for t in study.get_trials(states=(optuna.trial.TrialState.WAITING,)):
         study.enqueue_trial(t.system_attrs["fixed_params"], skip_if_exists=False)
-    done = run_cli("study", "--config", config, "--storage", pg_url, "--workers", 4, "--no-progress",
+    done = run_cli("study", "--config", config, "--storage", pg_url, "--workers", 4, "--no-progress", "--no-artifacts",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     points = grid_points(pg_url, "grid12")
@@ -154,6 +154,8 @@ def test_four_workers_share_the_budget_exactly(tmp_path, pg_url):
             assert t.user_attrs["fail_reason"].startswith("surplus") and "epochs_run" not in t.user_attrs
     ran = [int(out.split("this run: ")[1].split()[0]) for out, _ in outputs]
     assert sum(ran) == 24 and sum(r > 0 for r in ran) >= 2, ran
+    # every worker uploaded its trials' pictures to the one artifact folder (for optuna-dashboard)
+    assert len([f for f in (tmp_path / "studies" / "artifacts").rglob("*") if f.is_file()]) >= 24
 
 
 @pytest.mark.parametrize("where,sampler", [("postgres", "tpe"), ("postgres", "grid"), ("journal", "grid")])
@@ -162,7 +164,7 @@ def test_worker_killed_mid_trial_is_noticed_and_its_trial_retried(tmp_path, requ
     config = write_toml(tmp_path / "long.toml", LONG.format(sampler=sampler))
     created = run_cli("study", "--config", config, "--storage", url, "--create-only", cwd=tmp_path)
     assert created.returncode == 0, created.stderr
-    worker = ("worker", "--storage", url, "--study-name", "long", "--no-progress")
+    worker = ("worker", "--storage", url, "--study-name", "long", "--no-progress", "--no-artifacts")
     victim = popen_cli(*worker, cwd=tmp_path, **FAST_HEARTBEAT)
     survivor = popen_cli(*worker, cwd=tmp_path, **FAST_HEARTBEAT)
 
@@ -191,7 +193,7 @@ def test_worker_killed_mid_trial_is_noticed_and_its_trial_retried(tmp_path, requ
 
 def test_interrupted_workers_resume_when_the_command_is_run_again(tmp_path, pg_url):
     config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=8, epochs=300))
-    command = ("study", "--config", config, "--storage", pg_url, "--workers", 2, "--no-progress")
+    command = ("study", "--config", config, "--storage", pg_url, "--workers", 2, "--no-progress", "--no-artifacts")
     proc = popen_cli(*command, cwd=tmp_path)
     wait_for(lambda: by_state(pg_url, "fast")["COMPLETE"] >= 2, timeout=120)
     proc.send_signal(signal.SIGTERM)
@@ -213,7 +215,7 @@ def test_workers_ride_out_dropped_connections(tmp_path, pg_url):
     from conftest import PG_ADMIN_URL
 
     config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=12, epochs=60))
-    proc = popen_cli("study", "--config", config, "--storage", pg_url, "--workers", 2, "--no-progress",
+    proc = popen_cli("study", "--config", config, "--storage", pg_url, "--workers", 2, "--no-progress", "--no-artifacts",
                      cwd=tmp_path, **FAST_HEARTBEAT)
     database = pg_url.rsplit("/", 1)[1]
     dropped = []
@@ -247,7 +249,7 @@ def test_workers_ride_out_dropped_connections(tmp_path, pg_url):
 
 def test_sqlite_with_four_workers_never_says_database_is_locked(tmp_path, sqlite_url):
     config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=16, epochs=2))
-    done = run_cli("study", "--config", config, "--storage", sqlite_url, "--workers", 4, "--no-progress",
+    done = run_cli("study", "--config", config, "--storage", sqlite_url, "--workers", 4, "--no-progress", "--no-artifacts",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "locked" not in done.stdout + done.stderr
@@ -257,14 +259,14 @@ def test_sqlite_with_four_workers_never_says_database_is_locked(tmp_path, sqlite
 def test_journal_file_with_workers_keeps_the_budget(tmp_path):
     url = f"journal:{tmp_path / 'fast.log'}"
     config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=10, epochs=2))
-    done = run_cli("study", "--config", config, "--storage", url, "--workers", 3, "--no-progress", cwd=tmp_path)
+    done = run_cli("study", "--config", config, "--storage", url, "--workers", 3, "--no-progress", "--no-artifacts", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert by_state(url, "fast")["COMPLETE"] == 10
 
 
 def test_mysql_workers_run_each_grid_point_once(tmp_path, mysql_url):
     config = write_toml(tmp_path / "grid.toml", GRID12)
-    done = run_cli("study", "--config", config, "--storage", mysql_url, "--workers", 3, "--no-progress",
+    done = run_cli("study", "--config", config, "--storage", mysql_url, "--workers", 3, "--no-progress", "--no-artifacts",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     points = grid_points(mysql_url, "grid12")
@@ -299,7 +301,7 @@ def test_workers_can_train_batches_of_trials(tmp_path, sqlite_url):
     the ledger still admits each grid point once."""
     config = write_toml(tmp_path / "grid.toml", GRID12)
     done = run_cli("study", "--config", config, "--storage", sqlite_url, "--workers", 2, "--batch-trials", 4,
-                   "--no-progress", cwd=tmp_path)
+                   "--no-progress", "--no-artifacts", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     points = grid_points(sqlite_url, "grid12")
     assert len(points) == 12 and set(points.values()) == {1}
@@ -309,7 +311,7 @@ def test_workers_can_train_batches_of_trials(tmp_path, sqlite_url):
 def test_grid_with_a_smaller_budget_queues_only_what_it_runs(tmp_path, sqlite_url):
     config = write_toml(tmp_path / "grid.toml", GRID12)
     for _ in range(2):
-        done = run_cli("study", "--config", config, "--storage", sqlite_url, "--n-trials", 5, "--no-progress",
+        done = run_cli("study", "--config", config, "--storage", sqlite_url, "--n-trials", 5, "--no-progress", "--no-artifacts",
                        cwd=tmp_path)
         assert done.returncode == 0, done.stderr
     assert by_state(sqlite_url, "grid12") == {"COMPLETE": 5}
