@@ -98,6 +98,7 @@ def test_malformed_urls(tmp_path):
         assert ":pw@" not in done.stderr
 
 
+@pytest.mark.postgres
 def test_missing_database_and_unknown_role(tmp_path, pg_url):
     base = pg_url.rsplit("/", 1)[0]
     done = run_cli("studies", "--storage", with_password(f"{base}/no_such_database_here"), cwd=tmp_path)
@@ -115,6 +116,7 @@ def test_wrong_password(tmp_path, mysql_url):
     assert SECRET not in done.stderr and ":***@" in done.stderr
 
 
+@pytest.mark.postgres
 def test_missing_study(tmp_path, pg_url):
     url = with_password(pg_url)  # the server trusts local users, so any password is accepted
     config = write_toml(tmp_path / "tiny.toml", TINY)
@@ -126,6 +128,7 @@ def test_missing_study(tmp_path, pg_url):
         assert SECRET not in done.stderr
 
 
+@pytest.mark.postgres
 def test_a_password_is_never_printed(tmp_path, pg_url):
     url = with_password(pg_url)
     config = write_toml(tmp_path / "tiny.toml", TINY)

@@ -112,6 +112,7 @@ def grid_points(url: str, name: str, state: str = "COMPLETE") -> Counter:
     return Counter(tuple(sorted(t.params.items())) for t in trials(url, name) if t.state.name == state)
 
 
+@pytest.mark.postgres
 def test_four_workers_run_each_grid_point_exactly_once(tmp_path, pg_url):
     config = write_toml(tmp_path / "grid.toml", GRID12)
     created = run_cli("study", "--config", config, "--storage", pg_url, "--create-only", cwd=tmp_path)
@@ -136,6 +137,7 @@ def test_four_workers_run_each_grid_point_exactly_once(tmp_path, pg_url):
     assert "12 complete, 0 pruned, 0 failed, 12 skipped" in done.stdout
 
 
+@pytest.mark.postgres
 def test_four_workers_share_the_budget_exactly(tmp_path, pg_url):
     """The commands of docs/distributed.md: create the study once, then start workers."""
     config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=24, epochs=150))
@@ -158,6 +160,7 @@ def test_four_workers_share_the_budget_exactly(tmp_path, pg_url):
     assert len([f for f in (tmp_path / "studies" / "artifacts").rglob("*") if f.is_file()]) >= 24
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("where,sampler", [("postgres", "tpe"), ("postgres", "grid"), ("journal", "grid")])
 def test_worker_killed_mid_trial_is_noticed_and_its_trial_retried(tmp_path, request, where, sampler):
     url = request.getfixturevalue("pg_url") if where == "postgres" else f"journal:{tmp_path / 'long.log'}"
@@ -191,6 +194,7 @@ def test_worker_killed_mid_trial_is_noticed_and_its_trial_retried(tmp_path, requ
         assert sorted(t.params["units"] for t in final.values() if t.state.name == "COMPLETE") == [4, 8, 16]
 
 
+@pytest.mark.postgres
 def test_interrupted_workers_resume_when_the_command_is_run_again(tmp_path, pg_url):
     config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=8, epochs=300))
     command = ("study", "--config", config, "--storage", pg_url, "--workers", 2, "--no-progress", "--no-artifacts")
@@ -209,6 +213,7 @@ def test_interrupted_workers_resume_when_the_command_is_run_again(tmp_path, pg_u
     assert by_state(pg_url, "fast")["COMPLETE"] == 8
 
 
+@pytest.mark.postgres
 def test_workers_ride_out_dropped_connections(tmp_path, pg_url):
     """The server drops every connection of the study's database, again and again, mid-run."""
     import psycopg2
@@ -273,6 +278,8 @@ def test_mysql_workers_run_each_grid_point_once(tmp_path, mysql_url):
     assert len(points) == 12 and set(points.values()) == {1}
 
 
+@pytest.mark.postgres
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
 @pytest.mark.parametrize("where", ["postgres", "journal"])
 def test_refusal_admits_exactly_the_budget_whatever_the_order(tmp_path, request, where):
     """The ledger's rule, step by step, on a real storage: six workers asked at once for a
