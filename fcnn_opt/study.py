@@ -398,6 +398,7 @@ def _next_trials(study, spec, watch, grid: bool, want: int):
         # are claimed one by one so that the ledger finishes them unrun: no WAITING remains.
         leftover = _claim(study, waiting)
         return ([leftover] if leftover else "done"), budget, counts
+    _liar_only_when_concurrent(study, concurrent=counts.running > 0 or want > 1)
     trials: list = []
     asked = 0
     while len(trials) < want and counts.done + counts.running + len(trials) < budget:
@@ -411,6 +412,17 @@ def _next_trials(study, spec, watch, grid: bool, want: int):
     if not trials and grid and counts.running == 0 and counts.waiting == 0:
         return "done", budget, counts  # every grid point is done or failed for good
     return trials, budget, counts
+
+
+def _liar_only_when_concurrent(study, concurrent: bool) -> None:
+    """TPE's constant liar makes every sampling call re-read all trials without Optuna's cache,
+    a cost that grows with the study. It only matters while other trials run, so it is on only
+    then (same random stream either way: one sampler object)."""
+    import optuna
+
+    sampler = study.sampler
+    if isinstance(sampler, optuna.samplers.TPESampler) and hasattr(sampler, "_constant_liar"):
+        sampler._constant_liar = concurrent
 
 
 def _run_claimed(study, trials, objective, summary, budget, grid, grid_size, mirror,

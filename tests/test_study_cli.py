@@ -129,7 +129,7 @@ pruner = "none"
 name = "circles"
 n_points = 2000
 [params]
-epochs = 400
+epochs = 1500
 units = [4, 8, 16]
 """)
     args = [sys.executable, "-m", "fcnn_opt", "study", "--config", str(config), "--storage", sqlite_url, "--no-progress"]
