@@ -167,3 +167,128 @@ def test_keras_on_another_backend_is_refused_clearly():
     out = _run_python(code, KERAS_BACKEND="torch")
     assert out.returncode == 0, out.stderr
     assert "backend 'torch'" in out.stdout and "KERAS_BACKEND=tensorflow" in out.stdout
+
+
+# Keras reuses compiled networks across runs (see KerasBackend): a reused network must give
+# exactly what a fresh one gives.
+KERAS_A = TrainConfig(lib="keras", dims=(8,), activation="relu", optimizer="adam", lr=0.02,
+                      batch_size=50, epochs=4, seed=3)
+KERAS_B = TrainConfig(lib="keras", dims=(6, 4), activation="tanh", optimizer="rmsprop", lr=0.01,
+                      batch_size=64, epochs=4, seed=4, l2=1e-3)
+
+
+@pytest.fixture
+def keras_backend():
+    pytest.importorskip("keras")
+    from fcnn_opt.backends import get_backend
+
+    backend = get_backend("keras")
+    backend.clear()
+    yield backend
+    backend.clear()
+
+
+def _assert_same_histories(result, reference):
+    np.testing.assert_allclose(result.train_loss, reference.train_loss, rtol=0, atol=REPRODUCIBLE)
+    np.testing.assert_allclose(result.val_loss, reference.val_loss, rtol=0, atol=REPRODUCIBLE)
+
+
+def test_keras_reused_network_gives_the_fresh_networks_histories(keras_backend):
+    data = dataset("quadrants")
+    fresh_a = train(data, KERAS_A)
+    again_a = train(data, KERAS_A)  # back to back
+    fresh_b = train(data, KERAS_B)
+    after_b = train(data, KERAS_A)  # A, B, then A again
+    assert len(keras_backend._compiled) == 2
+    for result in (again_a, after_b):
+        _assert_same_histories(result, fresh_a)
+    other = KERAS_A.replace(lr=0.005, batch_size=32, seed=9)
+    reused = train(data, other)  # same network, another learning rate, batch size and seed
+    assert len(keras_backend._compiled) == 2
+    keras_backend.clear()
+    _assert_same_histories(reused, train(data, other))
+    _assert_same_histories(train(data, KERAS_B), fresh_b)
+
+
+def test_keras_traces_the_train_step_once_per_network(keras_backend, monkeypatch):
+    import keras
+
+    traces = []
+    step = keras.Sequential.train_step
+
+    def counted(model, batch):  # Keras calls train_step only while tracing
+        traces.append(model)
+        return step(model, batch)
+
+    monkeypatch.setattr(keras.Sequential, "train_step", counted)
+    data = dataset("quadrants")
+    for lr, batch_size, seed in [(0.02, 50, 0), (0.1, 32, 1), (0.001, 480, 2)]:
+        train(data, KERAS_A.replace(lr=lr, batch_size=batch_size, seed=seed, epochs=2))
+    assert len(traces) == 1
+
+
+def test_keras_result_keeps_its_own_weights_after_a_later_run(keras_backend):
+    data = dataset("quadrants")
+    first = train(data, KERAS_A)
+    weights = first.weights()
+    out = first.predict(data.X_val)
+    # after training, predictions use the final weights: the last epoch's val loss again
+    assert loss(data.task, out, data.y_val) == first.val_loss[-1]
+    train(data, KERAS_A.replace(seed=11, lr=0.1))  # reuses and changes the compiled network
+    np.testing.assert_array_equal(first.predict(data.X_val), out)
+    for (W, b), (W0, b0) in zip(first.weights(), weights, strict=True):
+        np.testing.assert_array_equal(W, W0)
+        np.testing.assert_array_equal(b, b0)
+
+
+def test_keras_run_stopped_by_an_exception_leaves_the_next_run_exact(keras_backend):
+    data = dataset("quadrants")
+
+    def fail(epoch, metrics):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(data, KERAS_A.replace(lr=0.3), fail)
+    after = train(data, KERAS_A)
+    keras_backend.clear()
+    _assert_same_histories(after, train(data, KERAS_A))
+
+
+def test_keras_run_inside_a_run_gets_its_own_network(keras_backend):
+    data = dataset("quadrants")
+    inner = []
+
+    def nested(epoch, metrics):
+        if epoch == 2:
+            inner.append(train(data, KERAS_A.replace(seed=5)))
+
+    outer = train(data, KERAS_A, nested)
+    assert len(keras_backend._compiled) == 1
+    keras_backend.clear()
+    _assert_same_histories(outer, train(data, KERAS_A))
+    _assert_same_histories(inner[0], train(data, KERAS_A.replace(seed=5)))
+
+
+def test_keras_cache_is_bounded_and_frees_the_traced_steps(keras_backend, monkeypatch):
+    import gc
+    import weakref
+
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    import fcnn_opt.backends._keras as keras_module
+
+    monkeypatch.setattr(keras_module, "MAX_CACHED_MODELS", 2)
+    data = dataset("quadrants")
+    gc.collect()
+    before = {id(o) for o in gc.get_objects() if type(o) is FuncGraph}
+    for width in (2, 3):
+        train(data, KERAS_A.replace(dims=(width,), epochs=1))
+    assert len(keras_backend._compiled) == 2
+    graphs = [weakref.ref(o) for o in gc.get_objects() if type(o) is FuncGraph and id(o) not in before]
+    assert graphs  # the two traced train steps
+    train(data, KERAS_A.replace(dims=(4,), epochs=1))  # a third network empties the cache
+    assert len(keras_backend._compiled) == 1
+    gc.collect()
+    # nothing else (e.g. TensorFlow's global gradient registry) keeps them: keras-team/keras#17458
+    assert all(ref() is None for ref in graphs)
