@@ -99,6 +99,7 @@ def plot(a, b, c) -> None:
         ax.axhline(r[2], ls="--", lw=1, color="gray")
         ax.plot([1], [r[2]], style, label=r[0])
     ax.set(xlabel="models trained together (K)", ylabel="ms per model-epoch", title="Training: per-call overhead shared")
+    ax.set_yticks([0.5, 1, 2, 5, 10])
     ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.legend(fontsize=8)

@@ -40,6 +40,7 @@ class Way:
     lib: str
     batch_trials: int = 1
     n_trials: int | None = None  # a subset of the workload's trials (slow ways)
+    workers: int = 1  # local worker processes (python -m fcnn_opt worker)
 
 
 def ways(quick: bool) -> dict[str, list[Way]]:
@@ -50,32 +51,45 @@ def ways(quick: bool) -> dict[str, list[Way]]:
         "W2": [Way("keras, one trial at a time", "keras", n_trials=keras_w2),
                Way("torch, one trial at a time", "torch", n_trials=40 if quick else None),
                Way("numpy, one trial at a time", "numpy", n_trials=40 if quick else None),
+               Way("numpy, 2 worker processes", "numpy", n_trials=40 if quick else None, workers=2),
                Way("population K=10", "torch", 10, n_trials=40 if quick else None),
                Way("population K=50", "torch", 50, n_trials=50 if quick else None)],
     }
 
 
-def run_row(workload: str, lib: str, batch_trials: int, n_trials: int | None, storage: str) -> dict:
-    """Run one workload one way in this process; returns the row's figures."""
+def run_row(workload: str, lib: str, batch_trials: int, n_trials: int | None, storage: str,
+            workers: int = 1) -> dict:
+    """Run one workload one way in this process (and its workers); returns the row's figures."""
     import resource
 
     from .space import parse_spec
     from .study import run_study
+    from .workers import run_parallel
 
     spec = parse_spec(WORKLOADS[workload], source=workload).with_overrides(lib=lib, n_trials=n_trials)
     start = time.perf_counter()
-    summary = run_study(spec, storage=storage, progress=False, batch_trials=batch_trials, artifacts=False)
+    if workers > 1:
+        summary = run_parallel(spec, storage=storage, n_workers=workers, progress=False, artifacts=False)
+    else:
+        summary = run_study(spec, storage=storage, progress=False, batch_trials=batch_trials, artifacts=False)
     seconds = time.perf_counter() - start
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # the largest worker
+    import optuna
+
+    trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False)
+    epochs = sum(len(t.intermediate_values) for t in trials)
     c = summary.counts
-    return {"seconds": seconds, "trials": c.complete + c.pruned + c.failed, "complete": c.complete,
+    return {"seconds": seconds, "epochs": epochs, "trials": c.complete + c.pruned + c.failed, "complete": c.complete,
             "pruned": c.pruned, "failed": c.failed, "best": summary.best_value,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_mb": peak / 1024}
 
 
 def _row_in_subprocess(workload: str, way: Way, folder: str) -> dict:
-    storage = f"sqlite:///{folder}/{workload}-{way.lib}-{way.batch_trials}.db"
+    storage = f"sqlite:///{folder}/{workload}-{way.lib}-{way.batch_trials}-{way.workers}.db"
     code = (f"import json; from fcnn_opt.bench import run_row; "
-            f"print(json.dumps(run_row({workload!r}, {way.lib!r}, {way.batch_trials}, {way.n_trials!r}, {storage!r})))")
+            f"print(json.dumps(run_row({workload!r}, {way.lib!r}, {way.batch_trials}, {way.n_trials!r}, "
+            f"{storage!r}, workers={way.workers})))")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
     if done.returncode != 0:
@@ -98,27 +112,30 @@ def run_bench(workloads: list[str], quick: bool = False) -> list[dict]:
                 row = {"workload": workload, "way": way.label, **_row_in_subprocess(workload, way, folder)}
                 if "error" not in row:
                     row["per_trial"] = row["process_seconds"] / max(row["trials"], 1)
-                    base.setdefault(way.lib if way.batch_trials == 1 else "population", row)
+                    row["per_epoch"] = row["process_seconds"] / max(row["epochs"], 1)
+                    if way.batch_trials == 1 and way.workers == 1:
+                        base.setdefault(way.lib, row)
                 rows.append(row)
             for row in rows:
                 if row["workload"] == workload and "error" not in row:
                     for ref in ("keras", "torch"):
                         if ref in base:
-                            row[f"x_{ref}"] = base[ref]["per_trial"] / row["per_trial"]
-    headers = ["workload", "way", "trials", "complete", "pruned", "wall s", "trials/s", "s/trial",
-               "best val", "peak MB", "vs keras", "vs torch"]
+                            row[f"x_{ref}"] = base[ref]["per_epoch"] / row["per_epoch"]
+    headers = ["workload", "way", "trials", "complete", "pruned", "epochs", "wall s", "trials/s",
+               "ms/epoch", "best val", "peak MB", "vs keras", "vs torch"]
     body = []
     for r in rows:
         if "error" in r:
-            body.append([r["workload"], r["way"], "error: " + r["error"]] + [None] * 9)
+            body.append([r["workload"], r["way"], "error: " + r["error"]] + [None] * 10)
             continue
-        body.append([r["workload"], r["way"], r["trials"], r["complete"], r["pruned"],
+        body.append([r["workload"], r["way"], r["trials"], r["complete"], r["pruned"], r["epochs"],
                      round(r["process_seconds"], 2), round(r["trials"] / r["process_seconds"], 2),
-                     round(r["per_trial"], 3), r["best"], round(r["peak_mb"]),
+                     round(1000 * r["per_epoch"], 2), r["best"], round(r["peak_mb"]),
                      _ratio(r.get("x_keras")), _ratio(r.get("x_torch"))])
     print(table(headers, body))
     print("wall s: the row's whole process (imports, study creation, training, storage) on SQLite. "
-        "Ratios compare seconds per trial.")
+        "ms/epoch: wall time per epoch trained (pruned trials train fewer); the ratios compare it, "
+        "since the slow ways run only a subset of W2.")
     return rows
 
 
