@@ -36,10 +36,10 @@ def get_backend(name: str) -> Backend:
             module = importlib.import_module(module_name, __name__)
         except ImportError as exc:
             extra = _EXTRAS[name]
-            hint = f" (or `pip install 'fcnn_opt[{extra}]'`)" if extra else ""
-            raise ImportError(
+            how = f"pip install 'fcnn_opt[{extra}]'" if extra else f"pip install {package}"
+            raise ImportError(  # the extra pins versions (e.g. torch's CPU build), hence first
                 f"lib={name!r} needs {package}, which could not be imported ({exc}). "
-                f"Install it with `pip install {package.split()[0]}`{hint}."
+                f"Install it with `{how}` (the pinned versions), or `pip install {package.split()[0]}`."
             ) from exc
         _cache[name] = getattr(module, class_name)()
     return _cache[name]
