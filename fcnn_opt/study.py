@@ -66,7 +66,8 @@ def make_sampler(name: str, seed: int | None, spec: StudySpec | None = None) -> 
 
     samplers = {
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                                  constant_liar=True),
         "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
         "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
         "gp": lambda: optuna.samplers.GPSampler(seed=seed),
@@ -75,6 +76,9 @@ def make_sampler(name: str, seed: int | None, spec: StudySpec | None = None) -> 
     }
     if name not in samplers:
         raise StudyError(f"Unknown sampler {name!r}. Valid samplers: {', '.join(samplers)}.")
+    # TPE's group=True (one multivariate model per set of parameters that occur together, so
+    # the per-layer widths of a searched depth are modelled jointly) is marked experimental.
+    warnings.filterwarnings("ignore", message="Argument ``group`` is an experimental feature")
     try:
         return samplers[name]()
     except ImportError as exc:
