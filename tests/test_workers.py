@@ -65,7 +65,7 @@ n_trials = 3
 name = "circles"
 n_points = 2000
 [params]
-epochs = 600
+epochs = 2500
 units = [4, 8, 16]
 """
 
@@ -175,8 +175,8 @@ def test_worker_killed_mid_trial_is_noticed_and_its_trial_retried(tmp_path, requ
         return next((t for t in trials(url, "long") if t.state.name == "RUNNING"
                      and t.user_attrs.get("worker", "").endswith(f":{victim.pid}")), None)
 
-    killed = wait_for(victims_trial)
-    time.sleep(0.5)
+    killed = wait_for(victims_trial)  # trials last seconds: the kill lands mid-trial
+    time.sleep(0.2)
     os.kill(victim.pid, signal.SIGKILL)  # kill -9: no handler runs, the trial stays RUNNING
     victim.communicate(timeout=30)
     assert victim.returncode == -signal.SIGKILL
@@ -196,7 +196,7 @@ def test_worker_killed_mid_trial_is_noticed_and_its_trial_retried(tmp_path, requ
 
 @pytest.mark.postgres
 def test_interrupted_workers_resume_when_the_command_is_run_again(tmp_path, pg_url):
-    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=8, epochs=300))
+    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=8, epochs=2000))  # seconds per trial
     command = ("study", "--config", config, "--storage", pg_url, "--workers", 2, "--no-progress", "--no-artifacts")
     proc = popen_cli(*command, cwd=tmp_path)
     wait_for(lambda: by_state(pg_url, "fast")["COMPLETE"] >= 2, timeout=120)
