@@ -239,6 +239,34 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def _signals_held():
+    """Hold Ctrl-C and SIGTERM while a trial is claimed or told, so that no trial is left
+    RUNNING half-claimed or half-told; a signal that arrives meanwhile acts when the block
+    ends (training itself stays interruptible)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _fail_unfinished(study: optuna.Study, trials: list) -> None:
+    """Record claimed trials that an interrupt left RUNNING as failed (finished ones are kept)."""
+    from optuna.trial import TrialState
+
+    for trial in trials:
+        try:
+            if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+                trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        except Exception:  # best effort on the way out: the stale sweep covers the rest
+            pass
+
+
 _heartbeat = ledger.heartbeat  # the running trials' heartbeats (fcnn_opt.batch uses it too)
 
 
@@ -271,14 +299,15 @@ def tell(study: optuna.Study, trial: optuna.Trial, reporter, state, value=None, 
     from optuna.trial import TrialState
 
     try:
-        if reason is not None:
-            reporter.store({"fail_reason": mask_url(reason)})
-        if hasattr(reporter, "flush"):
-            retrying(reporter.flush, what="writing the trial's records")
-        if state == TrialState.COMPLETE:
-            study.tell(trial, value)
-        else:
-            study.tell(trial, state=state)
+        with _signals_held():
+            if reason is not None:
+                reporter.store({"fail_reason": mask_url(reason)})
+            if hasattr(reporter, "flush"):
+                retrying(reporter.flush, what="writing the trial's records")
+            if state == TrialState.COMPLETE:
+                study.tell(trial, value)
+            else:
+                study.tell(trial, state=state)
     except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
         if isinstance(exc, ValueError) and "Cannot tell" not in str(exc):
             raise
@@ -356,12 +385,15 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
     from .reporting import PruningMirror
 
     mirror = PruningMirror(study) if PruningMirror.supports(study) else None
+    claimed: list = []  # trials this process holds RUNNING and has not recorded yet
     try:
         with _sigterm_as_interrupt():
             failing_since = None
             while timeout is None or time.perf_counter() - start <= timeout:
                 try:
-                    trials, budget, counts = _next_trials(study, spec, watch, grid, batch_trials)
+                    with _signals_held():
+                        trials, budget, counts = _next_trials(study, spec, watch, grid, batch_trials)
+                        claimed = list(trials) if isinstance(trials, list) else []
                     failing_since = None
                 except Exception as exc:  # a dropped connection: look again after a pause
                     if not is_transient(exc):
@@ -379,7 +411,9 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
                     continue
                 _run_claimed(study, trials, objective, summary, budget, grid, grid_size, mirror,
                              batch_trials, device)
+                claimed = []
     except KeyboardInterrupt:
+        _fail_unfinished(study, claimed)
         summary.interrupted = True
     finally:
         if bar is not None:

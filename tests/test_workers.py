@@ -32,7 +32,7 @@ pruner = "none"
 name = "xor"
 n_points = 400
 [params]
-epochs = 200
+epochs = 500
 units = [2, 3, 4, 6]
 lr = [0.003, 0.03, 0.3]
 """
@@ -140,7 +140,7 @@ def test_four_workers_run_each_grid_point_exactly_once(tmp_path, pg_url):
 @pytest.mark.postgres
 def test_four_workers_share_the_budget_exactly(tmp_path, pg_url):
     """The commands of docs/distributed.md: create the study once, then start workers."""
-    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=24, epochs=150))
+    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=24, epochs=600))  # every worker gets some
     created = run_cli("study", "--config", config, "--storage", pg_url, "--create-only", cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     assert f"python -m fcnn_opt worker --storage {pg_url} --study-name fast" in created.stdout
@@ -219,7 +219,7 @@ def test_workers_ride_out_dropped_connections(tmp_path, pg_url):
     import psycopg2
     from conftest import PG_ADMIN_URL
 
-    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=12, epochs=60))
+    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=12, epochs=400))  # a run of seconds
     proc = popen_cli("study", "--config", config, "--storage", pg_url, "--workers", 2, "--no-progress", "--no-artifacts",
                      cwd=tmp_path, **FAST_HEARTBEAT)
     database = pg_url.rsplit("/", 1)[1]
@@ -247,7 +247,7 @@ def test_workers_ride_out_dropped_connections(tmp_path, pg_url):
     assert states["COMPLETE"] == 12 and states["RUNNING"] == 0 and states["WAITING"] == 0, states
     for t in trials(pg_url, "fast"):
         if t.state.name == "COMPLETE":
-            assert len(t.user_attrs["val_loss"]) == 60  # completed results are whole
+            assert len(t.user_attrs["val_loss"]) == 400  # completed results are whole
         else:
             assert t.user_attrs.get("fail_reason"), t  # any failure says why
 
