@@ -10,7 +10,6 @@ hidden layer are trained one at a time by their own backend.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from .study import _heartbeat, outcome, tell
@@ -46,10 +45,8 @@ def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Object
         results = {}
         try:
             if together:
-                members = [configs[i].replace(device=device) if device != "cpu" else configs[i]
-                           for i in together]
                 trained = train_population(
-                    objective.dataset, members,
+                    objective.dataset, [configs[i] for i in together],
                     on_epoch=lambda k, epoch, metrics: watches[together[k]](epoch, metrics),
                     device=device)
                 results.update(zip(together, trained, strict=True))
@@ -66,13 +63,11 @@ def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Object
             state, value, reason, exc = errors[i]
         else:
             result = results[i]
-            if configs[i].lib in POPULATION_LIBS and i in together:
+            if i in together:
                 reporter.store({"engine": f"population ({device})"})
             state, value, reason, exc = outcome(
                 lambda trial=trial, result=result, reporter=reporter, i=i:
                 objective.conclude(trial, result, reporter, watches[i].pruned_at))
-        if value is not None and not math.isfinite(value):
-            value = None
         states.append(tell(study, trial, reporter, state, value, reason))
         error = error or exc
     if error is not None:

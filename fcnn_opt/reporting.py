@@ -41,6 +41,9 @@ class TrialReporter:
         for key, value in attrs.items():
             self.trial.set_user_attr(key, value)
 
+    def flush(self) -> None:
+        """Nothing is buffered: every value was written when it was reported."""
+
     def close(self, state, value: float | None) -> None:
         pass
 

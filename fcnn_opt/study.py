@@ -302,8 +302,7 @@ def tell(study: optuna.Study, trial: optuna.Trial, reporter, state, value=None, 
         with _signals_held():
             if reason is not None:
                 reporter.store({"fail_reason": mask_url(reason)})
-            if hasattr(reporter, "flush"):
-                retrying(reporter.flush, what="writing the trial's records")
+            retrying(reporter.flush, what="writing the trial's records")
             if state == TrialState.COMPLETE:
                 study.tell(trial, value)
             else:
