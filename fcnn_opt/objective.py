@@ -114,7 +114,7 @@ class Objective:
 
     def run(self, trial: optuna.Trial, reporter) -> float:
         """Like calling the objective, with per-epoch values going to ``reporter``."""
-        config = self.config_for(trial)
+        config = self.config_for(reporter.params_trial)
         watch = EpochWatch(reporter, self.spec.metric)
         result = train(self.dataset, config, on_epoch=watch)
         return self.conclude(trial, result, reporter, watch.pruned_at)

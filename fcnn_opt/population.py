@@ -36,13 +36,12 @@ from .backends._base import (
     ADAGRAD_EPS,
     ADAM_BETAS,
     ADAM_EPS,
+    PROB_EPS,
     RMSPROP_EPS,
     RMSPROP_RHO,
-    accuracy,
     epoch_batches,
     init_weights,
     layer_sizes,
-    loss,
 )
 from .backends._numpy import NumpyNet
 from .backends._torch import cpu_threads
@@ -65,8 +64,12 @@ _RULES = {  # name: (b1, c1, b2, c2, eps)
 _ACTIVATIONS = ("relu", "tanh", "sigmoid")
 
 
-def group_key(config: TrainConfig) -> tuple[int, int]:
-    """Members with the same key train together: batch size, and width rounded up to 2^k."""
+def group_key(config: TrainConfig, device: str = "cpu") -> tuple[int, int]:
+    """Members with the same key train together: the batch size, and on the CPU the width
+    rounded up to 2^k (padding costs arithmetic there; on a GPU it costs almost nothing,
+    while every extra group costs its own kernel launches, so a GPU pads to the widest)."""
+    if device != "cpu":
+        return config.batch_size, 0
     widest = max(config.dims)
     return config.batch_size, 1 << max(2, (widest - 1).bit_length())
 
@@ -230,20 +233,22 @@ def train_population(dataset: Dataset, configs: Sequence[TrainConfig], on_epoch:
     results = [TrainResult(config=c, dataset=dataset, val_accuracy=None if dataset.task == "regression" else [])
                for c in configs]
     groups: dict[tuple, list[int]] = defaultdict(list)
-    for i, config in enumerate(configs):
-        groups[group_key(config)].append(i)
     torch_device = torch.device(device)
+    for i, config in enumerate(configs):
+        groups[group_key(config, torch_device.type)].append(i)
     X = torch.as_tensor(dataset.X_train, device=torch_device)
     y = torch.as_tensor(dataset.y_train, device=torch_device)
     X_val = torch.as_tensor(dataset.X_val, device=torch_device)
+    y_val = torch.as_tensor(dataset.y_val, device=torch_device)
     with cpu_threads(torch_device):
         for members in groups.values():
-            _train_group(dataset, [configs[i] for i in members], members, results, on_epoch, X, y, X_val)
+            _train_group(dataset, [configs[i] for i in members], members, results, on_epoch, X, y,
+                         X_val, y_val)
     return results
 
 
 def _train_group(data: Dataset, configs, members: list[int], results: list[TrainResult],
-                 on_epoch, X, y, X_val) -> None:
+                 on_epoch, X, y, X_val, y_val) -> None:
     group = _Group(data, configs, X.device)
     ids = list(members)  # result index of each current row
     n = len(X)
@@ -252,26 +257,26 @@ def _train_group(data: Dataset, configs, members: list[int], results: list[Train
     while ids:
         epoch += 1
         start = time.perf_counter()
-        order = np.stack([np.concatenate(epoch_batches(n, batch_size, c.seed, epoch)) for c in group.configs])
-        order = torch.as_tensor(order, device=X.device)
+        order = _epoch_order(n, batch_size, [c.seed for c in group.configs], epoch, X.device)
         total = torch.zeros(len(ids), device=X.device)
         for s in range(0, n, batch_size):
-            idx = order[:, s:s + batch_size]
-            member_losses = group.member_losses(group.logits(X[idx]), y[idx])
+            idx = order[..., s:s + batch_size]  # (batch,) when every member shares the order
+            targets = y[idx] if idx.dim() == 2 else y[idx].expand(len(ids), -1)
+            member_losses = group.member_losses(group.logits(X[idx]), targets)
             member_losses.sum().backward()
             group.step()
-            total += member_losses.detach() * idx.shape[1]
+            total += member_losses.detach() * idx.shape[-1]
         with torch.no_grad():
-            z = group.logits(X_val)
-            out = _outputs(data.task, z).cpu().numpy()
-        train_losses = (total / n).cpu().numpy()
+            val_losses, val_accuracies = _val_metrics(data.task, group.logits(X_val), y_val)
+        train_losses = (total / n).tolist()
         seconds = (time.perf_counter() - start) / len(ids)
         keep = []
         for row, i in enumerate(ids):
             result = results[i]
-            val = loss(data.task, out[row], data.y_val)
-            metrics = {"train_loss": float(train_losses[row]), "val_loss": val,
-                       "val_accuracy": accuracy(data.task, out[row], data.y_val), "seconds": seconds}
+            val = val_losses[row]
+            metrics = {"train_loss": train_losses[row], "val_loss": val,
+                       "val_accuracy": None if val_accuracies is None else val_accuracies[row],
+                       "seconds": seconds}
             result.train_loss.append(metrics["train_loss"])
             result.val_loss.append(val)
             result.epoch_seconds.append(seconds)
@@ -291,9 +296,29 @@ def _train_group(data: Dataset, configs, members: list[int], results: list[Train
                 group.keep(keep)
 
 
-def _outputs(task: str, z: torch.Tensor) -> torch.Tensor:
+def _epoch_order(n: int, batch_size: int, seeds: list[int], epoch: int, device) -> torch.Tensor:
+    """Each member's mini-batch order for the epoch, drawn as the single-model backends draw
+    it: ``(K, n)``, or ``(n,)`` when every member has the same seed (one draw for all; a
+    study's trials share the study's seed unless the seed is searched)."""
+    orders = {seed: np.concatenate(epoch_batches(n, batch_size, seed, epoch)) for seed in dict.fromkeys(seeds)}
+    if len(orders) == 1:
+        return torch.as_tensor(next(iter(orders.values())), device=device)
+    return torch.as_tensor(np.stack([orders[seed] for seed in seeds]), device=device)
+
+
+def _val_metrics(task: str, z: torch.Tensor, y: torch.Tensor) -> tuple[list, list | None]:
+    """Every member's validation loss and accuracy from its logits ``(K, n, n_out)``, computed
+    on the device as :func:`~fcnn_opt.backends._base.loss` and ``accuracy`` compute them for
+    one model (float64 from the float32 outputs, the same clipping), in two transfers."""
     if task == BINARY:
-        return torch.sigmoid(z[..., 0])
-    if task == MULTICLASS:
-        return torch.softmax(z, dim=-1)
-    return z[..., 0]
+        p = torch.sigmoid(z[..., 0]).double().clamp(PROB_EPS, 1 - PROB_EPS)
+        losses = -(y * p.log() + (1 - y) * (1 - p).log()).mean(dim=1)
+        hits = ((p > 0.5) == (y > 0.5)).double().mean(dim=1)
+    elif task == MULTICLASS:
+        p = torch.softmax(z, dim=-1).double()
+        picked = p.gather(2, y.view(1, -1, 1).expand(len(p), -1, 1))[..., 0].clamp(PROB_EPS, 1.0)
+        losses = -picked.log().mean(dim=1)
+        hits = (p.argmax(dim=-1) == y).double().mean(dim=1)
+    else:
+        return ((z[..., 0].double() - y) ** 2).mean(dim=1).tolist(), None
+    return losses.tolist(), hits.tolist()

@@ -18,6 +18,7 @@ Pruners whose decisions depend on trial numbers or on attributes they store them
 from __future__ import annotations
 
 import math
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ class TrialReporter:
     """Report each epoch to the trial and ask its pruner, one storage call at a time."""
 
     def __init__(self, trial: optuna.Trial):
-        self.trial = trial
+        self.trial = self.params_trial = trial  # params_trial: where hyperparameters are drawn
 
     def report(self, value: float, epoch: int) -> bool:
         self.trial.report(value, epoch)
@@ -48,22 +49,34 @@ class TrialReporter:
         pass
 
 
-def write_trial_records(storage, trial_id: int, intermediate: dict[int, float], attrs: dict) -> None:
-    """Write intermediate values and user attributes of a running trial in one transaction."""
-    from optuna.storages import RDBStorage
+def write_trial_records(storage, records: list[tuple[int, dict[int, float], dict]]) -> None:
+    """Write the intermediate values and user attributes of running trials, all at once.
 
+    ``records`` holds ``(trial_id, intermediate_values, user_attrs)`` per trial. An RDB storage
+    gets one transaction, a journal one append (one lock, one sync); other storages are
+    written value by value, which is cheap for them.
+    """
+    from optuna.storages import JournalStorage, RDBStorage
+
+    records = [r for r in records if r[1] or r[2]]
+    if not records:
+        return
     backend = getattr(storage, "_backend", storage)  # RDBStorage sits inside Optuna's cache
     if isinstance(backend, RDBStorage):
-        _write_rdb(backend, trial_id, intermediate, attrs)
-        return
-    for step, value in intermediate.items():  # journal and in-memory storages are cheap already
-        storage.set_trial_intermediate_value(trial_id, step, value)
-    for key, value in attrs.items():
-        storage.set_trial_user_attr(trial_id, key, value)
+        _write_rdb(backend, records)
+    elif isinstance(storage, JournalStorage):
+        _write_journal(storage, records)
+    else:
+        for trial_id, intermediate, attrs in records:
+            for step, value in intermediate.items():
+                storage.set_trial_intermediate_value(trial_id, step, value)
+            for key, value in attrs.items():
+                storage.set_trial_user_attr(trial_id, key, value)
 
 
-def _write_rdb(backend, trial_id: int, intermediate: dict[int, float], attrs: dict) -> None:
-    """Bulk rows through Optuna's own models: one trial check, two deletes, one insert batch."""
+def _write_rdb(backend, records) -> None:
+    """Bulk rows through Optuna's own models: one check per trial, two deletes and one insert
+    batch for them all, one commit."""
     import json
 
     from optuna.storages._rdb import models
@@ -72,37 +85,187 @@ def _write_rdb(backend, trial_id: int, intermediate: dict[int, float], attrs: di
     values = models.TrialIntermediateValueModel
     user = models.TrialUserAttributeModel
     with _create_scoped_session(backend.scoped_session, True) as session:
-        trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-        backend.check_trial_is_updatable(trial_id, trial.state)
-        if intermediate:
-            session.query(values).filter(values.trial_id == trial_id,
-                                         values.step.in_(list(intermediate))).delete()
-        if attrs:
-            session.query(user).filter(user.trial_id == trial_id, user.key.in_(list(attrs))).delete()
         rows = []
-        for step, value in intermediate.items():
-            stored, kind = values.intermediate_value_to_stored_repr(value)
-            rows.append(values(trial_id=trial_id, step=step, intermediate_value=stored,
-                               intermediate_value_type=kind))
-        rows += [user(trial_id=trial_id, key=key, value_json=json.dumps(value)) for key, value in attrs.items()]
+        for trial_id, intermediate, attrs in records:
+            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+            backend.check_trial_is_updatable(trial_id, trial.state)
+            if intermediate:
+                session.query(values).filter(values.trial_id == trial_id,
+                                             values.step.in_(list(intermediate))).delete()
+            if attrs:
+                session.query(user).filter(user.trial_id == trial_id, user.key.in_(list(attrs))).delete()
+            for step, value in intermediate.items():
+                stored, kind = values.intermediate_value_to_stored_repr(value)
+                rows.append(values(trial_id=trial_id, step=step, intermediate_value=stored,
+                                   intermediate_value_type=kind))
+            rows += [user(trial_id=trial_id, key=key, value_json=json.dumps(value))
+                     for key, value in attrs.items()]
         session.add_all(rows)
 
 
+def _write_journal(storage, records) -> None:
+    """The log entries Optuna's own setters write, one per value, appended in one call."""
+    from optuna.storages.journal._storage import JournalOperation
+
+    with storage._thread_lock:
+        worker = storage._replay_result.worker_id
+        logs = []
+        for trial_id, intermediate, attrs in records:
+            logs += [{"op_code": JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE, "worker_id": worker,
+                      "trial_id": trial_id, "step": step, "intermediate_value": value}
+                     for step, value in intermediate.items()]
+            logs += [{"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker,
+                      "trial_id": trial_id, "user_attr": {key: value}} for key, value in attrs.items()]
+        storage._backend.append_logs(logs)
+        storage._sync_with_backend()
+
+
+def create_trials(storage, study_id: int, templates: list) -> list[int]:
+    """Create a trial from each FrozenTrial template; their ids in order.
+
+    A journal gets them in one append (Optuna's own CREATE_TRIAL entries, so one lock and
+    one sync for all; an append is written whole, so their ids follow each other); other
+    storages one ``create_new_trial`` each.
+    """
+    from optuna.storages import JournalStorage
+
+    if not isinstance(storage, JournalStorage) or len(templates) < 2:
+        return [storage.create_new_trial(study_id, template_trial=t) for t in templates]
+
+    from optuna.distributions import distribution_to_json
+    from optuna.storages.journal._storage import JournalOperation
+
+    with storage._thread_lock:
+        worker = storage._replay_result.worker_id
+        logs = [{"op_code": JournalOperation.CREATE_TRIAL, "worker_id": worker, "study_id": study_id,
+                 "datetime_start": t.datetime_start.astimezone(UTC).isoformat(timespec="microseconds"),
+                 "state": t.state, "value": None, "values": None,
+                 "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()},
+                 "params": {k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()},
+                 "user_attrs": t.user_attrs, "system_attrs": t.system_attrs, "intermediate_values": {}}
+                for t in templates]
+        storage._backend.append_logs(logs)
+        storage._sync_with_backend()
+        last = storage._replay_result._last_created_trial_id_by_this_process
+    return list(range(last - len(templates) + 1, last + 1))
+
+
+def finish_trials(storage, finished: list[tuple[int, object, float | None]]) -> bool:
+    """Set the final state (and value) of many running trials at once, where that is one
+    write: a journal takes them in one append. Returns False (nothing written) elsewhere."""
+    from datetime import datetime
+
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal._storage import JournalOperation
+
+    if not isinstance(storage, JournalStorage):
+        return False
+    with storage._thread_lock:
+        worker = storage._replay_result.worker_id
+        now = datetime.now(tz=UTC).isoformat(timespec="microseconds")
+        storage._backend.append_logs([
+            {"op_code": JournalOperation.SET_TRIAL_STATE_VALUES, "worker_id": worker, "trial_id": trial_id,
+             "state": state, "values": None if value is None else [value], "datetime_complete": now}
+            for trial_id, state, value in finished])
+        storage._sync_with_backend()
+    return True
+
+
+class PercentileRule:
+    """Optuna's PercentilePruner (MedianPruner is one) deciding on the mirror's completed trials,
+    with each step's percentile computed once per change of that step's values instead of
+    from every completed trial at every call. Its checks, in Optuna's order and with Optuna's
+    own helpers: startup trials, warmup steps, interval, the trial's best value so far against
+    the percentile of the completed trials' values at this step (NaN: not enough of them)."""
+
+    def __init__(self, pruner, maximize: bool):
+        self.pruner, self.maximize = pruner, maximize
+        self.values: dict[int, list[float]] = {}
+        self.n_complete = 0
+        self._percentile: dict[int, float] = {}
+
+    @staticmethod
+    def supports(pruner) -> bool:
+        import optuna
+
+        return type(pruner) in (optuna.pruners.MedianPruner, optuna.pruners.PercentilePruner)
+
+    def add_complete(self, intermediate: dict[int, float]) -> None:
+        self.n_complete += 1
+        for step, value in intermediate.items():
+            self.values.setdefault(step, []).append(value)
+            self._percentile.pop(step, None)
+
+    def prune(self, intermediate: dict[int, float], best: float, step: int) -> bool:
+        """The decision for a trial whose values are ``intermediate``, the best of them ``best``
+        and the newest at ``step`` (the highest step: values come epoch after epoch)."""
+        from optuna.pruners._percentile import _is_first_in_interval_step
+
+        p = self.pruner
+        if self.n_complete == 0 or self.n_complete < p._n_startup_trials or not intermediate:
+            return False
+        if step < p._n_warmup_steps:
+            return False
+        # With an interval of 1, every step above all earlier ones is the first of its interval.
+        if p._interval_steps > 1 and not _is_first_in_interval_step(
+                step, intermediate.keys(), p._n_warmup_steps, p._interval_steps):
+            return False
+        if math.isnan(best):
+            return True
+        threshold = self._percentile.get(step)
+        if threshold is None:
+            threshold = self._percentile[step] = self._threshold(step)
+        if math.isnan(threshold):
+            return False
+        return best < threshold if self.maximize else best > threshold
+
+    def _threshold(self, step: int) -> float:
+        import numpy as np
+
+        values = self.values.get(step, [])
+        if len(values) < self.pruner._n_min_trials:
+            return math.nan
+        q = 100 - self.pruner._percentile if self.maximize else self.pruner._percentile
+        return float(np.nanpercentile(np.array(values, dtype=float), q))
+
+
 class PruningMirror:
-    """An in-memory copy of a study's finished trials on which its pruner decides."""
+    """An in-memory copy of a study's finished trials on which its pruner decides, and on
+    which the random and TPE samplers draw new trials.
+
+    Sampling here reads the copy instead of the storage (TPE reads every finished trial at
+    each call) and creates the real trial in one write, with its parameters, instead of one
+    write per parameter. The copy has its own copy of the study's sampler (same settings,
+    same seed), so the study's sampler stays free for trials claimed from the queue.
+    """
+
+    SAMPLES_HERE = ("RandomSampler", "TPESampler")
 
     def __init__(self, study: optuna.Study):
+        import copy
+
         import optuna
 
         self.study = study
-        self.copy = optuna.create_study(direction=study.direction, pruner=study.pruner,
-                                        sampler=optuna.samplers.RandomSampler(seed=0))
+        self.samples = type(study.sampler).__name__ in self.SAMPLES_HERE
+        # The random sampler reads nothing of earlier trials; the others may read their values.
+        self.samples_from_history = type(study.sampler).__name__ != "RandomSampler"
+        sampler = copy.deepcopy(study.sampler) if self.samples else optuna.samplers.RandomSampler(seed=0)
+        self.copy = optuna.create_study(direction=study.direction, pruner=study.pruner, sampler=sampler)
+        self.rule = PercentileRule(study.pruner, study.direction.name == "MAXIMIZE") \
+            if PercentileRule.supports(study.pruner) else None
         self._seen: set[int] = set()
+        self._twins: dict[int, optuna.Trial] = {}  # real trial id -> the copy's trial sampled for it
         self.refresh()
 
     @staticmethod
     def supports(study: optuna.Study) -> bool:
         return type(study.pruner).__name__ in MIRRORABLE and len(study.directions) == 1
+
+    @property
+    def sampler(self):
+        """The sampler that draws new trials: the copy's when sampling happens here."""
+        return self.copy.sampler if self.samples else self.study.sampler
 
     def refresh(self) -> None:
         """Copy the study's finished trials that the mirror does not hold yet (other workers')."""
@@ -112,41 +275,115 @@ class PruningMirror:
             if t.number not in self._seen:
                 self._seen.add(t.number)
                 self.copy.add_trial(t)
+                if self.rule is not None and t.state == TrialState.COMPLETE:
+                    self.rule.add_complete(t.intermediate_values)
+
+    def ask(self, spec, count: int = 1, user_attrs: dict | None = None) -> list[optuna.Trial]:
+        """``count`` new trials of the real study whose parameters were drawn on the copy.
+
+        Each is created in one write with its parameters (a journal takes them all in one
+        append). A draw that fails falls back to the study's own ``ask``, so the trial meets
+        the same error where it is recorded.
+        """
+        from datetime import datetime
+
+        import optuna
+        from optuna.trial import FrozenTrial, TrialState
+
+        from .objective import suggest
+
+        twins, templates, fallback = [], [], []
+        for _ in range(count):
+            twin = self.copy.ask()
+            try:
+                suggest(twin, spec)
+            except Exception:
+                self.copy.tell(twin, state=TrialState.FAIL)
+                fallback.append(self.study.ask())
+                continue
+            drawn = self.copy._storage.get_trial(twin._trial_id)
+            twins.append(twin)
+            templates.append(FrozenTrial(
+                number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
+                datetime_complete=None, params=drawn.params, distributions=drawn.distributions,
+                user_attrs=dict(user_attrs or {}), system_attrs=drawn.system_attrs,
+                intermediate_values={}, trial_id=-1))
+        study = self.study
+        ids = create_trials(study._storage, study._study_id, templates)
+        self._twins.update(zip(ids, twins, strict=True))
+        return [optuna.Trial(study, trial_id) for trial_id in ids] + fallback
+
+    def drawn_here(self, trial: optuna.Trial) -> bool:
+        return trial._trial_id in self._twins
 
     def reporter(self, trial: optuna.Trial) -> MirrorReporter:
-        return MirrorReporter(self, trial)
+        return MirrorReporter(self, trial, self._twins.pop(trial._trial_id, None))
+
+    def forget(self, trial: optuna.Trial) -> None:
+        """Finish the copy's twin of a trial that will not run (refused by the ledger)."""
+        from optuna.trial import TrialState
+
+        twin = self._twins.pop(trial._trial_id, None)
+        if twin is not None:
+            self.copy.tell(twin, state=TrialState.FAIL)
 
 
 class MirrorReporter:
     """Reports to a mirrored trial; the real trial is written once, at the end."""
 
-    def __init__(self, mirror: PruningMirror, trial: optuna.Trial):
+    def __init__(self, mirror: PruningMirror, trial: optuna.Trial, twin: optuna.Trial | None = None):
         self.mirror, self.trial = mirror, trial
-        self.twin = mirror.copy.ask()  # parameters do not matter to these pruners
+        self.twin = twin or mirror.copy.ask()  # parameters do not matter to these pruners
+        # The trial to draw hyperparameters from: the copy's, when they were drawn there.
+        self.params_trial = trial if twin is None else twin
         self.intermediate: dict[int, float] = {}
         self.attrs: dict[str, Any] = {}
+        self.history: dict[int, float] = {}  # every value reported, kept for the twin
+        self.best = math.nan
+        self.last_step = -1
 
     def report(self, value: float, epoch: int) -> bool:
-        self.intermediate[epoch] = value
-        self.twin.report(value, epoch)
-        return self.twin.should_prune()
+        self.intermediate[epoch] = self.history[epoch] = value
+        rule = self.mirror.rule
+        if rule is None:
+            self.twin.report(value, epoch)
+            return self.twin.should_prune()
+        if not math.isnan(value):  # the best so far ignores NaN, as Optuna's nanmin/nanmax do
+            self.best = value if math.isnan(self.best) else (max if rule.maximize else min)(self.best, value)
+        self.last_step = max(self.last_step, epoch)
+        return rule.prune(self.history, self.best, self.last_step)
 
     def store(self, attrs: dict[str, Any]) -> None:
         self.attrs.update(attrs)
 
-    def flush(self) -> None:
-        """Write everything to the real trial (call before telling it)."""
-        write_trial_records(self.trial.study._storage, self.trial._trial_id, self.intermediate, self.attrs)
+    def records(self) -> tuple[int, dict[int, float], dict]:
+        """The buffered values and attributes, to write (then call :meth:`written`)."""
+        return self.trial._trial_id, dict(self.intermediate), dict(self.attrs)
+
+    def written(self) -> None:
+        """The buffered records are in the storage: empty the buffers."""
         self.intermediate, self.attrs = {}, {}
+
+    def flush(self) -> None:
+        """Write everything to the real trial (call before telling it). The buffers empty only
+        once the write succeeded, so a retried flush writes everything again."""
+        write_trial_records(self.trial.study._storage, [self.records()])
+        self.written()
 
     def close(self, state, value: float | None) -> None:
         """Finish the twin like the real trial, so later decisions count it."""
         from optuna.trial import TrialState
 
-        self.mirror._seen.add(self.trial.number)
+        mirror = self.mirror
+        mirror._seen.add(self.trial.number)
+        if mirror.rule is not None and mirror.samples_from_history:  # TPE ranks pruned trials by them
+            for step, value_at in self.history.items():
+                mirror.copy._storage.set_trial_intermediate_value(self.twin._trial_id, step, value_at)
         if state == TrialState.COMPLETE and value is not None and math.isfinite(value):
-            self.mirror.copy.tell(self.twin, value)
+            mirror.copy.tell(self.twin, value)
+            if mirror.rule is not None:
+                mirror.rule.add_complete(self.history)
         elif state == TrialState.PRUNED:
-            self.mirror.copy.tell(self.twin, state=TrialState.PRUNED)
+            mirror.copy.tell(self.twin, state=TrialState.PRUNED)
         else:
-            self.mirror.copy.tell(self.twin, state=TrialState.FAIL)
+            mirror.copy.tell(self.twin, state=TrialState.FAIL)

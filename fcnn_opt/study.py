@@ -391,7 +391,7 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
             while timeout is None or time.perf_counter() - start <= timeout:
                 try:
                     with _signals_held():
-                        trials, budget, counts = _next_trials(study, spec, watch, grid, batch_trials)
+                        trials, budget, counts = _next_trials(study, spec, watch, grid, batch_trials, mirror)
                         claimed = list(trials) if isinstance(trials, list) else []
                     failing_since = None
                 except Exception as exc:  # a dropped connection: look again after a pause
@@ -422,8 +422,11 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
     return summary
 
 
-def _next_trials(study, spec, watch, grid: bool, want: int):
-    """Up to ``want`` claimed trials, [] to wait and look again, or "done"."""
+def _next_trials(study, spec, watch, grid: bool, want: int, mirror=None):
+    """Up to ``want`` claimed trials, [] to wait and look again, or "done".
+
+    With a mirror that samples (random, TPE), new trials are drawn on the mirror, which is
+    first brought up to date with the study's finished trials (other workers' too)."""
     rows = ledger.rows(study)
     if watch.sweep(rows):
         rows = ledger.rows(study)
@@ -435,12 +438,22 @@ def _next_trials(study, spec, watch, grid: bool, want: int):
         # are claimed one by one so that the ledger finishes them unrun: no WAITING remains.
         leftover = _claim(study, waiting)
         return ([leftover] if leftover else "done"), budget, counts
-    _liar_only_when_concurrent(study, concurrent=want > 1)
+    if mirror is not None:
+        mirror.refresh()
+    drawn_here = mirror is not None and mirror.samples
+    _liar_only_when_concurrent(mirror.sampler if drawn_here else study.sampler, concurrent=want > 1)
     trials: list = []
     asked = 0
     while len(trials) < want and counts.done + counts.running + len(trials) < budget:
         trial = _claim(study, waiting)
-        if trial is None and not grid and counts.done + counts.running + counts.waiting + asked < budget:
+        room = budget - (counts.done + counts.running + counts.waiting + asked)
+        if trial is None and not grid and room > 0:
+            if drawn_here:  # the rest of the batch at once: one write on a journal
+                count = min(room, want - len(trials), budget - counts.done - counts.running - len(trials))
+                drawn = mirror.ask(spec, count, {"worker": ledger.worker_name()})
+                trials += drawn
+                asked += len(drawn)
+                continue
             trial = study.ask()
             asked += 1
         if trial is None:
@@ -451,14 +464,13 @@ def _next_trials(study, spec, watch, grid: bool, want: int):
     return trials, budget, counts
 
 
-def _liar_only_when_concurrent(study, concurrent: bool) -> None:
+def _liar_only_when_concurrent(sampler, concurrent: bool) -> None:
     """TPE's constant liar makes every sampling call re-read all trials (with their histories
     and weights) without Optuna's cache, a cost that grows with the study: on W2 with two
     workers, 42 s against 24 s without it. It is on only for a batch of trials asked at once,
     which would otherwise all be drawn from the same model; workers differ by their seeds."""
     import optuna
 
-    sampler = study.sampler
     if isinstance(sampler, optuna.samplers.TPESampler) and hasattr(sampler, "_constant_liar"):
         sampler._constant_liar = concurrent
 
@@ -479,14 +491,15 @@ def _run_claimed(study, trials, objective, summary, budget, grid, grid_size, mir
                 admitted.append(trial)
                 continue
             ledger.skip(study, trial, reason)
+            if mirror is not None:
+                mirror.forget(trial)
             pending.remove(trial)
             summary.skipped += 1
         for trial in admitted:
-            trial.set_user_attr("worker", ledger.worker_name())
+            if mirror is None or not mirror.drawn_here(trial):  # drawn ones were created with it
+                trial.set_user_attr("worker", ledger.worker_name())
         if not admitted:
             return
-        if mirror is not None:
-            mirror.refresh()
         pending = []  # from here on, run_trial and run_batch record every outcome themselves
         if batch_trials == 1:
             run_trial(study, admitted[0], objective, mirror)

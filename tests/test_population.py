@@ -42,6 +42,15 @@ def test_each_member_follows_its_single_model_trajectory(name):
             assert Wa.shape == Wb.shape and ba.shape == bb.shape
 
 
+def test_members_sharing_a_seed_share_one_batch_order_and_still_follow_their_trajectories():
+    data = make_dataset("circles", n_points=600)
+    configs = [TrainConfig(**{**c.to_dict(), "seed": 3}) for c in mixed_configs(6)]
+    for config, member in zip(configs, train_population(data, configs), strict=True):
+        alone = train(data, config)
+        np.testing.assert_allclose(member.train_loss, alone.train_loss, atol=TOLERANCE, rtol=0)
+        np.testing.assert_allclose(member.val_loss, alone.val_loss, atol=TOLERANCE, rtol=0)
+
+
 def test_groups_by_batch_size_and_width_train_side_by_side():
     data = make_dataset("circles", n_points=600)
     configs = mixed_configs(4, batch_size=50) + mixed_configs(4, batch_size=128)
@@ -92,15 +101,31 @@ optimizer = ["sgd", "adam"]
 """
 
 
-def test_batched_pruning_decisions_equal_one_at_a_time_decisions(tmp_path, sqlite_url):
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_batched_pruning_decisions_equal_one_at_a_time_decisions(tmp_path, sqlite_url, kind):
+    """A batch's trials are created, recorded and finished in one write each on a journal;
+    either way every trial ends whole: parameters, every epoch's value, its attributes."""
     config = write_toml(tmp_path / "pop.toml", SPACE)
-    done = run_cli("study", "--config", config, "--storage", sqlite_url, "--batch-trials", 8,
+    url = sqlite_url if kind == "sqlite" else f"journal:{tmp_path / 'pop.log'}"
+    done = run_cli("study", "--config", config, "--storage", url, "--batch-trials", 8,
                    "--no-progress", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    study = optuna.load_study(study_name="pop", storage=sqlite_url)
+    if kind == "journal":
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        url = JournalStorage(JournalFileBackend(str(tmp_path / "pop.log")))
+    study = optuna.load_study(study_name="pop", storage=url)
     trials = study.trials
     assert len(trials) == 24 and any(t.state.name == "PRUNED" for t in trials)
+    assert [t.number for t in trials] == list(range(24))
     assert all(t.user_attrs["engine"] == "population (cpu)" for t in trials)
+    for t in trials:
+        assert set(t.params) == {"lr", "units", "optimizer"} and t.user_attrs["worker"]
+        assert len(t.user_attrs["val_loss"]) == len(t.intermediate_values) == t.user_attrs["epochs_run"]
+        assert t.datetime_complete is not None and t.datetime_start <= t.datetime_complete
+        if t.state.name == "COMPLETE":
+            assert t.value == t.intermediate_values[12]
     # Replay: trial j of batch b sees exactly the trials of batches before b, as a worker would.
     for t in trials:
         before = [s for s in trials if s.number < (t.number // 8) * 8]
@@ -166,3 +191,44 @@ def test_batched_grid_runs_each_point_once(tmp_path, sqlite_url):
     assert sorted((t.params["epochs"], t.params["units"]) for t in trials) == [
         (50, 2), (50, 4), (50, 8), (100, 2), (100, 4), (100, 8)]
     assert all(len(t.user_attrs["val_loss"]) == t.params["epochs"] for t in trials)
+
+
+@pytest.mark.parametrize("pruner", [
+    optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
+    optuna.pruners.PercentilePruner(30.0, n_startup_trials=0, n_warmup_steps=0, interval_steps=3, n_min_trials=4),
+    optuna.pruners.MedianPruner(n_startup_trials=0, n_warmup_steps=4, interval_steps=2)])
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_percentile_rule_decides_as_optunas_pruner(pruner, direction):
+    """The mirror's PercentileRule against Optuna's own pruner, decision by decision, on
+    histories of different lengths (some with NaN values) as completed trials accumulate."""
+    import math
+
+    from fcnn_opt.reporting import PercentileRule
+
+    rng = np.random.default_rng(3)
+    study = optuna.create_study(direction=direction, pruner=pruner)
+    rule = PercentileRule(pruner, maximize=direction == "maximize")
+    decisions = 0
+    for _ in range(40):
+        length = int(rng.integers(1, 15))
+        values = rng.normal(size=length).cumsum().tolist()
+        if rng.random() < 0.1:
+            values[int(rng.integers(length))] = math.nan
+        trial = study.ask()
+        history, best = {}, math.nan
+        for step, value in enumerate(values):
+            trial.report(value, step)
+            history[step] = value
+            if not math.isnan(value):
+                best = value if math.isnan(best) else (max if direction == "maximize" else min)(best, value)
+            expected = trial.should_prune()
+            assert rule.prune(history, best, step) == expected, (step, values)
+            decisions += expected
+            if expected:
+                break
+        if rng.random() < 0.7 and not any(math.isnan(v) for v in values):
+            study.tell(trial, values[-1])
+            rule.add_complete(history)
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    assert decisions > 0  # the comparison covered decisions to prune, not only to go on
