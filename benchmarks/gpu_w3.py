@@ -4,7 +4,8 @@ Run on a machine with CUDA (it runs on the CPU too, slowly, with --device cpu an
 trials, which is how its logic is checked without a GPU)::
 
     python benchmarks/gpu_w3.py --device cuda
-    python benchmarks/gpu_w3.py --device cpu --trials 200 --sizes 64,256
+    python benchmarks/gpu_w3.py --device cpu --trials 200 --batch 100 --sizes 64,256
+    python benchmarks/gpu_w3.py --device cuda --storage sqlite --batch 5000 --no-agreement
 
 Prints three tables: how far members trained on the device are from the same networks
 trained alone by the PyTorch backend on the CPU; lockstep training speed (model-epochs per
@@ -63,15 +64,22 @@ def agreement(device: str, n: int = 12) -> list[list]:
 
 
 def lockstep_speed(device: str, sizes: list[int], epochs: int = 5) -> list[list]:
+    """Model-epochs per second of K copies of the seed model trained in lockstep, each with
+    its own seed (K mini-batch orders, drawn on the CPU) and with one shared seed (one order,
+    as the trials of a study have unless the seed is searched)."""
     data = make_dataset("circles")
     rows = []
     for K in sizes:
-        configs = [TrainConfig(lib="torch", dims=(8,), epochs=epochs, seed=i) for i in range(K)]
-        train_population(data, configs[: min(K, 8)], device=device)  # warm-up: kernels, allocator
-        start = time.perf_counter()
-        train_population(data, configs, device=device)
-        seconds = time.perf_counter() - start
-        rows.append([K, epochs, round(seconds, 3), round(K * epochs / seconds)])
+        row = [K, epochs]
+        for shared in (False, True):
+            configs = [TrainConfig(lib="torch", dims=(8,), epochs=epochs, seed=0 if shared else i)
+                       for i in range(K)]
+            train_population(data, configs[: min(K, 8)], device=device)  # warm-up: kernels, allocator
+            start = time.perf_counter()
+            train_population(data, configs, device=device)
+            seconds = time.perf_counter() - start
+            row += [round(seconds, 3), round(K * epochs / seconds)]
+        rows.append(row)
     return rows
 
 
@@ -122,16 +130,21 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--batch", default="2048", help="trials asked and trained at once (several: 2048,4096)")
     parser.add_argument("--sizes", default="1024,8192", help="population sizes for the lockstep table")
-    parser.add_argument("--storage", help="storage URL (default: a journal file in a temporary folder)")
+    parser.add_argument("--storage", default="journal",
+                        help="journal or sqlite (a file in a temporary folder), or a storage URL")
+    parser.add_argument("--no-agreement", action="store_true", help="skip the agreement table")
     args = parser.parse_args()
 
-    print(table(["member", "engine vs torch, epochs 1-3", "engine vs torch, 1-10", "numpy vs torch, 1-10"],
-                agreement(args.device)), flush=True)
+    if not args.no_agreement:
+        print(table(["member", "engine vs torch, epochs 1-3", "engine vs torch, 1-10", "numpy vs torch, 1-10"],
+                    agreement(args.device)), flush=True)
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(table(["K", "epochs", "seconds", "model-epochs/s"], lockstep_speed(args.device, sizes)), flush=True)
+    print(table(["K", "epochs", "seconds, own orders", "model-epochs/s", "seconds, one order", "model-epochs/s"],
+                lockstep_speed(args.device, sizes)), flush=True)
     for batch in (int(b) for b in args.batch.split(",")):
         with tempfile.TemporaryDirectory() as folder:
-            storage = args.storage or f"journal:{Path(folder) / 'w3.log'}"
+            storage = {"journal": f"journal:{Path(folder) / 'w3.log'}",
+                       "sqlite": f"sqlite:///{Path(folder) / 'w3.db'}"}.get(args.storage, args.storage)
             rows, phases = w3(args.device, args.trials, batch, storage)
         print(table(["trials", "batch", "device", "complete", "pruned", "failed", "seconds", "trials/s",
                      "best val"], rows))

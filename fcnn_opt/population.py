@@ -198,10 +198,13 @@ class _Group:
             self.flat.sub_(step * self.m / denom)
             self.flat.grad = None
 
-    def predict_numpy(self, k: int, data: Dataset) -> NumpyNet:
-        """Member ``k``'s network, un-padded, as a NumPy model."""
+    def numpy_nets(self, rows: list[int], data: Dataset) -> list[NumpyNet]:
+        """The networks of members ``rows``, un-padded, as NumPy models (one transfer)."""
+        values = self.flat.detach()[torch.tensor(rows, device=self.device)].cpu().numpy()
+        return [self._numpy_net(k, row, data) for k, row in zip(rows, values, strict=True)]
+
+    def _numpy_net(self, k: int, row: np.ndarray, data: Dataset) -> NumpyNet:
         config = self.configs[k]
-        row = self.flat.detach()[k].cpu().numpy()
         weights, fan_in = [], data.X_train.shape[1]
         for layer, width in enumerate(config.dims):
             w0, w1, _ = self.offsets[layer]
@@ -270,7 +273,7 @@ def _train_group(data: Dataset, configs, members: list[int], results: list[Train
             val_losses, val_accuracies = _val_metrics(data.task, group.logits(X_val), y_val)
         train_losses = (total / n).tolist()
         seconds = (time.perf_counter() - start) / len(ids)
-        keep = []
+        keep, done = [], []
         for row, i in enumerate(ids):
             result = results[i]
             val = val_losses[row]
@@ -287,9 +290,12 @@ def _train_group(data: Dataset, configs, members: list[int], results: list[Train
                 stop = bool(on_epoch(i, epoch, metrics))
             result.stopped_early = stop
             if stop or epoch >= result.config.epochs:
-                result.model = group.predict_numpy(row, data)
+                done.append(row)
             else:
                 keep.append(row)
+        if done:
+            for row, net in zip(done, group.numpy_nets(done, data), strict=True):
+                results[ids[row]].model = net
         if len(keep) < len(ids):
             ids = [ids[row] for row in keep]
             if ids:
