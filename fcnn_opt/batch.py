@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .reporting import write_trial_records
-from .storage import retrying
-from .study import _heartbeat, _signals_held, outcome, tell
+from .study import _heartbeat, outcome, tell, tell_all
 
 if TYPE_CHECKING:
     import optuna
@@ -70,47 +68,10 @@ def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Object
         concluded.append(outcome(
             lambda trial=trial, result=result, reporter=reporter, i=i:
             objective.conclude(trial, result, reporter, watches[i].pruned_at)))
-    if mirror is not None:  # every trial's records in one write, then each trial is told
-        with _signals_held():
-            retrying(write_trial_records, study._storage, [r.records() for r in reporters],
-                     what="writing the trials' records")
-        for reporter in reporters:
-            reporter.written()
-    states = _tell_all(study, trials, reporters, concluded)
+    states = tell_all(study, trials, reporters, concluded)
     error = next((exc for *_, exc in concluded if exc is not None), None)
     if error is not None:
         raise error
-    return states
-
-
-def _tell_all(study, trials, reporters, concluded) -> list:
-    """Tell every trial its outcome. Trials drawn on the pruning mirror (random and TPE
-    samplers, whose ``after_trial`` does nothing here) with nothing left to write are
-    finished in one write where the storage allows it (a journal); the rest one by one."""
-    import optuna
-
-    from .reporting import finish_trials
-
-    states: list = [None] * len(trials)
-    together = [i for i, (trial, reporter) in enumerate(zip(trials, reporters, strict=True))
-                if reporter.params_trial is not trial and concluded[i][2] is None]
-    if len(together) > 1:
-        finished = [(trials[i]._trial_id, concluded[i][0], concluded[i][1]) for i in together]
-        try:
-            with _signals_held():
-                written = finish_trials(study._storage, finished)
-        except optuna.exceptions.UpdateFinishedTrialError:  # one was failed as stale meanwhile
-            written = True
-        if written:
-            for i in together:
-                state, value = concluded[i][:2]
-                if study._storage.get_trial(trials[i]._trial_id).state == state:
-                    reporters[i].close(state, value)
-                    states[i] = state
-    for i, (trial, reporter) in enumerate(zip(trials, reporters, strict=True)):
-        if states[i] is None:
-            state, value, reason, _ = concluded[i]
-            states[i] = tell(study, trial, reporter, state, value, reason)
     return states
 
 

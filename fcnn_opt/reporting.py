@@ -18,7 +18,6 @@ Pruners whose decisions depend on trial numbers or on attributes they store them
 from __future__ import annotations
 
 import math
-from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -49,35 +48,55 @@ class TrialReporter:
         pass
 
 
-def write_trial_records(storage, records: list[tuple[int, dict[int, float], dict]]) -> None:
-    """Write the intermediate values and user attributes of running trials, all at once.
+def write_trial_records(storage, records: list[tuple[int, dict[int, float], dict]],
+                        finished: list[tuple[int, object, float | None]] = ()) -> None:
+    """Write the intermediate values and user attributes of running trials, and finish some.
 
-    ``records`` holds ``(trial_id, intermediate_values, user_attrs)`` per trial. An RDB storage
-    gets one transaction, a journal one append (one lock, one sync); other storages are
-    written value by value, which is cheap for them.
+    ``records`` holds ``(trial_id, intermediate_values, user_attrs)`` per trial; ``finished``
+    holds ``(trial_id, state, value)`` for trials to finish in the same write (what
+    ``study.tell`` stores: the state, the value, the time; see :func:`final_value`). An RDB
+    storage gets one transaction, a journal one append (one lock, one sync); other storages
+    are written value by value, which is cheap for them.
     """
     from optuna.storages import JournalStorage, RDBStorage
 
     records = [r for r in records if r[1] or r[2]]
-    if not records:
+    if not records and not finished:
         return
     backend = getattr(storage, "_backend", storage)  # RDBStorage sits inside Optuna's cache
     if isinstance(backend, RDBStorage):
-        _write_rdb(backend, records)
+        _write_rdb(backend, records, finished)
     elif isinstance(storage, JournalStorage):
-        _write_journal(storage, records)
+        _write_journal(storage, records, finished)
     else:
         for trial_id, intermediate, attrs in records:
             for step, value in intermediate.items():
                 storage.set_trial_intermediate_value(trial_id, step, value)
             for key, value in attrs.items():
                 storage.set_trial_user_attr(trial_id, key, value)
+        for trial_id, state, value in finished:
+            storage.set_trial_state_values(trial_id, state, None if value is None else [value])
 
 
-def _write_rdb(backend, records) -> None:
-    """Bulk rows through Optuna's own models: one check per trial, two deletes and one insert
-    batch for them all, one commit."""
+def final_value(state, value: float | None, intermediate: dict[int, float]) -> float | None:
+    """The value ``study.tell`` would store: a complete trial's value; a pruned trial's last
+    intermediate value when it is finite; nothing for a failed trial."""
+    from optuna.trial import TrialState
+
+    if state == TrialState.COMPLETE:
+        return value
+    if state == TrialState.PRUNED and intermediate:
+        last = intermediate[max(intermediate)]
+        return last if math.isfinite(last) else None
+    return None
+
+
+def _write_rdb(backend, records, finished) -> None:
+    """Bulk rows through Optuna's own models, in one transaction: a check per trial, two
+    deletes and one insert batch for the records, then each finished trial's state, value
+    and completion time, as Optuna's ``set_trial_state_values`` sets them."""
     import json
+    from datetime import datetime
 
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
@@ -101,10 +120,19 @@ def _write_rdb(backend, records) -> None:
             rows += [user(trial_id=trial_id, key=key, value_json=json.dumps(value))
                      for key, value in attrs.items()]
         session.add_all(rows)
+        for trial_id, state, value in finished:
+            trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+            backend.check_trial_is_updatable(trial_id, trial.state)
+            if value is not None:
+                backend._set_trial_value_without_commit(session, trial, 0, value)
+            trial.state = state
+            trial.datetime_complete = datetime.now()
 
 
-def _write_journal(storage, records) -> None:
+def _write_journal(storage, records, finished) -> None:
     """The log entries Optuna's own setters write, one per value, appended in one call."""
+    from datetime import UTC, datetime
+
     from optuna.storages.journal._storage import JournalOperation
 
     with storage._thread_lock:
@@ -116,21 +144,33 @@ def _write_journal(storage, records) -> None:
                      for step, value in intermediate.items()]
             logs += [{"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker,
                       "trial_id": trial_id, "user_attr": {key: value}} for key, value in attrs.items()]
+        now = datetime.now(tz=UTC).isoformat(timespec="microseconds")
+        logs += [{"op_code": JournalOperation.SET_TRIAL_STATE_VALUES, "worker_id": worker, "trial_id": trial_id,
+                  "state": state, "values": None if value is None else [value], "datetime_complete": now}
+                 for trial_id, state, value in finished]
         storage._backend.append_logs(logs)
         storage._sync_with_backend()
 
 
 def create_trials(storage, study_id: int, templates: list) -> list[int]:
-    """Create a trial from each FrozenTrial template; their ids in order.
+    """Create a trial from each FrozenTrial template (RUNNING, with its parameters and
+    attributes); their ids in order, in one write.
 
-    A journal gets them in one append (Optuna's own CREATE_TRIAL entries, so one lock and
-    one sync for all; an append is written whole, so their ids follow each other); other
-    storages one ``create_new_trial`` each.
+    An RDB storage gets one transaction with the rows Optuna's ``create_new_trial`` writes
+    (the study row locked while numbers are counted, as Optuna does). The parameters'
+    distributions are not compared with earlier trials' here: they were drawn on the
+    pruning mirror, whose own storage made that check against the same trials. A journal
+    gets Optuna's own CREATE_TRIAL entries in one append (one lock, one sync; an append is
+    written whole, so their ids follow each other). Other storages: ``create_new_trial`` each.
     """
-    from optuna.storages import JournalStorage
+    from optuna.storages import JournalStorage, RDBStorage
 
-    if not isinstance(storage, JournalStorage) or len(templates) < 2:
+    backend = getattr(storage, "_backend", storage)
+    if isinstance(backend, RDBStorage):
+        return _create_rdb(backend, study_id, templates)
+    if not isinstance(storage, JournalStorage):
         return [storage.create_new_trial(study_id, template_trial=t) for t in templates]
+    from datetime import UTC
 
     from optuna.distributions import distribution_to_json
     from optuna.storages.journal._storage import JournalOperation
@@ -150,25 +190,33 @@ def create_trials(storage, study_id: int, templates: list) -> list[int]:
     return list(range(last - len(templates) + 1, last + 1))
 
 
-def finish_trials(storage, finished: list[tuple[int, object, float | None]]) -> bool:
-    """Set the final state (and value) of many running trials at once, where that is one
-    write: a journal takes them in one append. Returns False (nothing written) elsewhere."""
-    from datetime import datetime
+def _create_rdb(backend, study_id: int, templates: list) -> list[int]:
+    import json
 
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal._storage import JournalOperation
+    from optuna.distributions import distribution_to_json
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
 
-    if not isinstance(storage, JournalStorage):
-        return False
-    with storage._thread_lock:
-        worker = storage._replay_result.worker_id
-        now = datetime.now(tz=UTC).isoformat(timespec="microseconds")
-        storage._backend.append_logs([
-            {"op_code": JournalOperation.SET_TRIAL_STATE_VALUES, "worker_id": worker, "trial_id": trial_id,
-             "state": state, "values": None if value is None else [value], "datetime_complete": now}
-            for trial_id, state, value in finished])
-        storage._sync_with_backend()
-    return True
+    ids = []
+    with _create_scoped_session(backend.scoped_session) as session:
+        models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        for t in templates:
+            trial = models.TrialModel(study_id=study_id, number=None, state=t.state,
+                                      datetime_start=t.datetime_start)
+            session.add(trial)
+            session.flush()
+            rows = [models.TrialParamModel(trial_id=trial.trial_id, param_name=name,
+                                           param_value=t.distributions[name].to_internal_repr(value),
+                                           distribution_json=distribution_to_json(t.distributions[name]))
+                    for name, value in t.params.items()]
+            rows += [models.TrialUserAttributeModel(trial_id=trial.trial_id, key=key, value_json=json.dumps(value))
+                     for key, value in t.user_attrs.items()]
+            rows += [models.TrialSystemAttributeModel(trial_id=trial.trial_id, key=key, value_json=json.dumps(value))
+                     for key, value in t.system_attrs.items()]
+            session.add_all(rows)
+            trial.number = trial.count_past_trials(session)
+            ids.append(trial.trial_id)
+    return ids
 
 
 class PercentileRule:
@@ -267,16 +315,24 @@ class PruningMirror:
         """The sampler that draws new trials: the copy's when sampling happens here."""
         return self.copy.sampler if self.samples else self.study.sampler
 
-    def refresh(self) -> None:
-        """Copy the study's finished trials that the mirror does not hold yet (other workers')."""
+    def refresh(self, rows: list | None = None) -> None:
+        """Copy the study's finished trials that the mirror does not hold yet (other workers').
+
+        ``rows``: the study's trial list as :func:`fcnn_opt.ledger.rows` reads it; then only
+        the trials missing here are read (none, usually), not the whole study."""
         from optuna.trial import TrialState
 
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-            if t.number not in self._seen:
-                self._seen.add(t.number)
-                self.copy.add_trial(t)
-                if self.rule is not None and t.state == TrialState.COMPLETE:
-                    self.rule.add_complete(t.intermediate_values)
+        if rows is None:
+            finished = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            new = [t for t in finished if t.number not in self._seen]
+        else:
+            new = [self.study._storage.get_trial(r.trial_id) for r in rows
+                   if r.state in (TrialState.COMPLETE, TrialState.PRUNED) and r.number not in self._seen]
+        for t in new:
+            self._seen.add(t.number)
+            self.copy.add_trial(t)
+            if self.rule is not None and t.state == TrialState.COMPLETE:
+                self.rule.add_complete(t.intermediate_values)
 
     def ask(self, spec, count: int = 1, user_attrs: dict | None = None) -> list[optuna.Trial]:
         """``count`` new trials of the real study whose parameters were drawn on the copy.

@@ -317,6 +317,46 @@ def tell(study: optuna.Study, trial: optuna.Trial, reporter, state, value=None, 
     return state
 
 
+def tell_all(study: optuna.Study, trials: list, reporters: list, outcomes: list) -> list:
+    """Tell each trial its outcome ``(state, value, reason, exception)``; returns the states.
+
+    Trials drawn on the pruning mirror (random and TPE samplers, whose ``after_trial`` does
+    nothing here) with no failure reason to store are finished together with their records
+    in one write (one transaction, or one journal append; see
+    :func:`~fcnn_opt.reporting.write_trial_records`), storing what ``study.tell`` stores.
+    The others, and any that another worker failed as stale meanwhile, go through :func:`tell`.
+    """
+    import optuna
+
+    from .reporting import final_value, write_trial_records
+
+    states: list = [None] * len(trials)
+    together = [i for i, (trial, reporter) in enumerate(zip(trials, reporters, strict=True))
+                if reporter.params_trial is not trial and outcomes[i][2] is None]
+    if together:
+        finished = []
+        for i in together:
+            state, value = outcomes[i][:2]
+            finished.append((trials[i]._trial_id, state, final_value(state, value, reporters[i].history)))
+        try:
+            with _signals_held():
+                retrying(write_trial_records, study._storage, [reporters[i].records() for i in together],
+                         finished, what="finishing the trials")
+            landed = together
+        except optuna.exceptions.UpdateFinishedTrialError:  # a retried write had landed, or a stale one
+            landed = [i for i in together
+                      if study._storage.get_trial(trials[i]._trial_id).state == outcomes[i][0]]
+        for i in landed:
+            reporters[i].written()
+            reporters[i].close(*outcomes[i][:2])
+            states[i] = outcomes[i][0]
+    for i, (trial, reporter) in enumerate(zip(trials, reporters, strict=True)):
+        if states[i] is None:
+            state, value, reason, _ = outcomes[i]
+            states[i] = tell(study, trial, reporter, state, value, reason)
+    return states
+
+
 def outcome(run) -> tuple:
     """Call ``run()`` (which trains and concludes a trial) and classify what happened.
 
@@ -354,7 +394,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective,
     reporter = mirror.reporter(trial) if mirror is not None else TrialReporter(trial)
     with _heartbeat(study, [trial._trial_id]):
         state, value, reason, error = outcome(lambda: objective.run(trial, reporter))
-    state = tell(study, trial, reporter, state, value, reason)
+    state = tell_all(study, [trial], [reporter], [(state, value, reason, error)])[0]
     if error is not None:
         raise error
     return state
@@ -439,7 +479,7 @@ def _next_trials(study, spec, watch, grid: bool, want: int, mirror=None):
         leftover = _claim(study, waiting)
         return ([leftover] if leftover else "done"), budget, counts
     if mirror is not None:
-        mirror.refresh()
+        mirror.refresh(rows)
     drawn_here = mirror is not None and mirror.samples
     _liar_only_when_concurrent(mirror.sampler if drawn_here else study.sampler, concurrent=want > 1)
     trials: list = []
