@@ -87,7 +87,6 @@ def w3(device: str, trials: int, batch: int, storage: str) -> tuple[list[list], 
     """The W3 study end to end, and where its time went (timers around the runner's parts)."""
     import fcnn_opt.batch
     import fcnn_opt.population
-    import fcnn_opt.reporting
     import fcnn_opt.study
 
     spent: dict[str, float] = defaultdict(float)
@@ -106,8 +105,7 @@ def w3(device: str, trials: int, batch: int, storage: str) -> tuple[list[list], 
 
     patched = [timed(fcnn_opt.population, "train_population", "training (population engine)"),
                timed(fcnn_opt.study, "_next_trials", "sampling and creating trials"),
-               timed(fcnn_opt.batch, "write_trial_records", "writing records"),
-               timed(fcnn_opt.batch, "_tell_all", "telling trials")]
+               timed(fcnn_opt.batch, "tell_all", "finishing trials (records, states)")]
     spec = parse_spec(W3, source="W3").with_overrides(n_trials=trials)
     start = time.perf_counter()
     try:

@@ -98,13 +98,14 @@ def _write_rdb(backend, records, finished) -> None:
     import json
     from datetime import datetime
 
+    import sqlalchemy
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
     values = models.TrialIntermediateValueModel
     user = models.TrialUserAttributeModel
     with _create_scoped_session(backend.scoped_session, True) as session:
-        rows = []
+        value_rows, attr_rows = [], []
         for trial_id, intermediate, attrs in records:
             trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
             backend.check_trial_is_updatable(trial_id, trial.state)
@@ -115,11 +116,14 @@ def _write_rdb(backend, records, finished) -> None:
                 session.query(user).filter(user.trial_id == trial_id, user.key.in_(list(attrs))).delete()
             for step, value in intermediate.items():
                 stored, kind = values.intermediate_value_to_stored_repr(value)
-                rows.append(values(trial_id=trial_id, step=step, intermediate_value=stored,
-                                   intermediate_value_type=kind))
-            rows += [user(trial_id=trial_id, key=key, value_json=json.dumps(value))
-                     for key, value in attrs.items()]
-        session.add_all(rows)
+                value_rows.append({"trial_id": trial_id, "step": step, "intermediate_value": stored,
+                                   "intermediate_value_type": kind})
+            attr_rows += [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                          for key, value in attrs.items()]
+        # Core inserts of plain rows: one executemany per table, without ORM objects.
+        for model, rows in ((values, value_rows), (user, attr_rows)):
+            if rows:
+                session.execute(sqlalchemy.insert(model.__table__), rows)
         for trial_id, state, value in finished:
             trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
             backend.check_trial_is_updatable(trial_id, trial.state)

@@ -126,6 +126,8 @@ def test_batched_pruning_decisions_equal_one_at_a_time_decisions(tmp_path, sqlit
         assert t.datetime_complete is not None and t.datetime_start <= t.datetime_complete
         if t.state.name == "COMPLETE":
             assert t.value == t.intermediate_values[12]
+        else:  # as study.tell stores a pruned trial: its last intermediate value
+            assert t.value == t.intermediate_values[max(t.intermediate_values)]
     # Replay: trial j of batch b sees exactly the trials of batches before b, as a worker would.
     for t in trials:
         before = [s for s in trials if s.number < (t.number // 8) * 8]

@@ -186,3 +186,32 @@ def test_journal_file_study_and_worker(tmp_path):
     done = run_cli("worker", "--storage", url, "--study-name", "tiny", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "2 complete, 0 pruned, 0 failed" in done.stdout
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_heartbeats_start_after_one_interval_and_beat_for_every_trial(tmp_path, monkeypatch, kind):
+    """A trial shorter than the heartbeat interval writes no heartbeat; a longer one beats,
+    every trial of a batch in the same write."""
+    import time
+
+    import optuna
+
+    from fcnn_opt import ledger
+    from fcnn_opt.storage import open_storage
+
+    monkeypatch.setenv("FCNN_OPT_HEARTBEAT", "1")
+    monkeypatch.setenv("FCNN_OPT_GRACE", "3")
+    url = f"sqlite:///{tmp_path / 'beat.db'}" if kind == "sqlite" else f"journal:{tmp_path / 'beat.log'}"
+    study = optuna.create_study(storage=open_storage(url), study_name="beat")
+    trials = [study.ask() for _ in range(3)]
+    ids = [t._trial_id for t in trials]
+
+    def beats():
+        return [r.beat for r in ledger.rows(study)]
+
+    with ledger.heartbeat(study, ids[:1]):
+        time.sleep(0.3)
+    assert beats() == [None, None, None]
+    with ledger.heartbeat(study, ids):
+        time.sleep(1.6)
+    assert all(beat is not None for beat in beats()), beats()
