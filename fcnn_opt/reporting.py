@@ -78,6 +78,24 @@ def write_trial_records(storage, records: list[tuple[int, dict[int, float], dict
             storage.set_trial_state_values(trial_id, state, None if value is None else [value])
 
 
+def sync_journal(storage) -> None:
+    """Apply every new journal entry. Optuna raises UpdateFinishedTrialError for each entry of
+    this process that names a trial finished meanwhile (failed as stale by another worker),
+    one entry per sync; a bulk append can hold many, so all are applied here, then the error
+    is raised once, and no later reader meets the rest."""
+    import optuna
+
+    error = None
+    while True:
+        try:
+            storage._sync_with_backend()
+            break
+        except optuna.exceptions.UpdateFinishedTrialError as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+
+
 def final_value(state, value: float | None, intermediate: dict[int, float]) -> float | None:
     """The value ``study.tell`` would store: a complete trial's value; a pruned trial's last
     intermediate value when it is finite; nothing for a failed trial."""
@@ -153,7 +171,7 @@ def _write_journal(storage, records, finished) -> None:
                   "state": state, "values": None if value is None else [value], "datetime_complete": now}
                  for trial_id, state, value in finished]
         storage._backend.append_logs(logs)
-        storage._sync_with_backend()
+        sync_journal(storage)
 
 
 def create_trials(storage, study_id: int, templates: list) -> list[int]:

@@ -215,3 +215,26 @@ def test_heartbeats_start_after_one_interval_and_beat_for_every_trial(tmp_path, 
     with ledger.heartbeat(study, ids):
         time.sleep(1.6)
     assert all(beat is not None for beat in beats()), beats()
+
+
+def test_bulk_journal_writes_to_a_trial_failed_meanwhile_raise_once_and_leave_no_trap(tmp_path):
+    """Another worker failed the trial as stale while this one ran it: the bulk write is
+    refused once, the trial stays failed, and later readers of the journal see no error."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    from fcnn_opt.reporting import write_trial_records
+
+    path = str(tmp_path / "j.log")
+    ours = JournalStorage(JournalFileBackend(path))
+    study = optuna.create_study(storage=ours, study_name="s")
+    trial = study.ask()
+    theirs = JournalStorage(JournalFileBackend(path))
+    theirs.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    records = [(trial._trial_id, {step: 1.0 / step for step in range(1, 6)}, {"a": 1, "b": 2})]
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        write_trial_records(ours, records, [(trial._trial_id, TrialState.COMPLETE, 0.2)])
+    assert [t.state for t in ours.get_all_trials(study._study_id)] == [TrialState.FAIL]
+    assert study.trials[0].intermediate_values == {} and study.trials[0].user_attrs == {}
