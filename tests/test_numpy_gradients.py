@@ -66,3 +66,29 @@ def test_optimizer_steps_match_torch_optim(name):
     for (nW, nb), (W, b) in zip(net.params, reference.params, strict=True):
         np.testing.assert_allclose(nW, W.detach().numpy(), rtol=0, atol=1e-6)
         np.testing.assert_allclose(nb, b.detach().numpy(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop", "adagrad"])
+@pytest.mark.parametrize("dataset", ["xor", "circles", "prod"])  # binary, multi-class, regression
+def test_compiled_epochs_follow_the_numpy_calls(monkeypatch, activation, optimizer, dataset):
+    """The compiled epoch loop (the `fast` extra) against the plain NumPy calls: two hidden
+    layers, weight decay, a last mini-batch shorter than the others (250 points, batch 60)."""
+    import numba  # noqa: F401  (installed by the test extra: the compiled path must be tested)
+
+    from fcnn_opt import TrainConfig, make_dataset, train
+    from fcnn_opt.backends._numpy import jit_available
+
+    data = make_dataset(dataset, n_points=300)
+    config = TrainConfig(lib="numpy", dims=(9, 5), activation=activation, optimizer=optimizer, lr=0.01,
+                         l2=1e-3, batch_size=60, epochs=6, seed=4)
+    assert jit_available()
+    compiled = train(data, config)
+    monkeypatch.setenv("FCNN_OPT_NO_JIT", "1")
+    assert not jit_available()
+    plain = train(data, config)
+    np.testing.assert_allclose(compiled.train_loss, plain.train_loss, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(compiled.val_loss, plain.val_loss, rtol=0, atol=1e-5)
+    for (Wa, ba), (Wb, bb) in zip(compiled.weights(), plain.weights(), strict=True):
+        np.testing.assert_allclose(Wa, Wb, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(ba, bb, rtol=0, atol=1e-4)

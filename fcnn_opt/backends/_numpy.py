@@ -205,6 +205,8 @@ class NumpyBackend(Backend):
     def fit(self, data: Dataset, config: TrainConfig, weights: Weights, batches, epoch_end) -> Model:
         net = NumpyNet(weights, config.activation, data.task)
         optimizer = _Optimizer(config.optimizer, config.lr, config.l2, net)
+        if jit_available():
+            return _fit_compiled(net, optimizer, data, config, batches, epoch_end)
         X, T = data.X_train, net.targets(data.y_train)
         n = len(X)
         with np.errstate(over="ignore"):  # exp overflow in sigmoid saturates to 0 or 1, as intended
@@ -221,3 +223,38 @@ class NumpyBackend(Backend):
                 if epoch_end(net, total / n):
                     break
         return net
+
+
+def jit_available() -> bool:
+    """Whether each epoch runs as one compiled call (:mod:`._compiled`): Numba is installed and
+    ``FCNN_OPT_NO_JIT`` is not set (``FCNN_OPT_NO_JIT=1`` runs the NumPy calls above instead)."""
+    import importlib.util
+    import os
+
+    return os.environ.get("FCNN_OPT_NO_JIT", "") in ("", "0") and importlib.util.find_spec("numba") is not None
+
+
+def _fit_compiled(net: NumpyNet, optimizer: _Optimizer, data: Dataset, config: TrainConfig, batches,
+                  epoch_end) -> NumpyNet:
+    """:meth:`NumpyBackend.fit` with each epoch's mini-batch steps in one compiled call."""
+    from . import _compiled
+
+    X = np.ascontiguousarray(data.X_train, dtype=np.float32)
+    T = net.targets(data.y_train)
+    n = len(X)
+    sizes = np.array(net.sizes, dtype=np.int64)
+    starts = np.cumsum([0] + [(a + 1) * b for a, b in zip(net.sizes[:-1], net.sizes[1:], strict=True)])[:-1]
+    starts = starts.astype(np.int64)
+    state2 = optimizer.state2 if optimizer.state2 is not None else optimizer.state
+    act = _compiled.ACTIVATIONS[net.activation]
+    task = _compiled.TASKS.get(net.task, 2)
+    opt = _compiled.OPTIMIZERS[optimizer.name]
+    step = 0
+    for epoch in range(1, config.epochs + 1):
+        order = np.concatenate(batches(epoch))
+        total, step = _compiled.epoch(net.flat, net.grad, optimizer.state, state2, net.decay_mask, sizes, starts,
+                                      act, task, opt, optimizer.lr, optimizer.l2, step, X[order], T[order],
+                                      config.batch_size)
+        if epoch_end(net, total / n):
+            break
+    return net
