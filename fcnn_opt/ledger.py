@@ -255,14 +255,10 @@ def _beat_all(storage, backend, trial_ids: list[int], count: int) -> None:
         return
     from optuna.storages.journal._storage import JournalOperation
 
-    from .reporting import sync_journal
+    from .reporting import append_journal
 
-    with storage._thread_lock:
-        worker = storage._replay_result.worker_id
-        storage._backend.append_logs([{"op_code": JournalOperation.SET_TRIAL_SYSTEM_ATTR, "worker_id": worker,
-                                       "trial_id": trial_id, "system_attr": {BEAT_ATTR: count}}
-                                      for trial_id in trial_ids])
-        sync_journal(storage)
+    append_journal(storage, [{"op_code": JournalOperation.SET_TRIAL_SYSTEM_ATTR, "trial_id": trial_id,
+                              "system_attr": {BEAT_ATTR: count}} for trial_id in trial_ids])
 
 
 class StaleWatch:

@@ -96,6 +96,18 @@ def sync_journal(storage) -> None:
         raise error
 
 
+def append_journal(storage, entries: list[dict]) -> int | None:
+    """Append Optuna journal entries (each an ``op_code`` and its fields, without the worker
+    id) in one write under the storage's lock, then apply them (:func:`sync_journal`).
+    Returns the id of the last trial this process created (None before its first), read
+    under the same lock."""
+    with storage._thread_lock:
+        worker = storage._replay_result.worker_id
+        storage._backend.append_logs([{**entry, "worker_id": worker} for entry in entries])
+        sync_journal(storage)
+        return getattr(storage._replay_result, "_last_created_trial_id_by_this_process", None)
+
+
 def final_value(state, value: float | None, intermediate: dict[int, float]) -> float | None:
     """The value ``study.tell`` would store: a complete trial's value; a pruned trial's last
     intermediate value when it is finite; nothing for a failed trial."""
@@ -157,21 +169,17 @@ def _write_journal(storage, records, finished) -> None:
 
     from optuna.storages.journal._storage import JournalOperation
 
-    with storage._thread_lock:
-        worker = storage._replay_result.worker_id
-        logs = []
-        for trial_id, intermediate, attrs in records:
-            logs += [{"op_code": JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE, "worker_id": worker,
-                      "trial_id": trial_id, "step": step, "intermediate_value": value}
-                     for step, value in intermediate.items()]
-            logs += [{"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker,
-                      "trial_id": trial_id, "user_attr": {key: value}} for key, value in attrs.items()]
-        now = datetime.now(tz=UTC).isoformat(timespec="microseconds")
-        logs += [{"op_code": JournalOperation.SET_TRIAL_STATE_VALUES, "worker_id": worker, "trial_id": trial_id,
-                  "state": state, "values": None if value is None else [value], "datetime_complete": now}
-                 for trial_id, state, value in finished]
-        storage._backend.append_logs(logs)
-        sync_journal(storage)
+    entries = []
+    for trial_id, intermediate, attrs in records:
+        entries += [{"op_code": JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE, "trial_id": trial_id,
+                     "step": step, "intermediate_value": value} for step, value in intermediate.items()]
+        entries += [{"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "trial_id": trial_id,
+                     "user_attr": {key: value}} for key, value in attrs.items()]
+    now = datetime.now(tz=UTC).isoformat(timespec="microseconds")
+    entries += [{"op_code": JournalOperation.SET_TRIAL_STATE_VALUES, "trial_id": trial_id, "state": state,
+                 "values": None if value is None else [value], "datetime_complete": now}
+                for trial_id, state, value in finished]
+    append_journal(storage, entries)
 
 
 def create_trials(storage, study_id: int, templates: list) -> list[int]:
@@ -197,18 +205,14 @@ def create_trials(storage, study_id: int, templates: list) -> list[int]:
     from optuna.distributions import distribution_to_json
     from optuna.storages.journal._storage import JournalOperation
 
-    with storage._thread_lock:
-        worker = storage._replay_result.worker_id
-        logs = [{"op_code": JournalOperation.CREATE_TRIAL, "worker_id": worker, "study_id": study_id,
-                 "datetime_start": t.datetime_start.astimezone(UTC).isoformat(timespec="microseconds"),
-                 "state": t.state, "value": None, "values": None,
-                 "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()},
-                 "params": {k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()},
-                 "user_attrs": t.user_attrs, "system_attrs": t.system_attrs, "intermediate_values": {}}
-                for t in templates]
-        storage._backend.append_logs(logs)
-        storage._sync_with_backend()
-        last = storage._replay_result._last_created_trial_id_by_this_process
+    last = append_journal(storage, [
+        {"op_code": JournalOperation.CREATE_TRIAL, "study_id": study_id,
+         "datetime_start": t.datetime_start.astimezone(UTC).isoformat(timespec="microseconds"),
+         "state": t.state, "value": None, "values": None,
+         "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()},
+         "params": {k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()},
+         "user_attrs": t.user_attrs, "system_attrs": t.system_attrs, "intermediate_values": {}}
+        for t in templates])
     return list(range(last - len(templates) + 1, last + 1))
 
 
@@ -414,14 +418,14 @@ class MirrorReporter:
         self.twin = twin or mirror.copy.ask()  # parameters do not matter to these pruners
         # The trial to draw hyperparameters from: the copy's, when they were drawn there.
         self.params_trial = trial if twin is None else twin
-        self.intermediate: dict[int, float] = {}
         self.attrs: dict[str, Any] = {}
-        self.history: dict[int, float] = {}  # every value reported, kept for the twin
+        self.history: dict[int, float] = {}  # every value reported
+        self._written: set[int] = set()  # the steps of history already in the storage
         self.best = math.nan
         self.last_step = -1
 
     def report(self, value: float, epoch: int) -> bool:
-        self.intermediate[epoch] = self.history[epoch] = value
+        self.history[epoch] = value
         rule = self.mirror.rule
         if rule is None:
             self.twin.report(value, epoch)
@@ -436,11 +440,13 @@ class MirrorReporter:
 
     def records(self) -> tuple[int, dict[int, float], dict]:
         """The buffered values and attributes, to write (then call :meth:`written`)."""
-        return self.trial._trial_id, dict(self.intermediate), dict(self.attrs)
+        unwritten = {step: value for step, value in self.history.items() if step not in self._written}
+        return self.trial._trial_id, unwritten, dict(self.attrs)
 
     def written(self) -> None:
-        """The buffered records are in the storage: empty the buffers."""
-        self.intermediate, self.attrs = {}, {}
+        """The buffered records are in the storage: nothing is left to write."""
+        self._written.update(self.history)
+        self.attrs = {}
 
     def flush(self) -> None:
         """Write everything to the real trial (call before telling it). The buffers empty only
