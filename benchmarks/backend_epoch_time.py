@@ -19,7 +19,7 @@ import platform
 import numpy as np
 
 from fcnn_opt import TrainConfig, make_dataset, train
-from fcnn_opt.config import LIBS
+from fcnn_opt.training.config import LIBS
 
 SEED_MODEL = TrainConfig(dims=(8,), activation="relu", optimizer="adam", lr=0.005, batch_size=100,
                          epochs=50)

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from fcnn_opt import TrainConfig, make_dataset, train
-from fcnn_opt.population import train_population
-from fcnn_opt.space import parse_spec
-from fcnn_opt.study import run_study
-from fcnn_opt.text import table
+from fcnn_opt.training.population import train_population
+from fcnn_opt.search.space import parse_spec
+from fcnn_opt.search.runner import run_study
+from fcnn_opt.cli.text import table
 
 W3 = {
     "study": {"name": "W3", "sampler": "random", "pruner": "median", "seed": 0},
@@ -85,9 +85,9 @@ def lockstep_speed(device: str, sizes: list[int], epochs: int = 5) -> list[list]
 
 def w3(device: str, trials: int, batch: int, storage: str) -> tuple[list[list], list[list]]:
     """The W3 study end to end, and where its time went (timers around the runner's parts)."""
-    import fcnn_opt.batch
-    import fcnn_opt.population
-    import fcnn_opt.study
+    import fcnn_opt.search.batches
+    import fcnn_opt.training.population
+    import fcnn_opt.search.runner
 
     spent: dict[str, float] = defaultdict(float)
 
@@ -103,9 +103,9 @@ def w3(device: str, trials: int, batch: int, storage: str) -> tuple[list[list], 
         setattr(owner, name, wrapper)
         return owner, name, inner
 
-    patched = [timed(fcnn_opt.population, "train_population", "training (population engine)"),
-               timed(fcnn_opt.study, "_next_trials", "sampling and creating trials"),
-               timed(fcnn_opt.batch, "tell_all", "finishing trials (records, states)")]
+    patched = [timed(fcnn_opt.training.population, "train_population", "training (population engine)"),
+               timed(fcnn_opt.search.runner, "_next_trials", "sampling and creating trials"),
+               timed(fcnn_opt.search.batches, "tell_all", "finishing trials (records, states)")]
     spec = parse_spec(W3, source="W3").with_overrides(n_trials=trials)
     start = time.perf_counter()
     try:

@@ -14,7 +14,7 @@ Scenarios (circles, 2500 points, 5 epochs, trial ``i`` uses seed ``i``):
   trials share a network, as in a TPE study over widths.
 
 With ``--w2`` it also prints the peak RSS (``ru_maxrss``) of the W2 workload
-(:data:`fcnn_opt.bench.W2`, 200 TPE trials, lib numpy, no artifacts) in its own process.
+(:data:`fcnn_opt.cli.bench.W2`, 200 TPE trials, lib numpy, no artifacts) in its own process.
 Run from the repository root::
 
     python -m benchmarks.memory [--trials 100] [--only keras,tf] [--distinct] [--w2]
@@ -89,7 +89,7 @@ def _in_subprocess(code: str) -> dict:
 def w2_peak_mb() -> dict:
     """Peak RSS and wall time of the W2 workload on lib numpy, in a fresh process."""
     with tempfile.TemporaryDirectory() as folder:
-        code = ("import json; from fcnn_opt.bench import run_row; "
+        code = ("import json; from fcnn_opt.cli.bench import run_row; "
                 f"print(json.dumps(run_row('W2', 'numpy', 1, None, 'sqlite:///{folder}/w2.db')))")
         return _in_subprocess(code)
 

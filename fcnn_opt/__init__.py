@@ -1,6 +1,10 @@
 """fcnn_opt: hyperparameter optimisation and visual explanation for small fully connected
 networks, built on Optuna.
 
+The package is layered (see docs/architecture.md): ``training`` (what one trial trains),
+``store`` (where studies live, and the one module that touches Optuna's internals),
+``search`` (how a study runs), ``show`` (figures, report, per-trial pictures) and ``cli``.
+
 The public API is imported lazily, so ``import fcnn_opt`` stays fast and never loads
 PyTorch or TensorFlow::
 
@@ -16,19 +20,19 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "make_dataset": "datasets",
-    "list_datasets": "datasets",
-    "Dataset": "datasets",
-    "TrainConfig": "config",
-    "train": "training",
-    "TrainResult": "training",
-    "get_backend": "backends",
-    "Objective": "objective",
-    "StudySpec": "space",
-    "load_spec": "space",
-    "run_study": "study",
-    "run_worker": "workers",
-    "run_parallel": "workers",
+    "make_dataset": "training.datasets",
+    "list_datasets": "training.datasets",
+    "Dataset": "training.datasets",
+    "TrainConfig": "training.config",
+    "train": "training.loop",
+    "TrainResult": "training.loop",
+    "get_backend": "training.backends",
+    "Objective": "search.objective",
+    "StudySpec": "search.space",
+    "load_spec": "search.space",
+    "run_study": "search.runner",
+    "run_worker": "search.workers",
+    "run_parallel": "search.workers",
 }
 
 __all__ = sorted(_LAZY)

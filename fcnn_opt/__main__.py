@@ -1,7 +1,7 @@
-"""``python -m fcnn_opt``: see :mod:`fcnn_opt.cli`."""
+"""``python -m fcnn_opt``: see :mod:`fcnn_opt.cli.main`."""
 
 import sys
 
-from .cli import main
+from fcnn_opt.cli.main import main
 
 sys.exit(main())

@@ -10,7 +10,7 @@ from conftest import run_cli, write_toml
 from optuna.artifacts import get_all_artifact_meta
 from PIL import Image
 
-from fcnn_opt.artifacts import artifact_dir
+from fcnn_opt.show.artifacts import artifact_dir
 
 TINY = """
 [study]

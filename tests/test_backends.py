@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from fcnn_opt import TrainConfig, make_dataset, train
-from fcnn_opt.backends._base import loss
+from fcnn_opt.training.backends._base import loss
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBS = ("numpy", "torch", "tf", "keras", "sklearn")
@@ -153,7 +153,7 @@ def _run_python(code: str, **env) -> subprocess.CompletedProcess:
                                          ("keras", "keras"), ("sklearn", "scikit-learn")])
 def test_missing_library_names_the_package_to_install(lib, package):
     code = (f"import sys\nsys.modules[{MODULES[lib]!r}] = None  # as if not installed\n"
-            "from fcnn_opt.backends import get_backend\n"
+            "from fcnn_opt.training.backends import get_backend\n"
             f"try:\n    get_backend({lib!r})\nexcept ImportError as exc:\n    print(exc)\n")
     out = _run_python(code)
     assert out.returncode == 0, out.stderr
@@ -162,7 +162,7 @@ def test_missing_library_names_the_package_to_install(lib, package):
 
 def test_keras_on_another_backend_is_refused_clearly():
     pytest.importorskip("torch")
-    code = ("from fcnn_opt.backends import get_backend\n"
+    code = ("from fcnn_opt.training.backends import get_backend\n"
             "try:\n    get_backend('keras')\nexcept RuntimeError as exc:\n    print(exc)\n")
     out = _run_python(code, KERAS_BACKEND="torch")
     assert out.returncode == 0, out.stderr
@@ -180,7 +180,7 @@ KERAS_B = TrainConfig(lib="keras", dims=(6, 4), activation="tanh", optimizer="rm
 @pytest.fixture
 def keras_backend():
     pytest.importorskip("keras")
-    from fcnn_opt.backends import get_backend
+    from fcnn_opt.training.backends import get_backend
 
     backend = get_backend("keras")
     backend.clear()
@@ -276,7 +276,7 @@ def test_keras_cache_is_bounded_and_frees_the_traced_steps(keras_backend, monkey
 
     from tensorflow.python.framework.func_graph import FuncGraph
 
-    import fcnn_opt.backends._keras as keras_module
+    import fcnn_opt.training.backends._keras as keras_module
 
     monkeypatch.setattr(keras_module, "MAX_CACHED_MODELS", 2)
     data = dataset("quadrants")

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from fcnn_opt import make_dataset
-from fcnn_opt.backends._base import init_weights
-from fcnn_opt.backends._numpy import NumpyNet, _Optimizer
+from fcnn_opt.training.backends._base import init_weights
+from fcnn_opt.training.backends._numpy import NumpyNet, _Optimizer
 
 torch = pytest.importorskip("torch")
-from fcnn_opt.backends._torch import TorchNet, data_loss, make_optimizer  # noqa: E402
+from fcnn_opt.training.backends._torch import TorchNet, data_loss, make_optimizer  # noqa: E402
 
 DATASETS = {"binary": "circle", "multiclass": "circles", "regression": "sum_squares"}
 
@@ -77,7 +77,7 @@ def test_compiled_epochs_follow_the_numpy_calls(monkeypatch, activation, optimiz
     import numba  # noqa: F401  (installed by the test extra: the compiled path must be tested)
 
     from fcnn_opt import TrainConfig, make_dataset, train
-    from fcnn_opt.backends._numpy import jit_available
+    from fcnn_opt.training.backends._numpy import jit_available
 
     data = make_dataset(dataset, n_points=300)
     config = TrainConfig(lib="numpy", dims=(9, 5), activation=activation, optimizer=optimizer, lr=0.01,

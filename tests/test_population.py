@@ -8,7 +8,7 @@ import pytest
 from conftest import run_cli, write_toml
 
 from fcnn_opt import TrainConfig, make_dataset, train
-from fcnn_opt.population import train_population
+from fcnn_opt.training.population import train_population
 
 TOLERANCE = 1e-5  # float32: members follow the single-model trajectory to rounding
 
@@ -150,8 +150,8 @@ def test_batched_pruning_decisions_equal_one_at_a_time_decisions(tmp_path, sqlit
 
 def test_mirror_pruning_equals_optunas_own_optimize(tmp_path, sqlite_url):
     from fcnn_opt import Objective
-    from fcnn_opt.space import parse_spec
-    from fcnn_opt.study import make_pruner, make_sampler, run_study
+    from fcnn_opt.search.space import parse_spec
+    from fcnn_opt.search.runner import make_pruner, make_sampler, run_study
 
     spec = parse_spec({"study": {"sampler": "tpe", "pruner": "median", "n_trials": 20, "seed": 2},
                        "dataset": {"name": "circles", "n_points": 500},
@@ -167,8 +167,8 @@ def test_mirror_pruning_equals_optunas_own_optimize(tmp_path, sqlite_url):
 
 
 def test_population_with_one_member_gives_the_plain_objectives_values(tmp_path):
-    from fcnn_opt.space import parse_spec
-    from fcnn_opt.study import run_study
+    from fcnn_opt.search.space import parse_spec
+    from fcnn_opt.search.runner import run_study
 
     spec = parse_spec({"study": {"sampler": "grid", "pruner": "none"},
                        "dataset": {"name": "xor", "n_points": 400},
@@ -205,7 +205,7 @@ def test_percentile_rule_decides_as_optunas_pruner(pruner, direction):
     histories of different lengths (some with NaN values) as completed trials accumulate."""
     import math
 
-    from fcnn_opt.reporting import PercentileRule
+    from fcnn_opt.store.mirror import PercentileRule
 
     rng = np.random.default_rng(3)
     study = optuna.create_study(direction=direction, pruner=pruner)

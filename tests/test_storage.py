@@ -47,13 +47,13 @@ def assert_one_line_error(done, *expected: str) -> None:
     ("sqlite:///studies/fcnn_opt.db", "sqlite:///studies/fcnn_opt.db"),
 ])
 def test_mask_url(url, masked):
-    from fcnn_opt.storage import mask_url
+    from fcnn_opt.store.storages import mask_url
 
     assert mask_url(url) == masked
 
 
 def test_urls_get_an_installed_driver():
-    from fcnn_opt.storage import with_driver
+    from fcnn_opt.store.storages import with_driver
 
     assert with_driver("postgresql://u@h/db") == "postgresql+psycopg2://u@h/db"
     assert with_driver("postgres://u@h/db") == "postgresql+psycopg2://u@h/db"
@@ -66,14 +66,14 @@ def test_urls_get_an_installed_driver():
                                        ("a b/c\\d", "a_b_c_d"), (".hidden", "hidden"), ("", "study"),
                                        ("small.seed=4", "small.seed=4")])
 def test_study_names_in_file_paths_are_sanitised(name, safe):
-    from fcnn_opt.storage import safe_filename
+    from fcnn_opt.store.storages import safe_filename
 
     assert safe_filename(name) == safe
     assert "/" not in safe_filename(name) and not safe_filename(name).startswith(".")
 
 
 def test_worker_processes_never_carry_the_url_on_their_command_line():
-    from fcnn_opt.workers import worker_command
+    from fcnn_opt.search.workers import worker_command
 
     command = worker_command("-odd name", 3, 5.0)
     assert "--study-name=-odd name" in command and "--worker-id=3" in command
@@ -197,7 +197,7 @@ def test_heartbeats_start_after_one_interval_and_beat_for_every_trial(tmp_path, 
     import optuna
 
     from fcnn_opt import ledger
-    from fcnn_opt.storage import open_storage
+    from fcnn_opt.store.storages import open_storage
 
     monkeypatch.setenv("FCNN_OPT_HEARTBEAT", "1")
     monkeypatch.setenv("FCNN_OPT_GRACE", "3")
@@ -225,7 +225,7 @@ def test_bulk_journal_writes_to_a_trial_failed_meanwhile_raise_once_and_leave_no
     from optuna.storages.journal import JournalFileBackend
     from optuna.trial import TrialState
 
-    from fcnn_opt.reporting import write_trial_records
+    from fcnn_opt.store.mirror import write_trial_records
 
     path = str(tmp_path / "j.log")
     ours = JournalStorage(JournalFileBackend(path))

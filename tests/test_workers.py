@@ -74,7 +74,7 @@ _STORAGES: dict = {}
 
 
 def storage(url: str):
-    from fcnn_opt.storage import open_storage
+    from fcnn_opt.store.storages import open_storage
 
     if url not in _STORAGES:
         _STORAGES[url] = open_storage(url, heartbeat=False)
@@ -285,7 +285,7 @@ def test_refusal_admits_exactly_the_budget_whatever_the_order(tmp_path, request,
     """The ledger's rule, step by step, on a real storage: six workers asked at once for a
     budget of three; whichever order they check in, only the three lowest numbers run."""
     from fcnn_opt import ledger
-    from fcnn_opt.storage import open_storage
+    from fcnn_opt.store.storages import open_storage
 
     url = request.getfixturevalue("pg_url") if where == "postgres" else f"journal:{tmp_path / 'j.log'}"
     study = optuna.create_study(storage=open_storage(url), study_name="rule")

@@ -1,0 +1,390 @@
+"""The command line: ``python -m fcnn_opt <command>`` (also installed as ``fcnn-opt``).
+
+Each command parses its arguments, calls library functions and prints. Exit codes:
+0 done, 2 bad usage or configuration (one line on stderr, no traceback), 1 anything
+unexpected, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_CONFIG = "studies/seed_grid.toml"
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line, exit code 2."""
+
+
+def _storage_help() -> str:
+    from fcnn_opt.store.storages import DEFAULT_STORAGE
+
+    return (f"Optuna storage URL (default: $OPTUNA_STORAGE or {DEFAULT_STORAGE}); "
+            "e.g. postgresql://user@host/db, or journal:PATH for a journal file")
+
+
+def _add_storage(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", metavar="URL", help=_storage_help())
+
+
+def _add_engine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-trials", type=int, default=1, metavar="K",
+                   help="ask K trials at once and train them together (population engine, PyTorch)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="device of the population engine (with --batch-trials)")
+
+
+def _add_artifacts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--artifacts", metavar="DIR",
+                   help="artifact folder (default: artifacts/ beside an SQLite or journal file, "
+                        "else studies/artifacts)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fcnn_opt.search.space import PRUNERS, SAMPLERS
+
+    parser = argparse.ArgumentParser(
+        prog="fcnn_opt",
+        description="Hyperparameter studies of small fully connected networks, built on Optuna.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("study", help="create or resume a study and run its trials",
+                       description="Create or resume a study and run trials until its budget (or grid) is done. "
+                                   f"Without --config, runs {DEFAULT_CONFIG}: the seed article's 2x3 grid.")
+    p.add_argument("--config", metavar="FILE", help=f"study definition (TOML; default {DEFAULT_CONFIG})")
+    p.add_argument("--sampler", choices=SAMPLERS, help="sampler (default: the file's)")
+    p.add_argument("--pruner", choices=PRUNERS, help="pruner (default: the file's)")
+    p.add_argument("--n-trials", type=int, metavar="N", help="total trials of the study (not of this run)")
+    p.add_argument("--timeout", type=float, metavar="S", help="stop starting new trials after S seconds")
+    _add_storage(p)
+    p.add_argument("--study-name", metavar="NAME", help="study name (default: the file's)")
+    p.add_argument("--lib", metavar="NAME", help="fix the training library: numpy, torch, tf, keras, sklearn")
+    p.add_argument("--dataset", metavar="NAME", help="dataset name (see `datasets`)")
+    p.add_argument("--seed", type=int, metavar="N", help="sampler and training seed")
+    _add_engine(p)
+    p.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run the study with N local worker processes (one combined progress bar)")
+    p.add_argument("--create-only", action="store_true",
+                   help="create the study (and queue its grid), run nothing: for `worker` processes")
+    p.add_argument("--no-artifacts", action="store_true",
+                   help="do not upload each trial's response-surface PNG for optuna-dashboard")
+    _add_artifacts(p)
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("worker", help="join a study and run its trials (many may run at once)",
+                       description="Join a study created by `study` (see --create-only) and run trials "
+                                   "until the study's total budget is reached or its grid is done. Start "
+                                   "one per machine or GPU against a shared database; no study file needed.")
+    p.add_argument("--study-name", metavar="NAME", required=True)
+    _add_storage(p)
+    p.add_argument("--timeout", type=float, metavar="S", help="stop starting new trials after S seconds")
+    p.add_argument("--worker-id", type=int, metavar="K",
+                   help="seed the sampler with the study's seed + K (default: a random seed)")
+    _add_engine(p)
+    p.add_argument("--no-artifacts", action="store_true",
+                   help="do not upload each trial's response-surface PNG for optuna-dashboard")
+    _add_artifacts(p)
+    p.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("trials", help="list a study's trials")
+    p.add_argument("--study-name", metavar="NAME", required=True)
+    _add_storage(p)
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(func=cmd_trials)
+
+    p = sub.add_parser("best", help="the best trial of a study")
+    p.add_argument("--study-name", metavar="NAME", required=True)
+    _add_storage(p)
+    p.set_defaults(func=cmd_best)
+
+    p = sub.add_parser("studies", help="the studies in a storage")
+    _add_storage(p)
+    p.set_defaults(func=cmd_studies)
+
+    p = sub.add_parser("report", help="an offline HTML report and PNG figures of a study",
+                       description="Write one self-contained HTML file (opens offline) and a PNG of "
+                                   "every figure: Optuna's plots, the loss-history overlay, response "
+                                   "surfaces of the best and worst trials, the hyperparameter surface "
+                                   "and, when lib varies, the library comparison.")
+    p.add_argument("--study-name", metavar="NAME", required=True)
+    _add_storage(p)
+    p.add_argument("--out", metavar="DIR", help="output folder (default: studies/reports/<study name>)")
+    p.add_argument("--trials", metavar="N", type=int, nargs="+", default=[],
+                   help="also draw the response surface of these trial numbers")
+    p.add_argument("--color-by", metavar="PARAM", help="loss overlay: colour by this hyperparameter")
+    p.add_argument("--style-by", metavar="PARAM", help="loss overlay: line style by this hyperparameter")
+    p.add_argument("--x", metavar="PARAM", help="hyperparameter surface: x axis")
+    p.add_argument("--y", metavar="PARAM", help="hyperparameter surface: y axis")
+    p.add_argument("--no-png", action="store_true", help="HTML only")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("dashboard", help="optuna-dashboard on a storage, with each trial's picture",
+                       description="Serve optuna-dashboard on the storage with its artifact store, so "
+                                   "each trial's page shows its response surface. Ctrl-C stops it.")
+    _add_storage(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    _add_artifacts(p)
+    p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("datasets", help="the available datasets")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("bench", help="time the standard workloads every way (prints a table)",
+                       description="Run the workloads W1 (seed grid) and W2 (200-trial TPE study) with "
+                                   "Keras, PyTorch and NumPy one trial at a time and with the population "
+                                   "engine, each in its own process, and print one comparison table.")
+    p.add_argument("--workloads", default="W1,W2", help="comma-separated: W1, W2 (default both)")
+    p.add_argument("--quick", action="store_true", help="fewer trials per row (a few minutes in all)")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def _version() -> str:
+    from fcnn_opt import __version__
+
+    return f"fcnn_opt {__version__}"
+
+
+def _load_spec(args):
+    from fcnn_opt.search.space import load_spec
+
+    if args.config is None and not Path(DEFAULT_CONFIG).exists():
+        from fcnn_opt.search.space import SEED_GRID, parse_spec
+
+        spec = parse_spec(SEED_GRID, source="built-in seed_grid")
+    else:
+        spec = load_spec(args.config or DEFAULT_CONFIG)
+    overrides = {"lib": args.lib, "dataset": args.dataset, "seed": args.seed,
+                 "sampler": args.sampler, "pruner": args.pruner, "n_trials": args.n_trials}
+    return spec.with_overrides(**overrides)
+
+
+def _default_study_name(args, spec) -> str:
+    """The file's name, suffixed by what the command line changed, so runs do not mix."""
+    if args.study_name:
+        return args.study_name
+    parts = [spec.name] + [f"{k}={v}" for k, v in (("lib", args.lib), ("dataset", args.dataset),
+                                                  ("seed", args.seed)) if v is not None]
+    return ".".join(parts)
+
+
+def _check_timeout(args) -> None:
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}.")
+def _check_batch(args) -> None:
+    if args.batch_trials < 1:
+        raise UsageError(f"--batch-trials must be >= 1, got {args.batch_trials}.")
+    if args.device == "cuda" and args.batch_trials == 1:
+        raise UsageError("--device cuda applies to the population engine: add --batch-trials K (K > 1).")
+
+
+def cmd_study(args) -> int:
+    from fcnn_opt.search.runner import prepare_study, run_study
+    from fcnn_opt.cli.text import created_summary, run_summary
+    from fcnn_opt.search.workers import run_parallel
+
+    spec = _load_spec(args)
+    _check_timeout(args)
+    _check_batch(args)
+    name = _default_study_name(args, spec)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}.")
+    if args.create_only:
+        if args.workers is not None:
+            raise UsageError("--create-only runs nothing; leave out --workers, then start `worker` processes.")
+        study, summary = prepare_study(spec, storage=args.storage, study_name=name)
+        print(created_summary(summary))
+        return EXIT_OK
+    engine = {"batch_trials": args.batch_trials, "device": args.device,
+              "artifacts": not args.no_artifacts, "artifact_dir": args.artifacts}
+    if args.workers is not None:
+        summary = run_parallel(spec, storage=args.storage, study_name=name, n_workers=args.workers,
+                               timeout=args.timeout, progress=not args.no_progress, **engine)
+    else:
+        summary = run_study(spec, storage=args.storage, study_name=name,
+                            timeout=args.timeout, progress=not args.no_progress, **engine)
+    return _report(summary, run_summary(summary))
+
+
+def _report(summary, text: str) -> int:
+    print(text)
+    for worker, code, tail in summary.failed_workers:
+        print(f"fcnn_opt: worker {worker} exited with code {code}: {tail or 'no output'}", file=sys.stderr)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_ERROR if summary.failed_workers else EXIT_OK
+
+
+def cmd_worker(args) -> int:
+    from fcnn_opt.cli.text import run_summary
+    from fcnn_opt.search.workers import run_worker
+
+    _check_timeout(args)
+    _check_batch(args)
+    if args.worker_id is not None and args.worker_id < 0:
+        raise UsageError(f"--worker-id must be >= 0, got {args.worker_id}.")
+    summary = run_worker(storage=args.storage, study_name=args.study_name, timeout=args.timeout,
+                         progress=not args.no_progress, worker_id=args.worker_id,
+                         batch_trials=args.batch_trials, device=args.device,
+                         artifacts=not args.no_artifacts, artifact_dir=args.artifacts)
+    return _report(summary, run_summary(summary))
+
+
+def _load_study(args):
+    import optuna
+
+    from fcnn_opt.store.storages import mask_url, open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(args.storage, heartbeat=False)
+    try:
+        return optuna.load_study(study_name=args.study_name, storage=storage)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        where = mask_url(args.storage or "the default storage")
+        raise UsageError(f"No study named {args.study_name!r} in {where}. "
+                         f"Studies there: {', '.join(names) or 'none'}.") from None
+
+
+def trial_rows(study) -> tuple[list[str], list[list]]:
+    names = sorted({k for t in study.trials for k in t.params})
+    headers = ["number", "state", "value", *names, "epochs_run", "seconds_per_epoch", "description"]
+    rows = []
+    for t in study.trials:
+        rows.append([t.number, t.state.name, t.value, *[t.params.get(n) for n in names],
+                     t.user_attrs.get("epochs_run"), t.user_attrs.get("seconds_per_epoch"),
+                     t.user_attrs.get("description") or t.user_attrs.get("fail_reason", "")])
+    return headers, rows
+
+
+def cmd_trials(args) -> int:
+    from fcnn_opt.cli import text
+
+    headers, rows = trial_rows(_load_study(args))
+    render = {"table": text.table, "csv": text.as_csv, "json": text.as_json}[args.format]
+    print(render(headers, rows))
+    return EXIT_OK
+
+
+def cmd_best(args) -> int:
+    study = _load_study(args)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    if not complete:
+        raise UsageError(f"Study {args.study_name!r} has no complete trial yet.")
+    best = study.best_trial
+    print(f"trial {best.number}: value {best.value:.6g} ({study.direction.name.lower()})")
+    for key, value in best.params.items():
+        print(f"  {key} = {value}")
+    if "description" in best.user_attrs:
+        print(f"  {best.user_attrs['description']}")
+    return EXIT_OK
+
+
+def cmd_studies(args) -> int:
+    import optuna
+
+    from fcnn_opt.store.storages import open_storage
+    from fcnn_opt.cli.text import table
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(args.storage, heartbeat=False)
+    rows = []
+    for s in optuna.get_all_study_summaries(storage, include_best_trial=True):
+        best = s.best_trial.value if s.best_trial is not None else None
+        rows.append([s.study_name, s.n_trials, s.direction.name.lower(), best,
+                     s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else None])
+    print(table(["study", "trials", "direction", "best", "started"], rows) if rows else "no studies")
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from fcnn_opt.plots import PlotError, build_report
+
+    study = _load_study(args)
+    try:
+        report = build_report(study, args.out, trials=args.trials, color_by=args.color_by,
+                              style_by=args.style_by, x=args.x, y=args.y, png=not args.no_png)
+    except PlotError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"report    {report.html}")
+    if report.pngs:
+        print(f"figures   {len(report.pngs)} PNG files in {report.out_dir}")
+    for title, reason in report.skipped.items():
+        print(f"skipped   {title}: {reason}")
+    return EXIT_OK
+
+
+def cmd_dashboard(args) -> int:
+    import optuna_dashboard
+
+    from fcnn_opt.show.artifacts import artifact_dir, open_artifact_store
+    from fcnn_opt.store.storages import default_url, mask_url, open_storage
+
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be in 1..65535, got {args.port}.")
+    url = args.storage or default_url()
+    storage = open_storage(url, heartbeat=False)
+    folder = Path(args.artifacts) if args.artifacts else artifact_dir(url)
+    store = open_artifact_store(folder)
+    print(f"optuna-dashboard on {mask_url(url)} (artifacts in {folder})", flush=True)
+    print(f"open http://{args.host}:{args.port}/dashboard  (Ctrl-C stops it)", flush=True)
+    try:
+        optuna_dashboard.run_server(storage, host=args.host, port=args.port, artifact_store=store)
+    except OSError as exc:
+        raise UsageError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def cmd_datasets(args) -> int:
+    from fcnn_opt.training.datasets import list_datasets
+    from fcnn_opt.cli.text import table
+
+    print(table(["name", "description"], list(list_datasets().items())))
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from fcnn_opt.cli.bench import WORKLOADS, run_bench
+
+    chosen = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = [w for w in chosen if w not in WORKLOADS]
+    if unknown or not chosen:
+        raise UsageError(f"Unknown workload(s) {unknown or chosen}. Valid workloads: {', '.join(WORKLOADS)}.")
+    run_bench(chosen, quick=args.quick)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from fcnn_opt.search.space import SpaceError
+    from fcnn_opt.store.storages import StorageError, mask_url
+    from fcnn_opt.search.runner import DatabaseLost, StudyError
+
+    try:
+        return args.func(args)
+    except (UsageError, SpaceError, StorageError, StudyError, ImportError) as exc:
+        print(f"fcnn_opt {args.command}: error: {mask_url(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except DatabaseLost as exc:
+        print(f"fcnn_opt {args.command}: error: {mask_url(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"fcnn_opt {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

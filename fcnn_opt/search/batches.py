@@ -1,0 +1,81 @@
+"""Run K claimed trials at once with the population engine (ask K, group, train, tell).
+
+Each trial's hyperparameters are suggested as usual; the networks are trained together by
+:func:`fcnn_opt.training.population.train_population`, every member reporting its metric each epoch
+to its own reporter (so its pruner can stop it alone); then each trial is concluded and
+told exactly as a one-at-a-time trial would be. Members whose library is not NumPy or
+PyTorch (the population engine is PyTorch arithmetic, which both follow) or that have no
+hidden layer are trained one at a time by their own backend.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fcnn_opt.search.runner import _heartbeat, outcome, tell, tell_all
+
+if TYPE_CHECKING:
+    import optuna
+
+    from fcnn_opt.search.objective import Objective
+
+POPULATION_LIBS = ("numpy", "torch")
+
+
+def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Objective, mirror,
+              device: str = "cpu") -> list:
+    """Train and tell every trial of ``trials``; returns their final states."""
+    from fcnn_opt.search.objective import EpochWatch
+    from fcnn_opt.training.population import train_population
+    from fcnn_opt.store.mirror import TrialReporter
+    from fcnn_opt.training.loop import train
+
+    reporters = [mirror.reporter(t) if mirror is not None else TrialReporter(t) for t in trials]
+    with _heartbeat(study, [t._trial_id for t in trials]):
+        configs, errors = [], {}
+        for i, reporter in enumerate(reporters):
+            try:
+                configs.append(objective.config_for(reporter.params_trial))
+            except ValueError as exc:  # includes SpaceError: the study's own settings are wrong
+                configs.append(None)
+                errors[i] = (_fail(), None, f"{type(exc).__name__}: {exc}", exc)
+        watches = [EpochWatch(r, objective.spec.metric) for r in reporters]
+        together = [i for i, c in enumerate(configs)
+                    if c is not None and c.lib in POPULATION_LIBS and c.depth >= 1]
+        results = {}
+        try:
+            if together:
+                trained = train_population(
+                    objective.dataset, [configs[i] for i in together],
+                    on_epoch=lambda k, epoch, metrics: watches[together[k]](epoch, metrics),
+                    device=device)
+                results.update(zip(together, trained, strict=True))
+            for i, config in enumerate(configs):
+                if config is not None and i not in results:
+                    results[i] = train(objective.dataset, config, on_epoch=watches[i])
+        except KeyboardInterrupt as exc:
+            for trial, reporter in zip(trials, reporters, strict=True):
+                tell(study, trial, reporter, _fail(), reason="interrupted (Ctrl-C or SIGTERM)")
+            raise exc
+    concluded = []
+    for i, (trial, reporter) in enumerate(zip(trials, reporters, strict=True)):
+        if i in errors:
+            concluded.append(errors[i])
+            continue
+        result = results[i]
+        if i in together:
+            reporter.store({"engine": f"population ({device})"})
+        concluded.append(outcome(
+            lambda trial=trial, result=result, reporter=reporter, i=i:
+            objective.conclude(trial, result, reporter, watches[i].pruned_at)))
+    states = tell_all(study, trials, reporters, concluded)
+    error = next((exc for *_, exc in concluded if exc is not None), None)
+    if error is not None:
+        raise error
+    return states
+
+
+def _fail():
+    from optuna.trial import TrialState
+
+    return TrialState.FAIL

@@ -1,0 +1,191 @@
+"""`Objective`: an Optuna objective that trains one network per trial, with pruning.
+
+Use it in any study of your own::
+
+    import optuna
+    from fcnn_opt import Objective
+
+    objective = Objective(dataset="circles", space={"lr": {"low": 1e-3, "high": 1e-1, "log": True},
+                                                    "units": [2, 4, 8]})
+    study = optuna.create_study(direction=objective.direction, pruner=optuna.pruners.MedianPruner())
+    study.optimize(objective, n_trials=20)
+
+After every epoch the objective calls ``trial.report(metric, epoch)`` and
+``trial.should_prune()``, and raises :class:`optuna.TrialPruned` when told to. Each trial
+keeps its loss histories, the original's legend string, the library, the dataset, seconds
+per epoch and the final weights as user attributes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fcnn_opt.training.datasets import Dataset, make_dataset
+from fcnn_opt.search.space import StudySpec, load_spec, parse_spec
+from fcnn_opt.training.loop import TrainResult, train
+
+if TYPE_CHECKING:
+    import optuna
+
+# Called when a trial's training ends (complete, pruned or diverged), e.g. to attach a picture.
+TrialHook = Callable[["optuna.Trial", TrainResult], None]
+
+
+def suggest(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
+    """Ask ``trial`` for every searched hyperparameter of ``spec``; fixed ones are not suggested."""
+    values: dict[str, Any] = {}
+    params = spec.params
+    order = ["lib", "n_layers", "units", "activation", "optimizer", "lr", "epochs", "batch_size", "l2", "seed"]
+    for name in order:
+        p = params[name]
+        if not p.searched:
+            continue
+        if name == "units" and p.per_layer:
+            n_layers = values.get("n_layers", params["n_layers"].value)
+            for i in range(1, n_layers + 1):
+                values[f"units_l{i}"] = _suggest_one(trial, f"units_l{i}", p)
+        else:
+            values[name] = _suggest_one(trial, name, p)
+    return values
+
+
+def _suggest_one(trial: optuna.Trial, name: str, p) -> Any:
+    if p.choices is not None:
+        return trial.suggest_categorical(name, list(p.choices))
+    if p.kind == "int":
+        return trial.suggest_int(name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+    return trial.suggest_float(name, p.low, p.high, step=p.step, log=p.log)
+
+
+def _rounded(values, digits: int = 7) -> list:
+    return [float(f"{v:.{digits}g}") if v is not None and math.isfinite(v) else None for v in values]
+
+
+def weights_to_json(weights) -> list:
+    return [[W.astype(float).round(7).tolist(), b.astype(float).round(7).tolist()] for W, b in weights]
+
+
+class Objective:
+    """Train one network per trial and return its final validation metric.
+
+    Args:
+        spec: a parsed study definition (see :mod:`fcnn_opt.search.space`); or give ``dataset``
+            and ``space`` instead.
+        dataset: dataset name, or a dict of :func:`make_dataset` arguments.
+        space: the ``[params]`` table as a dict (fixed values, lists of choices, ranges).
+        metric: ``"val_loss"`` (minimise, default) or ``"val_accuracy"`` (maximise).
+        on_trial_end: optional hooks called with ``(trial, result)`` after training.
+    """
+
+    def __init__(self, spec: StudySpec | None = None, *, dataset: str | dict = "circles",
+                 space: dict | None = None, metric: str = "val_loss",
+                 on_trial_end: list[TrialHook] | None = None):
+        if spec is None:
+            data = {"name": dataset} if isinstance(dataset, str) else dict(dataset)
+            spec = parse_spec({"dataset": data, "params": space or {}, "study": {"metric": metric}},
+                              source="Objective")
+        self.spec = spec
+        self.on_trial_end = list(on_trial_end or [])
+        self._dataset: Dataset | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs) -> Objective:
+        """An objective for the study defined in a TOML file."""
+        return cls(load_spec(path), **kwargs)
+
+    @property
+    def direction(self) -> str:
+        return self.spec.direction
+
+    @property
+    def dataset(self) -> Dataset:
+        if self._dataset is None:
+            self._dataset = make_dataset(**self.spec.dataset)
+        return self._dataset
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        """Train the trial's network, reporting every epoch to ``trial``; return the metric."""
+        from fcnn_opt.store.mirror import TrialReporter
+
+        return self.run(trial, TrialReporter(trial))
+
+    def run(self, trial: optuna.Trial, reporter) -> float:
+        """Like calling the objective, with per-epoch values going to ``reporter``."""
+        config = self.config_for(reporter.params_trial)
+        watch = EpochWatch(reporter, self.spec.metric)
+        result = train(self.dataset, config, on_epoch=watch)
+        return self.conclude(trial, result, reporter, watch.pruned_at)
+
+    def config_for(self, trial: optuna.Trial):
+        """Suggest the trial's hyperparameters and build its TrainConfig."""
+        return self.spec.train_config(suggest(trial, self.spec))
+
+    def conclude(self, trial: optuna.Trial, result: TrainResult, reporter, pruned_at: int | None) -> float:
+        """Store the run on the trial; return its metric, NaN if it diverged, or raise TrialPruned."""
+        import optuna
+
+        metric = self.spec.metric
+        attrs = result_attrs(result, self.spec)
+        final = getattr(result, metric)[-1]
+        diverged = final is None or not math.isfinite(final)
+        if diverged:
+            attrs["fail_reason"] = f"diverged: {metric} became {final} at epoch {result.epochs_run}"
+        reporter.store(attrs)
+        for hook in self.on_trial_end:
+            hook(trial, result)
+        if diverged:
+            return float("nan")  # Optuna records the trial as FAIL and the study goes on
+        if pruned_at is not None:
+            raise optuna.TrialPruned(f"pruned at epoch {pruned_at}")
+        return float(final)
+
+
+class EpochWatch:
+    """``on_epoch`` for training: reports the metric each epoch, stops when told to prune."""
+
+    def __init__(self, reporter, metric: str):
+        self.reporter, self.metric = reporter, metric
+        self.pruned_at: int | None = None
+
+    def __call__(self, epoch: int, metrics: dict) -> bool:
+        value = metrics[self.metric]
+        if value is None or not math.isfinite(value):
+            return True
+        if self.reporter.report(value, epoch):
+            self.pruned_at = epoch
+            return True
+        return False
+
+
+def varying_keys(spec: StudySpec) -> list[str]:
+    """Description keys for the hyperparameters the study searches (the legend's keys)."""
+    keys = []
+    for name in spec.searched:
+        keys.append({"n_layers": "depth", "units": "units"}.get(name, name))
+    if any(k.startswith("units_l") for k in spec.searched) or "n_layers" in spec.searched:
+        keys.append("units")
+    return list(dict.fromkeys(keys)) or ["lib", "units", "optimizer"]
+
+
+def result_attrs(result: TrainResult, spec: StudySpec) -> dict[str, Any]:
+    """A run's histories, description and weights, as the trial's user attributes."""
+    config = result.config
+    attrs = {
+        "train_loss": _rounded(result.train_loss),
+        "val_loss": _rounded(result.val_loss),
+        "description": result.description(varying_keys(spec)),
+        "lib": config.lib,
+        "dataset": result.dataset.name,
+        "dataset_args": dict(spec.dataset),  # to rebuild the points for pictures
+        "units": config.units(n_outputs=result.dataset.n_outputs),
+        "config": config.to_dict(),
+        "seconds_per_epoch": float(f"{sum(result.epoch_seconds) / max(result.epochs_run, 1):.6g}"),
+        "epochs_run": result.epochs_run,
+        "weights": weights_to_json(result.weights()),
+    }
+    if result.val_accuracy is not None:
+        attrs["val_accuracy"] = _rounded(result.val_accuracy)
+    return attrs

@@ -1,0 +1,655 @@
+"""Samplers, pruners, and running or resuming a study in a storage.
+
+    >>> from fcnn_opt.search.space import load_spec
+    >>> from fcnn_opt.search.runner import run_study
+    >>> summary = run_study(load_spec("studies/seed_grid.toml"), storage="sqlite:///study.db")
+
+A study's budget is a total for the study, not for one run or one process: running the
+same command again continues where the last run stopped and runs only what is missing,
+and any number of workers (:mod:`fcnn_opt.search.workers`) share it exactly. The study stores
+its own definition (the parsed study file, as JSON) and its budget, so a worker needs
+only the storage URL and the study name. The grid sampler's points are put in the
+study's queue once, each point runs exactly once even with many workers, and a point
+whose trial failed is queued again by the next run. :mod:`fcnn_opt.search.ledger` explains how.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fcnn_opt.search import ledger
+from fcnn_opt.search.ledger import Counts
+from fcnn_opt.search.objective import Objective
+from fcnn_opt.search.space import SpaceError, StudySpec, parse_spec
+from fcnn_opt.store.storages import (
+    db_retry_seconds,
+    default_url,
+    heartbeat_settings,
+    is_transient,
+    mask_url,
+    open_storage,
+    retrying,
+)
+
+if TYPE_CHECKING:
+    import optuna
+
+DEFAULT_N_TRIALS = 20  # for samplers other than grid when neither file nor command says
+SPEC_ATTR = "fcnn_opt_fingerprint"
+DEFINITION_ATTR = "spec"  # the parsed study file as a TOML-shaped dict (JSON in the storage)
+BUDGET_ATTR = "n_trials"  # the study's total budget, shared by every worker
+
+__all__ = ["Counts", "RunSummary", "StudyError", "create_or_load", "enqueue_grid", "load_for_worker",
+           "make_pruner", "make_sampler", "run_study", "run_trials"]
+
+
+class StudyError(ValueError):
+    """A study that cannot be created, loaded or run as asked."""
+
+
+class DatabaseLost(RuntimeError):
+    """The storage stayed unreachable for longer than the retry window."""
+
+
+def make_sampler(name: str, seed: int | None, spec: StudySpec | None = None) -> optuna.samplers.BaseSampler:
+    """An Optuna sampler by name: grid, random, tpe, cmaes, qmc, gp or nsga2."""
+    import optuna
+
+    samplers = {
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                                  constant_liar=True),
+        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+        "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
+        "gp": lambda: optuna.samplers.GPSampler(seed=seed),
+        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
+        "grid": lambda: optuna.samplers.GridSampler(spec.grid(), seed=seed),
+    }
+    if name not in samplers:
+        raise StudyError(f"Unknown sampler {name!r}. Valid samplers: {', '.join(samplers)}.")
+    # TPE's group=True (one multivariate model per set of parameters that occur together, so
+    # the per-layer widths of a searched depth are modelled jointly) is marked experimental.
+    warnings.filterwarnings("ignore", message="Argument ``group`` is an experimental feature")
+    try:
+        return samplers[name]()
+    except ImportError as exc:
+        raise StudyError(f"Sampler {name!r} needs a package that is missing: {exc}") from None
+
+
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    """An Optuna pruner by name (median by default; ``none`` never prunes)."""
+    import optuna
+
+    startup = {"n_startup_trials": 5, "n_warmup_steps": 5}
+    pruners = {
+        "median": lambda: optuna.pruners.MedianPruner(**startup),
+        "percentile": lambda: optuna.pruners.PercentilePruner(25.0, **startup),
+        "sha": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=5),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=5),
+        "patient": lambda: optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(**startup), patience=5),
+        "wilcoxon": lambda: optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=5),
+        "none": lambda: optuna.pruners.NopPruner(),
+    }
+    if name not in pruners:
+        raise StudyError(f"Unknown pruner {name!r}. Valid pruners: {', '.join(pruners)}.")
+    return pruners[name]()
+
+
+def create_or_load(spec: StudySpec, storage, study_name: str) -> optuna.Study:
+    """Create the study, or load it after checking that it was defined the same way.
+
+    Stores the definition and the budget in the study (updated on every call, so the last
+    ``study`` command's sampler, pruner and ``n_trials`` are what workers use).
+    """
+    import optuna
+
+    study = retrying(  # safe to repeat: a study created by a lost commit is loaded
+        optuna.create_study, storage=storage, study_name=study_name, direction=spec.direction,
+        load_if_exists=True, sampler=make_sampler(spec.sampler, spec.seed, spec),
+        pruner=make_pruner(spec.pruner), what="creating the study")
+    attrs = study.user_attrs
+    stored = attrs.get(SPEC_ATTR)
+    if stored is None:
+        study.set_user_attr(SPEC_ATTR, spec.fingerprint())
+        study.set_user_attr("dataset", spec.dataset)
+        study.set_user_attr("metric", spec.metric)
+        study.set_user_attr("source", spec.source)
+    elif stored != spec.fingerprint():
+        raise StudyError(
+            f"Study {study_name!r} already exists with a different dataset, metric or search space. "
+            "Use --study-name to start a new study, or run it with its original settings.")
+    if study.direction.name.lower() != spec.direction:
+        raise StudyError(f"Study {study_name!r} exists with direction {study.direction.name.lower()}.")
+    definition = spec.to_dict()
+    for key, value in (("sampler", spec.sampler), (DEFINITION_ATTR, definition), (BUDGET_ATTR, budget_of(spec))):
+        if attrs.get(key) != value:
+            study.set_user_attr(key, value)
+    return study
+
+
+def load_for_worker(storage, study_name: str, *, worker_id: int | None = None) -> tuple[optuna.Study, StudySpec]:
+    """Load a study created by ``study`` with the sampler and pruner it was defined with.
+
+    Worker ``k`` seeds its sampler with the study's seed + ``k``, so workers never draw the
+    same points; without a worker id the sampler is seeded at random.
+    """
+    import optuna
+
+    try:
+        attrs = optuna.load_study(study_name=study_name, storage=storage).user_attrs
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        where = mask_url(getattr(storage, "url", "") or "the storage")
+        raise StudyError(f"No study named {study_name!r} in {where}. "
+                         f"Studies there: {', '.join(names) or 'none'}.") from None
+    if DEFINITION_ATTR not in attrs:
+        raise StudyError(f"Study {study_name!r} has no stored definition (it was not created by "
+                         "fcnn_opt, or by an older version); create it with "
+                         "`python -m fcnn_opt study --config FILE --create-only`.")
+    spec = parse_spec(attrs[DEFINITION_ATTR], source=f"study {study_name!r}")
+    if attrs.get(SPEC_ATTR) not in (None, spec.fingerprint()):
+        raise StudyError(f"Study {study_name!r}: the stored definition does not match its fingerprint.")
+    seed = None if worker_id is None else spec.seed + worker_id
+    study = optuna.load_study(study_name=study_name, storage=storage,
+                              sampler=make_sampler(spec.sampler, seed, spec), pruner=make_pruner(spec.pruner))
+    return study, spec
+
+
+def read_budget(study: optuna.Study, spec: StudySpec) -> int:
+    """The study's total budget as stored now (a later ``study`` command may change it)."""
+    attrs = study._storage.get_study_user_attrs(study._study_id)
+    value = attrs.get(BUDGET_ATTR)
+    return value if isinstance(value, int) and value > 0 else budget_of(spec)
+
+
+def enqueue_grid(study: optuna.Study, spec: StudySpec) -> int:
+    """Queue the grid points that have no complete, pruned, waiting or running trial, in grid
+    order, as many as the budget has room for (all of them unless ``n_trials`` is smaller).
+
+    Two processes doing this at the same moment can queue a point twice; the ledger then
+    lets only the first of the two run (see :mod:`fcnn_opt.search.ledger`).
+    """
+    from itertools import product
+
+    grid = spec.grid()
+    names = list(grid)
+    taken = {r.point for r in ledger.rows(study)
+             if r.point is not None and not r.skipped
+             and r.state.name in ("COMPLETE", "PRUNED", "WAITING", "RUNNING")}
+    room = budget_of(spec) - len(taken)
+    added = 0
+    for values in product(*grid.values()):
+        params = dict(zip(names, values, strict=True))
+        if added < room and ledger._point(params) not in taken:
+            study.enqueue_trial(params)
+            added += 1
+    return added
+
+
+@dataclass
+class RunSummary:
+    study_name: str
+    storage: str
+    counts: Counts
+    budget: int
+    seconds: float
+    best_value: float | None = None
+    best_params: dict = field(default_factory=dict)
+    best_number: int | None = None
+    direction: str = "minimize"
+    interrupted: bool = False
+    ran: int = 0
+    skipped: int = 0  # trials this run claimed but finished unrun (surplus or duplicate)
+    failed_workers: list = field(default_factory=list)  # (worker, exit code, last lines) for --workers
+
+
+def budget_of(spec: StudySpec) -> int:
+    if spec.sampler == "grid":
+        return spec.n_trials or spec.grid_size()
+    return spec.n_trials or DEFAULT_N_TRIALS
+
+
+class _Interrupted(KeyboardInterrupt):
+    pass
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into KeyboardInterrupt so the running trial is recorded, not lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Interrupted()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _signals_held():
+    """Hold Ctrl-C and SIGTERM while a trial is claimed or told, so that no trial is left
+    RUNNING half-claimed or half-told; a signal that arrives meanwhile acts when the block
+    ends (training itself stays interruptible)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _fail_unfinished(study: optuna.Study, trials: list) -> None:
+    """Record claimed trials that an interrupt left RUNNING as failed (finished ones are kept)."""
+    from optuna.trial import TrialState
+
+    for trial in trials:
+        try:
+            if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+                trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        except Exception:  # best effort on the way out: the stale sweep covers the rest
+            pass
+
+
+_heartbeat = ledger.heartbeat  # the running trials' heartbeats (fcnn_opt.search.batches uses it too)
+
+
+def _claim(study: optuna.Study, waiting: list[ledger.Row]) -> optuna.Trial | None:
+    """Pop a queued trial atomically (lowest number first), as Optuna's own queue does.
+
+    Rows tried are removed from ``waiting``, so repeated calls go down the queue.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    while waiting:
+        row = waiting.pop(0)
+        try:
+            if study._storage.set_trial_state_values(row.trial_id, state=TrialState.RUNNING):
+                return optuna.Trial(study, row.trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return None
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, reporter, state, value=None, reason=None):
+    """Write the trial's buffered records, then tell its outcome to the study and the reporter.
+
+    Writing is retried through a dropped connection. If another worker failed the trial as
+    stale meanwhile (this process was frozen, or cut off from the database), the result is
+    dropped with a line on stderr, and the state returned is FAIL: the trial's retry runs it.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        with _signals_held():
+            if reason is not None:
+                reporter.store({"fail_reason": mask_url(reason)})
+            retrying(reporter.flush, what="writing the trial's records")
+            if state == TrialState.COMPLETE:
+                study.tell(trial, value)
+            else:
+                study.tell(trial, state=state)
+    except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
+        if isinstance(exc, ValueError) and "Cannot tell" not in str(exc):
+            raise
+        print(f"fcnn_opt: trial {trial.number} was failed as stale by another worker while it ran "
+              "here; its result is dropped and its retry runs instead", file=sys.stderr)
+        state = TrialState.FAIL
+    reporter.close(state, value)
+    return state
+
+
+def tell_all(study: optuna.Study, trials: list, reporters: list, outcomes: list) -> list:
+    """Tell each trial its outcome ``(state, value, reason, exception)``; returns the states.
+
+    Trials drawn on the pruning mirror (random and TPE samplers, whose ``after_trial`` does
+    nothing here) with no failure reason to store are finished together with their records
+    in one write (one transaction, or one journal append; see
+    :func:`~fcnn_opt.store.mirror.write_trial_records`), storing what ``study.tell`` stores.
+    The others, and any that another worker failed as stale meanwhile, go through :func:`tell`.
+    """
+    import optuna
+
+    from fcnn_opt.store.mirror import final_value, write_trial_records
+
+    states: list = [None] * len(trials)
+    together = [i for i, (trial, reporter) in enumerate(zip(trials, reporters, strict=True))
+                if reporter.params_trial is not trial and outcomes[i][2] is None]
+    if together:
+        finished = []
+        for i in together:
+            state, value = outcomes[i][:2]
+            finished.append((trials[i]._trial_id, state, final_value(state, value, reporters[i].history)))
+        try:
+            with _signals_held():
+                retrying(write_trial_records, study._storage, [reporters[i].records() for i in together],
+                         finished, what="finishing the trials")
+            landed = together
+        except optuna.exceptions.UpdateFinishedTrialError:  # a retried write had landed, or a stale one
+            landed = [i for i in together
+                      if study._storage.get_trial(trials[i]._trial_id).state == outcomes[i][0]]
+        for i in landed:
+            reporters[i].written()
+            reporters[i].close(*outcomes[i][:2])
+            states[i] = outcomes[i][0]
+    for i, (trial, reporter) in enumerate(zip(trials, reporters, strict=True)):
+        if states[i] is None:
+            state, value, reason, _ = outcomes[i]
+            states[i] = tell(study, trial, reporter, state, value, reason)
+    return states
+
+
+def outcome(run) -> tuple:
+    """Call ``run()`` (which trains and concludes a trial) and classify what happened.
+
+    Returns ``(state, value, reason, exception_to_reraise)``.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        value = run()
+    except optuna.TrialPruned:
+        return TrialState.PRUNED, None, None, None
+    except KeyboardInterrupt as exc:
+        return TrialState.FAIL, None, "interrupted (Ctrl-C or SIGTERM)", exc
+    except optuna.exceptions.UpdateFinishedTrialError:  # failed as stale by another worker
+        return TrialState.FAIL, None, None, None
+    except (SpaceError, ValueError, ImportError) as exc:  # the study's own settings are wrong
+        return TrialState.FAIL, None, f"{type(exc).__name__}: {exc}", exc
+    except Exception as exc:  # e.g. the database gone for longer than the retry window
+        return TrialState.FAIL, None, f"{type(exc).__name__}: {exc}", None
+    if value is None or not math.isfinite(value):
+        return TrialState.FAIL, None, None, None
+    return TrialState.COMPLETE, value, None, None
+
+
+def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective,
+              mirror=None) -> optuna.trial.TrialState:
+    """Run one claimed trial and tell its outcome; interrupts are recorded, then re-raised.
+
+    With a :class:`~fcnn_opt.store.mirror.PruningMirror`, pruning is decided in memory and the
+    trial's records are written in one transaction just before it is told.
+    """
+    from fcnn_opt.store.mirror import TrialReporter
+
+    reporter = mirror.reporter(trial) if mirror is not None else TrialReporter(trial)
+    with _heartbeat(study, [trial._trial_id]):
+        state, value, reason, error = outcome(lambda: objective.run(trial, reporter))
+    state = tell_all(study, [trial], [reporter], [(state, value, reason, error)])[0]
+    if error is not None:
+        raise error
+    return state
+
+
+def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summary: RunSummary, *,
+               timeout: float | None = None, progress: bool = True, batch_trials: int = 1,
+               device: str = "cpu") -> RunSummary:
+    """The worker loop: claim or ask trials and run them until the study's budget is done.
+
+    Every process running a study, one or many, on one machine or many, runs this loop.
+    It stops when the study has ``budget`` complete or pruned trials, when a grid has no
+    point left to run, on timeout, or on Ctrl-C/SIGTERM (the running trial is recorded as
+    failed, then ``summary.interrupted`` is set). While other workers' trials run and no
+    slot is free it waits: one of them may fail or go stale and need a replacement.
+    With ``batch_trials`` K > 1, up to K trials are claimed at once and trained together
+    by the population engine (:mod:`fcnn_opt.search.batches`) on ``device``.
+    """
+    # This loop records heartbeats itself (see ledger.heartbeat), which Optuna cannot know.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+    grid = spec.sampler == "grid"
+    grid_size = spec.grid_size() if grid else None
+    watch = ledger.StaleWatch(study)
+    poll = min(1.0, heartbeat_settings()[0] / 2)
+    start = time.perf_counter()
+    bar = _progress_bar(progress, summary.budget, summary.counts)
+    from fcnn_opt.store.mirror import PruningMirror
+
+    mirror = PruningMirror(study) if PruningMirror.supports(study) else None
+    claimed: list = []  # trials this process holds RUNNING and has not recorded yet
+    try:
+        with _sigterm_as_interrupt():
+            failing_since = None
+            while timeout is None or time.perf_counter() - start <= timeout:
+                try:
+                    with _signals_held():
+                        trials, budget, counts = _next_trials(study, spec, watch, grid, batch_trials, mirror)
+                        claimed = list(trials) if isinstance(trials, list) else []
+                    failing_since = None
+                except Exception as exc:  # a dropped connection: look again after a pause
+                    if not is_transient(exc):
+                        raise
+                    failing_since = failing_since or time.monotonic()
+                    if time.monotonic() - failing_since > db_retry_seconds():
+                        _raise_if_lost(exc)
+                    time.sleep(poll)
+                    continue
+                _update_bar(bar, study, counts, budget)
+                if trials == "done":
+                    break
+                if not trials:
+                    time.sleep(poll)
+                    continue
+                _run_claimed(study, trials, objective, summary, budget, grid, grid_size, mirror,
+                             batch_trials, device)
+                claimed = []
+    except KeyboardInterrupt:
+        _fail_unfinished(study, claimed)
+        summary.interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    summary.seconds = time.perf_counter() - start
+    fill_final(summary, study, spec)
+    return summary
+
+
+def _next_trials(study, spec, watch, grid: bool, want: int, mirror=None):
+    """Up to ``want`` claimed trials, [] to wait and look again, or "done".
+
+    With a mirror that samples (random, TPE), new trials are drawn on the mirror, which is
+    first brought up to date with the study's finished trials (other workers' too)."""
+    rows = ledger.rows(study)
+    if watch.sweep(rows):
+        rows = ledger.rows(study)
+    counts = Counts.from_rows(rows)
+    budget = read_budget(study, spec)
+    waiting = [r for r in rows if r.state.name == "WAITING"]
+    if counts.done >= budget:
+        # Queued trials left over (a duplicate grid point, a retry that others made redundant)
+        # are claimed one by one so that the ledger finishes them unrun: no WAITING remains.
+        leftover = _claim(study, waiting)
+        return ([leftover] if leftover else "done"), budget, counts
+    if mirror is not None:
+        mirror.refresh(rows)
+    drawn_here = mirror is not None and mirror.samples
+    _liar_only_when_concurrent(mirror.sampler if drawn_here else study.sampler, concurrent=want > 1)
+    trials: list = []
+    asked = 0
+    while len(trials) < want and counts.done + counts.running + len(trials) < budget:
+        trial = _claim(study, waiting)
+        room = budget - (counts.done + counts.running + counts.waiting + asked)
+        if trial is None and not grid and room > 0:
+            if drawn_here:  # the rest of the batch at once: one write on a journal
+                count = min(room, want - len(trials), budget - counts.done - counts.running - len(trials))
+                drawn = mirror.ask(spec, count, {"worker": ledger.worker_name()})
+                trials += drawn
+                asked += len(drawn)
+                continue
+            trial = study.ask()
+            asked += 1
+        if trial is None:
+            break
+        trials.append(trial)
+    if not trials and grid and counts.running == 0 and counts.waiting == 0:
+        return "done", budget, counts  # every grid point is done or failed for good
+    return trials, budget, counts
+
+
+def _liar_only_when_concurrent(sampler, concurrent: bool) -> None:
+    """TPE's constant liar makes every sampling call re-read all trials (with their histories
+    and weights) without Optuna's cache, a cost that grows with the study: on W2 with two
+    workers, 42 s against 24 s without it. It is on only for a batch of trials asked at once,
+    which would otherwise all be drawn from the same model; workers differ by their seeds."""
+    import optuna
+
+    if isinstance(sampler, optuna.samplers.TPESampler) and hasattr(sampler, "_constant_liar"):
+        sampler._constant_liar = concurrent
+
+
+def _run_claimed(study, trials, objective, summary, budget, grid, grid_size, mirror,
+                 batch_trials: int, device: str) -> None:
+    """Let each claimed trial run only if the ledger admits it (see ledger.refusal), then run them."""
+    from optuna.trial import TrialState
+
+    pending = list(trials)  # claimed, and not yet recorded or handed over
+    try:
+        admission = ledger.Admission(ledger.rows(study))
+        admitted = []
+        for trial in trials:
+            reason = admission.refusal(trial._trial_id, budget, per_point=grid,
+                                       rank=not grid or budget < grid_size)
+            if reason is None:
+                admitted.append(trial)
+                continue
+            ledger.skip(study, trial, reason)
+            if mirror is not None:
+                mirror.forget(trial)
+            pending.remove(trial)
+            summary.skipped += 1
+        for trial in admitted:
+            if mirror is None or not mirror.drawn_here(trial):  # drawn ones were created with it
+                trial.set_user_attr("worker", ledger.worker_name())
+        if not admitted:
+            return
+        pending = []  # from here on, run_trial and run_batch record every outcome themselves
+        if batch_trials == 1:
+            run_trial(study, admitted[0], objective, mirror)
+        else:
+            from fcnn_opt.search.batches import run_batch
+
+            run_batch(study, admitted, objective, mirror, device)
+        summary.ran += len(admitted)
+    except KeyboardInterrupt:
+        for trial in pending:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
+            study.tell(trial, state=TrialState.FAIL)
+        raise
+    except Exception as exc:
+        _raise_if_lost(exc)
+        raise
+
+
+def _raise_if_lost(exc: Exception) -> None:
+    if is_transient(exc):
+        reason = str(exc.__cause__ or exc).strip().splitlines()
+        raise DatabaseLost(mask_url(f"lost the database and gave up retrying: "
+                                    f"{reason[0] if reason else type(exc).__name__}")) from None
+
+
+def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
+              timeout: float | None = None, progress: bool = True,
+              objective: Objective | None = None, batch_trials: int = 1,
+              device: str = "cpu", artifacts: bool = True,
+              artifact_dir: str | Path | None = None) -> RunSummary:
+    """Create or resume the study and run trials in this process until its budget or grid is done.
+
+    With ``batch_trials`` K > 1, K trials are asked at once and trained together by the
+    population engine (:mod:`fcnn_opt.training.population`) on ``device``, then told one by one.
+
+    With ``artifacts`` (the default), each finished trial's response-surface PNG is uploaded
+    to a FileSystemArtifactStore in ``artifact_dir`` (default: ``artifacts/`` beside the
+    database, see :func:`fcnn_opt.show.artifacts.artifact_dir`), for optuna-dashboard.
+    """
+    study, summary = prepare_study(spec, storage=storage, study_name=study_name)
+    objective = objective or Objective(spec)
+    with trial_artifacts(objective, storage, artifacts, artifact_dir):
+        return run_trials(study, spec, objective, summary, timeout=timeout, progress=progress,
+                          batch_trials=batch_trials, device=device)
+
+
+@contextmanager
+def trial_artifacts(objective: Objective, storage: str | None, enabled: bool = True,
+                    directory: str | Path | None = None):
+    """While the block runs, upload each finished trial's response-surface PNG as an Optuna
+    artifact (see :mod:`fcnn_opt.show.artifacts`); nothing when ``enabled`` is false."""
+    if not enabled:
+        yield
+        return
+    from fcnn_opt.show.artifacts import ResponseArtifact, open_artifact_store
+    from fcnn_opt.show.artifacts import artifact_dir as default_artifact_dir
+
+    hook = ResponseArtifact(open_artifact_store(directory or default_artifact_dir(storage)))
+    objective.on_trial_end.append(hook)
+    try:
+        yield
+    finally:
+        objective.on_trial_end.remove(hook)
+
+
+def prepare_study(spec: StudySpec, *, storage: str | None = None,
+                  study_name: str | None = None) -> tuple[optuna.Study, RunSummary]:
+    """Create or load the study, store its definition and budget, queue its grid."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = storage or default_url()
+    storage_obj = open_storage(url)
+    name = study_name or spec.name
+    study = create_or_load(spec, storage_obj, name)
+    if spec.sampler == "grid":
+        enqueue_grid(study, spec)
+    return study, new_summary(study, spec, url)
+
+
+def new_summary(study: optuna.Study, spec: StudySpec, url: str) -> RunSummary:
+    return RunSummary(study_name=study.study_name, storage=mask_url(url), counts=Counts.of(study),
+                      budget=read_budget(study, spec), seconds=0.0, direction=spec.direction)
+
+
+def fill_final(summary: RunSummary, study: optuna.Study, spec: StudySpec) -> None:
+    """The counts, budget and best trial as the storage has them now."""
+    summary.counts = Counts.of(study)
+    summary.budget = read_budget(study, spec)
+    if summary.counts.complete:
+        best = study.best_trial
+        summary.best_value, summary.best_params, summary.best_number = best.value, best.params, best.number
+
+
+def _progress_bar(enabled: bool, budget: int, counts: Counts):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=budget, initial=min(counts.done, budget), unit="trial", dynamic_ncols=True,
+                desc="trials", mininterval=0.2)
+
+
+def _update_bar(bar, study: optuna.Study, counts: Counts, budget: int) -> None:
+    if bar is None:
+        return
+    bar.total = budget
+    bar.n = min(counts.done, budget)
+    postfix = {"running": counts.running, "pruned": counts.pruned, "failed": counts.failed}
+    if counts.complete:
+        postfix = {"best": f"{study.best_value:.4g}", **postfix}
+    bar.set_postfix(postfix, refresh=False)
+    bar.refresh()

@@ -1,0 +1,377 @@
+"""Study definitions as data: a TOML file's dataset, study settings and search space.
+
+A value under ``[params]`` is either fixed (a scalar), a list of choices (the grid for
+the grid sampler), or a range table ``{low, high, log, step}``; ``units`` may add
+``per_layer = true`` to search one width per hidden layer::
+
+    [dataset]
+    name = "circles"
+
+    [study]
+    sampler = "tpe"
+    n_trials = 100
+
+    [params]
+    lr = { low = 1e-4, high = 1e-1, log = true }
+    n_layers = { low = 1, high = 3 }
+    units = { low = 2, high = 64, log = true, per_layer = true }
+    activation = ["relu", "tanh", "sigmoid"]
+
+Every error names the file, the key, the bad value and the expected form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fcnn_opt.training.config import ACTIVATIONS, LIB_ALIASES, LIBS, OPTIMIZERS, TrainConfig
+from fcnn_opt.training.datasets import list_datasets
+
+SAMPLERS = ("grid", "random", "tpe", "cmaes", "qmc", "gp", "nsga2")
+PRUNERS = ("median", "percentile", "sha", "hyperband", "patient", "wilcoxon", "none")
+METRICS = {"val_loss": "minimize", "val_accuracy": "maximize"}
+
+# [params] keys: kind, and for categorical keys the allowed values
+_PARAM_KINDS: dict[str, tuple[str, tuple | None]] = {
+    "lib": ("str", LIBS),
+    "n_layers": ("int", None),
+    "units": ("int", None),
+    "activation": ("str", ACTIVATIONS),
+    "optimizer": ("str", OPTIMIZERS),
+    "lr": ("float", None),
+    "epochs": ("int", None),
+    "batch_size": ("int", None),
+    "l2": ("float", None),
+    "seed": ("int", None),
+}
+_PARAM_DEFAULTS = {"lib": "numpy", "n_layers": 1, "units": 8, "activation": "relu", "optimizer": "adam",
+                   "lr": 0.005, "epochs": 100, "batch_size": 100, "l2": 0.0}
+_DATASET_KEYS = {"name": str, "n_points": int, "noise": float, "val_fraction": float, "seed": int}
+_STUDY_KEYS = {"name": str, "sampler": str, "pruner": str, "metric": str, "n_trials": int,
+               "seed": int, "description": str}
+_RANGE_KEYS = {"low", "high", "log", "step", "per_layer"}
+_CHOICE_KEYS = {"choices", "per_layer"}
+MAX_LAYERS = 8
+
+# The seed article's experiment, used when no study file is given (= studies/seed_grid.toml).
+SEED_GRID = {
+    "study": {"name": "seed_grid", "sampler": "grid", "pruner": "none", "metric": "val_loss", "seed": 0},
+    "dataset": {"name": "circles", "n_points": 2500, "noise": 0.0, "val_fraction": 0.2, "seed": 0},
+    "params": {"lib": "numpy", "epochs": [50, 100], "n_layers": 1, "units": [2, 4, 8],
+               "activation": "relu", "optimizer": "adam", "lr": 0.005, "batch_size": 100, "l2": 0.0},
+}
+
+
+class SpaceError(ValueError):
+    """A study definition that cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter: fixed ``value``, or searched over ``choices`` or ``low..high``."""
+
+    name: str
+    kind: str  # "str", "int" or "float"
+    value: Any = None
+    choices: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    per_layer: bool = False
+
+    @property
+    def searched(self) -> bool:
+        return self.choices is not None or self.low is not None
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, False)}
+
+    def to_toml(self) -> Any:
+        """The ``[params]`` value this parameter was parsed from (read back by parse_spec)."""
+        if self.choices is not None:
+            return {"choices": list(self.choices), "per_layer": True} if self.per_layer else list(self.choices)
+        if self.low is None:
+            return self.value
+        raw = {"low": self.low, "high": self.high}
+        raw.update({k: v for k, v in (("log", self.log), ("step", self.step), ("per_layer", self.per_layer))
+                    if v not in (None, False)})
+        return raw
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A parsed study definition."""
+
+    name: str
+    dataset: dict
+    params: dict[str, Param]
+    sampler: str = "tpe"
+    pruner: str = "median"
+    metric: str = "val_loss"
+    n_trials: int | None = None
+    seed: int = 0
+    description: str = ""
+    source: str = "<defaults>"
+    train_seed_fixed: bool = field(default=False, repr=False)
+
+    @property
+    def direction(self) -> str:
+        return METRICS[self.metric]
+
+    @property
+    def searched(self) -> dict[str, Param]:
+        return {k: p for k, p in self.params.items() if p.searched}
+
+    def grid(self) -> dict[str, list]:
+        """The grid sampler's search space (Optuna parameter name -> values)."""
+        grid: dict[str, list] = {}
+        for name, p in self.searched.items():
+            if p.choices is None:
+                raise SpaceError(
+                    f"{self.source}: [params].{name} is a range; the grid sampler needs a list of "
+                    f"values, e.g. {name} = [1, 2, 3]."
+                )
+            if name == "units" and p.per_layer:
+                layers = self.params["n_layers"]
+                if layers.searched:
+                    raise SpaceError(
+                        f"{self.source}: [params].units has per_layer = true while n_layers is searched; "
+                        "the grid sampler needs a fixed n_layers for per-layer widths."
+                    )
+                for i in range(1, layers.value + 1):
+                    grid[f"units_l{i}"] = list(p.choices)
+            else:
+                grid[name] = list(p.choices)
+        return grid
+
+    def grid_size(self) -> int:
+        return math.prod(len(v) for v in self.grid().values())
+
+    def fingerprint(self) -> str:
+        """A hash of everything that defines the trials, to refuse mixing two studies."""
+        data = {"dataset": self.dataset, "metric": self.metric,
+                "params": {k: p.to_json() for k, p in sorted(self.params.items())}}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        """The definition as a TOML-shaped dict (JSON-safe): ``parse_spec`` reads it back to
+        a spec with the same fingerprint, so a worker can rebuild the study without the file."""
+        study = {"name": self.name, "sampler": self.sampler, "pruner": self.pruner,
+                 "metric": self.metric, "seed": self.seed}
+        if self.n_trials is not None:
+            study["n_trials"] = self.n_trials
+        if self.description:
+            study["description"] = self.description
+        return {"study": study, "dataset": dict(self.dataset),
+                "params": {name: p.to_toml() for name, p in self.params.items()}}
+
+    def with_overrides(self, *, lib: str | None = None, dataset: str | None = None,
+                       seed: int | None = None, sampler: str | None = None,
+                       pruner: str | None = None, n_trials: int | None = None) -> StudySpec:
+        """Apply command-line overrides, validated like the file's own values."""
+        params, data = dict(self.params), dict(self.dataset)
+        changes: dict[str, Any] = {}
+        if lib is not None:
+            params["lib"] = _parse_param("lib", LIB_ALIASES.get(lib, lib), "--lib")
+        if dataset is not None:
+            data["name"] = dataset
+            _check_dataset(data, "--dataset")
+        if seed is not None:
+            _check_int("--seed", seed, 0)
+            changes["seed"] = seed
+            if not self.train_seed_fixed:
+                params["seed"] = Param("seed", "int", value=seed)
+        for key, value, allowed in (("sampler", sampler, SAMPLERS), ("pruner", pruner, PRUNERS)):
+            if value is not None:
+                _check_choice(f"--{key}", value, allowed)
+                changes[key] = value
+        if n_trials is not None:
+            _check_int("--n-trials", n_trials, 1)
+            changes["n_trials"] = n_trials
+        spec = StudySpec(**{**self.__dict__, **changes, "params": params, "dataset": data})
+        if spec.sampler == "grid":
+            spec.grid()  # raise now for ranges given to the grid sampler
+        return spec
+
+    def train_config(self, values: dict[str, Any]) -> TrainConfig:
+        """The TrainConfig of one trial from its parameter values (fixed ones filled in)."""
+        merged = {k: p.value for k, p in self.params.items() if not p.searched}
+        merged.update(values)
+        n_layers = merged.pop("n_layers")
+        if "units" in merged:
+            dims = (merged.pop("units"),) * n_layers
+        else:
+            dims = tuple(merged.pop(f"units_l{i}") for i in range(1, n_layers + 1))
+        for key in [k for k in merged if k.startswith("units_l")]:
+            merged.pop(key)
+        return TrainConfig(dims=dims, **merged)
+
+
+def _check_choice(where: str, value, allowed) -> None:
+    if value not in allowed:
+        raise SpaceError(f"{where}: expected one of {{{', '.join(map(str, allowed))}}}, got {value!r}.")
+
+
+def _check_int(where: str, value, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise SpaceError(f"{where}: expected an integer >= {minimum}, got {value!r}.")
+
+
+def _check_dataset(data: dict, where: str) -> None:
+    from fcnn_opt.training.datasets import make_dataset
+
+    for key, value in data.items():
+        if key not in _DATASET_KEYS:
+            raise SpaceError(f"{where}: unknown key [dataset].{key}. Valid keys: {', '.join(_DATASET_KEYS)}.")
+        expected = _DATASET_KEYS[key]
+        ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+        if not ok or isinstance(value, bool):
+            raise SpaceError(f"{where}: [dataset].{key} must be {expected.__name__}, got {value!r}.")
+    if data.get("name") not in list_datasets():
+        raise SpaceError(f"{where}: [dataset].name {data.get('name')!r} is unknown. "
+                         f"Valid datasets: {', '.join(list_datasets())}.")
+    try:
+        make_dataset(**data)
+    except ValueError as exc:
+        raise SpaceError(f"{where}: [dataset]: {exc}") from None
+
+
+def _check_value(where: str, name: str, kind: str, allowed, value) -> Any:
+    if kind == "str":
+        if not isinstance(value, str) or (allowed and value not in allowed):
+            raise SpaceError(f"{where}: [params].{name} value {value!r} is not allowed. "
+                             f"Expected one of {{{', '.join(allowed)}}}.")
+        return value
+    if kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise SpaceError(f"{where}: [params].{name} must be an integer, got {value!r}.")
+        minimum = 0 if name in ("seed",) else 1
+        if value < minimum:
+            raise SpaceError(f"{where}: [params].{name} must be >= {minimum}, got {value!r}.")
+        if name == "n_layers" and value > MAX_LAYERS:
+            raise SpaceError(f"{where}: [params].n_layers must be <= {MAX_LAYERS}, got {value!r}.")
+        return value
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise SpaceError(f"{where}: [params].{name} must be a number, got {value!r}.")
+    if value < 0 or (name == "lr" and value == 0):
+        raise SpaceError(f"{where}: [params].{name} must be {'> 0' if name == 'lr' else '>= 0'}, got {value!r}.")
+    return float(value)
+
+
+def _parse_param(name: str, raw, where: str) -> Param:
+    if name not in _PARAM_KINDS:
+        raise SpaceError(f"{where}: unknown key [params].{name}. Valid keys: {', '.join(_PARAM_KINDS)}.")
+    kind, allowed = _PARAM_KINDS[name]
+    if name == "lib" and isinstance(raw, str):
+        raw = LIB_ALIASES.get(raw, raw)
+    per_layer = False
+    if isinstance(raw, dict):
+        per_layer = bool(raw.get("per_layer", False))
+        if per_layer and name != "units":
+            raise SpaceError(f"{where}: [params].{name}: per_layer applies to units only.")
+        if "choices" in raw:
+            extra = set(raw) - _CHOICE_KEYS
+            if extra:
+                raise SpaceError(f"{where}: [params].{name}: unknown key(s) {sorted(extra)} next to choices.")
+            raw = raw["choices"]
+        else:
+            return _parse_range(name, kind, raw, where, per_layer)
+    if isinstance(raw, list):
+        if not raw:
+            raise SpaceError(f"{where}: [params].{name} is an empty list; give at least one value.")
+        choices = tuple(_check_value(where, name, kind, allowed, v) for v in raw)
+        if len(set(choices)) != len(choices):
+            raise SpaceError(f"{where}: [params].{name} lists a value twice: {list(raw)}.")
+        return Param(name, kind, choices=choices, per_layer=per_layer)
+    return Param(name, kind, value=_check_value(where, name, kind, allowed, raw))
+
+
+def _parse_range(name: str, kind: str, raw: dict, where: str, per_layer: bool) -> Param:
+    form = f"{name} = {{ low = ..., high = ..., log = false }}"
+    if kind == "str":
+        raise SpaceError(f"{where}: [params].{name} takes a value or a list of choices, not a range.")
+    extra = set(raw) - _RANGE_KEYS
+    if extra or "low" not in raw or "high" not in raw:
+        raise SpaceError(f"{where}: [params].{name} range must be {form}; got keys {sorted(raw)}.")
+    low = _check_value(where, name, kind, None, raw["low"])
+    high = _check_value(where, name, kind, None, raw["high"])
+    if low > high:
+        raise SpaceError(f"{where}: [params].{name} has low > high ({low} > {high}).")
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise SpaceError(f"{where}: [params].{name}.log must be true or false, got {log!r}.")
+    if log and low <= 0:
+        raise SpaceError(f"{where}: [params].{name} is log-scaled, so low must be > 0, got {low!r}.")
+    step = raw.get("step")
+    if step is not None:
+        if log:
+            raise SpaceError(f"{where}: [params].{name} cannot have both log = true and a step.")
+        step = _check_value(where, name, kind, None, step)
+    return Param(name, kind, low=low, high=high, log=log, step=step, per_layer=per_layer)
+
+
+def parse_spec(data: dict, source: str = "<dict>", name: str | None = None) -> StudySpec:
+    """Build a StudySpec from a TOML-shaped dict; ``source`` names it in errors."""
+    unknown = set(data) - {"dataset", "study", "params"}
+    if unknown:
+        raise SpaceError(f"{source}: unknown table(s) {sorted(unknown)}. Valid tables: [dataset], [study], [params].")
+    study = dict(data.get("study", {}))
+    for key, value in study.items():
+        if key not in _STUDY_KEYS:
+            raise SpaceError(f"{source}: unknown key [study].{key}. Valid keys: {', '.join(_STUDY_KEYS)}.")
+        if not isinstance(value, _STUDY_KEYS[key]) or isinstance(value, bool):
+            raise SpaceError(f"{source}: [study].{key} must be {_STUDY_KEYS[key].__name__}, got {value!r}.")
+    _check_choice(f"{source}: [study].sampler", study.get("sampler", "tpe"), SAMPLERS)
+    _check_choice(f"{source}: [study].pruner", study.get("pruner", "median"), PRUNERS)
+    _check_choice(f"{source}: [study].metric", study.get("metric", "val_loss"), tuple(METRICS))
+    if "n_trials" in study:
+        _check_int(f"{source}: [study].n_trials", study["n_trials"], 1)
+    seed = study.get("seed", 0)
+    _check_int(f"{source}: [study].seed", seed, 0)
+
+    dataset = {"name": "circles", **data.get("dataset", {})}
+    _check_dataset(dataset, source)
+
+    raw_params = dict(data.get("params", {}))
+    train_seed_fixed = "seed" in raw_params
+    raw_params.setdefault("seed", seed)
+    params = {key: _parse_param(key, raw, source) for key, raw in raw_params.items()}
+    for key, default in _PARAM_DEFAULTS.items():
+        params.setdefault(key, Param(key, _PARAM_KINDS[key][0], value=default))
+    spec = StudySpec(
+        name=study.get("name", name or "fcnn_opt"),
+        dataset=dataset,
+        params=params,
+        sampler=study.get("sampler", "tpe"),
+        pruner=study.get("pruner", "median"),
+        metric=study.get("metric", "val_loss"),
+        n_trials=study.get("n_trials"),
+        seed=seed,
+        description=study.get("description", ""),
+        source=source,
+        train_seed_fixed=train_seed_fixed,
+    )
+    if spec.sampler == "grid":
+        spec.grid()
+    return spec
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read a study definition from a TOML file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpaceError(f"{path}: cannot read the study file ({exc.strerror}).") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpaceError(f"{path}: not valid TOML ({exc}).") from None
+    return parse_spec(data, source=str(path), name=path.stem)

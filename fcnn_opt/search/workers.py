@@ -1,0 +1,169 @@
+"""Many worker processes on one study: ``worker`` joins a study, ``study --workers N`` starts N.
+
+On one machine::
+
+    python -m fcnn_opt study --config studies/tpe.toml --storage journal:studies/tpe.log --workers 4
+
+On many (one worker per machine or per GPU, all pointed at one PostgreSQL database)::
+
+    python -m fcnn_opt study --config studies/tpe.toml --storage postgresql://me@db/studies --create-only
+    python -m fcnn_opt worker --storage postgresql://me@db/studies --study-name tpe   # on each machine
+
+A worker needs no study file: the study stores its definition and its budget. The budget
+is the study's, shared exactly by all workers (see :mod:`fcnn_opt.search.ledger`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fcnn_opt.search.ledger import Counts
+from fcnn_opt.search.objective import Objective
+from fcnn_opt.search.space import StudySpec
+from fcnn_opt.store.storages import default_url, mask_url, open_storage, safe_filename
+from fcnn_opt.search.runner import (
+    RunSummary,
+    _progress_bar,
+    _update_bar,
+    fill_final,
+    load_for_worker,
+    new_summary,
+    prepare_study,
+    read_budget,
+    run_trials,
+    trial_artifacts,
+)
+
+POLL_SECONDS = 0.5  # how often the parent of --workers reads the study for its progress bar
+STOP_GRACE = 60  # seconds children get to record their running trial after Ctrl-C/SIGTERM
+
+
+def run_worker(*, storage: str | None = None, study_name: str, timeout: float | None = None,
+               progress: bool = True, worker_id: int | None = None, batch_trials: int = 1,
+               device: str = "cpu", artifacts: bool = True, artifact_dir: str | Path | None = None) -> RunSummary:
+    """Join the study in ``storage`` and run its trials until its budget or grid is done.
+
+    Artifacts (each trial's picture) go to ``artifact_dir``, by default beside a database
+    file or in ``studies/artifacts`` of this machine: on many machines, give each worker the
+    same shared folder so that optuna-dashboard finds them all.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = storage or default_url()
+    study, spec = load_for_worker(open_storage(url), study_name, worker_id=worker_id)
+    summary = new_summary(study, spec, url)
+    objective = Objective(spec)
+    with trial_artifacts(objective, url, artifacts, artifact_dir):
+        return run_trials(study, spec, objective, summary, timeout=timeout, progress=progress,
+                          batch_trials=batch_trials, device=device)
+
+
+def worker_command(study_name: str, worker_id: int, timeout: float | None, batch_trials: int = 1,
+                   device: str = "cpu", artifacts: bool = True, artifact_dir: str | Path | None = None) -> list[str]:
+    """The command line of one local worker (the storage URL goes in its environment, not here,
+    so a password never shows in the process list)."""
+    command = [sys.executable, "-m", "fcnn_opt", "worker", f"--study-name={study_name}",
+               f"--worker-id={worker_id}", "--no-progress"]
+    if timeout is not None:
+        command.append(f"--timeout={timeout}")
+    if batch_trials != 1:
+        command += [f"--batch-trials={batch_trials}", f"--device={device}"]
+    if not artifacts:
+        command.append("--no-artifacts")
+    elif artifact_dir is not None:
+        command.append(f"--artifacts={Path(artifact_dir).resolve()}")
+    return command
+
+
+def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
+                 n_workers: int = 2, timeout: float | None = None, progress: bool = True,
+                 batch_trials: int = 1, device: str = "cpu", artifacts: bool = True,
+                 artifact_dir: str | Path | None = None) -> RunSummary:
+    """Create or resume the study, then run it with ``n_workers`` local worker processes.
+
+    The study is created and its grid queued once, here; each worker is
+    ``python -m fcnn_opt worker``. This process draws one progress bar from the storage,
+    forwards Ctrl-C and SIGTERM to the workers and waits for them. Workers that exit
+    with an error are listed in ``summary.failed_workers`` with the end of their output.
+    """
+    url = storage or default_url()
+    study, summary = prepare_study(spec, storage=url, study_name=study_name)
+    name = study.study_name
+    done_before = summary.counts.done
+    env = dict(os.environ, OPTUNA_STORAGE=url)
+    # The workers are the parallelism: a BLAS thread pool in each would oversubscribe the
+    # cores (W2 with two workers: 25 s with OpenBLAS's default threads, 10 s with one each).
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(variable, "1")
+    package_root = str(Path(__file__).resolve().parents[1])  # workers import this same checkout
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"fcnn_opt-{safe_filename(name)}-") as logs:
+        procs, log_paths = [], []
+        for i in range(n_workers):
+            log_paths.append(Path(logs) / f"worker{i}.log")
+            with log_paths[-1].open("wb") as log:
+                # A session of its own: a terminal's Ctrl-C reaches the workers once, through us.
+                procs.append(subprocess.Popen(worker_command(name, i, timeout, batch_trials, device, artifacts, artifact_dir), env=env, stdin=subprocess.DEVNULL,
+                                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        stopping: list[int] = []
+
+        def forward(signum, frame):
+            stopping.append(signum)
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signum)
+
+        previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        bar = _progress_bar(progress, summary.budget, summary.counts)
+        try:
+            _watch(procs, study, spec, bar, stopping)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            for p in procs:  # never leave a worker behind
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            if bar is not None:
+                bar.close()
+        summary.interrupted = bool(stopping)
+        for i, p in enumerate(procs):
+            if p.returncode != 0 and not stopping:
+                summary.failed_workers.append((i, p.returncode, _tail(log_paths[i])))
+    summary.seconds = time.perf_counter() - start
+    fill_final(summary, study, spec)
+    summary.ran = summary.counts.done - done_before
+    return summary
+
+
+def _watch(procs, study, spec, bar, stopping) -> None:
+    """Update the progress bar until every worker has exited (or the grace after a stop ends)."""
+    deadline = None
+    while any(p.poll() is None for p in procs):
+        if stopping and deadline is None:
+            deadline = time.monotonic() + STOP_GRACE
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        if bar is not None:
+            try:
+                _update_bar(bar, study, Counts.of(study), read_budget(study, spec))
+            except Exception:  # the bar is cosmetic: a database hiccup must not stop the watch
+                pass
+        time.sleep(POLL_SECONDS)
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    kept = [line for line in text.splitlines() if line.strip()][-lines:]
+    return mask_url(" | ".join(kept))

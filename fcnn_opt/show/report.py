@@ -1,0 +1,253 @@
+"""The study report: one self-contained HTML file (plotly.js embedded once, nothing loaded
+from the network) and a PNG of every figure, all inside one folder.
+
+    >>> from fcnn_opt.plots import build_report
+    >>> report = build_report(study, "studies/reports/seed_grid")  # doctest: +SKIP
+    >>> report.html
+    PosixPath('studies/reports/seed_grid/report.html')
+
+``python -m fcnn_opt report --study-name NAME`` calls this.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fcnn_opt.show.figures._common import (
+    PLOTLY_CONFIG,
+    PlotError,
+    direction_of,
+    fmt,
+    metric_name,
+    safe_name,
+    save_png,
+    trials_of,
+)
+
+REPORT_FILE = "report.html"
+
+
+@dataclass
+class Report:
+    """What :func:`build_report` wrote: the HTML file, the PNGs and the figures it skipped."""
+
+    out_dir: Path
+    html: Path
+    pngs: list[Path] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # figure title -> reason
+
+
+@dataclass
+class _Section:
+    key: str
+    title: str
+    caption: str
+    build: Callable[[], object]  # -> data for draw functions, or raises PlotError
+    draw_plotly: Callable[[object], object]
+    draw_png: Callable[[object, Path], None]
+
+
+def default_out_dir(study_name: str) -> Path:
+    """``studies/reports/<study name, sanitised>``."""
+    return Path("studies") / "reports" / safe_name(study_name)
+
+
+def _headless() -> None:
+    """Agg for pyplot when nothing chose a backend yet (Optuna's matplotlib figures use pyplot)."""
+    if "matplotlib.pyplot" not in sys.modules:
+        import matplotlib
+
+        matplotlib.use("Agg")
+
+
+def _response_trials(study, requested: Sequence[int]) -> list[tuple[str, object]]:
+    complete = [t for t in trials_of(study) if t.value is not None and math.isfinite(t.value)]
+    ranked = sorted(complete, key=lambda t: t.value, reverse=direction_of(study) == "maximize")
+    chosen: list[tuple[str, object]] = []
+    if ranked:
+        chosen.append(("best", ranked[0]))
+        if len(ranked) > 1:
+            chosen.append(("worst", ranked[-1]))
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for number in requested:
+        if number not in by_number:
+            raise PlotError(f"Study {study.study_name!r} has no trial {number}. "
+                            f"Trials: 0..{max(by_number) if by_number else -1}.")
+        if all(t.number != number for _, t in chosen):
+            chosen.append((f"trial {number}", by_number[number]))
+    return chosen
+
+
+def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y) -> list[_Section]:
+    from fcnn_opt.plots import _hp_surface, _libs, _loss, _optuna, _response
+
+    sections = []
+    for info in _optuna.OPTUNA_FIGURES:
+        sections.append(_Section(
+            info.key, info.title, info.caption,
+            build=lambda key=info.key: _optuna.optuna_figure(study, key),
+            draw_plotly=lambda fig: fig,
+            draw_png=lambda _fig, path, key=info.key: _optuna.optuna_figure(study, key, save=path)))
+    sections.append(_Section(
+        "loss_histories", "Loss histories (the seed article's figure)",
+        "Every trial's training and validation loss per epoch; colour and line style show two "
+        "hyperparameters, the legend only those that vary.",
+        build=lambda: _loss.loss_histories_data(study, color_by, style_by),
+        draw_plotly=_loss.draw_loss_plotly, draw_png=lambda d, p: save_png(_loss.draw_loss_mpl(d), p)))
+    for label, trial in _response_trials(study, trials):
+        key = f"response_{label.replace(' ', '')}"
+        sections.append(_Section(
+            key, f"Model response surface: {label} (trial {trial.number})",
+            "The trained network's output over the input plane, training points on top, the ground "
+            "truth beside it and the loss history (rebuilt from the stored weights).",
+            build=lambda trial=trial: _response.response_data(trial, study=study),
+            draw_plotly=_response.draw_response_plotly,
+            draw_png=lambda d, p: save_png(_response.draw_response_mpl(d), p)))
+    sections.append(_Section(
+        "hp_surface", "Hyperparameter response surface",
+        "The final metric over two hyperparameters, the others averaged out, and one marginal curve "
+        "per hyperparameter (mean, ± 1 standard deviation, and each trial).",
+        build=lambda: _hp_surface.hp_surface_data(study, x, y),
+        draw_plotly=_hp_surface.draw_hp_plotly, draw_png=lambda d, p: save_png(_hp_surface.draw_hp_mpl(d), p)))
+    sections.append(_Section(
+        "lib_comparison", "Library comparison",
+        "Validation curves of each training library side by side, and seconds per epoch.",
+        build=lambda: _libs.lib_comparison_data(study),
+        draw_plotly=_libs.draw_libs_plotly, draw_png=lambda d, p: save_png(_libs.draw_libs_mpl(d), p)))
+    return sections
+
+
+def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[int] = (),
+                 color_by: str | None = None, style_by: str | None = None, x: str | None = None,
+                 y: str | None = None, png: bool = True) -> Report:
+    """Write ``report.html`` and one PNG per figure into ``out_dir``.
+
+    Args:
+        study: an Optuna study run by fcnn_opt, with at least one complete trial.
+        out_dir: the folder to write into (created); default ``studies/reports/<study name>``.
+            Nothing is written outside it.
+        trials: trial numbers whose response surface is drawn besides the best and worst.
+        color_by, style_by: hyperparameters of the loss-history overlay.
+        x, y: hyperparameters of the hyperparameter response surface.
+        png: also write the PNGs (matplotlib).
+
+    Raises:
+        PlotError: no complete trial, or an unknown trial number or hyperparameter.
+    """
+    if not trials_of(study):
+        raise PlotError(f"Study {study.study_name!r} has no complete trial yet; nothing to report.")
+    # Check the user's choices before writing or drawing anything.
+    from fcnn_opt.show.figures._hp_surface import hp_surface_data
+    from fcnn_opt.show.figures._loss import loss_histories_data
+
+    sections = _sections(study, trials=trials, color_by=color_by, style_by=style_by, x=x, y=y)
+    if color_by or style_by:
+        loss_histories_data(study, color_by, style_by)
+    if x or y:
+        hp_surface_data(study, x, y)
+    _headless()
+    out = Path(out_dir) if out_dir is not None else default_out_dir(study.study_name)
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report(out_dir=out, html=out / REPORT_FILE)
+    parts = []
+    for i, section in enumerate(sections, start=1):
+        try:
+            data = section.build()
+        except PlotError as exc:
+            if section.key != "lib_comparison":
+                report.skipped[section.title] = str(exc)
+                parts.append((section, _skipped_html(section, str(exc))))
+            continue
+        fig = section.draw_plotly(data)
+        png_name = None
+        if png:
+            png_name = f"{i:02d}_{section.key}.png"
+            try:
+                section.draw_png(data, out / png_name)
+                report.pngs.append(out / png_name)
+            except Exception as exc:  # one PNG that fails (e.g. in Optuna) must not lose the report
+                report.skipped[f"{section.title} (PNG)"] = f"{type(exc).__name__}: {exc}"
+                png_name = None
+        parts.append((section, _figure_html(section, fig, png_name)))
+    report.html.write_text(_page(study, parts), encoding="utf-8")
+    return report
+
+
+def _figure_html(section: _Section, fig, png_name: str | None) -> str:
+    div = fig.to_html(full_html=False, include_plotlyjs=False, include_mathjax=False, config=PLOTLY_CONFIG,
+                      default_width="100%")
+    link = f' <a class="png" href="{html.escape(png_name)}">PNG</a>' if png_name else ""
+    return (f'<section id="{section.key}"><h2>{html.escape(section.title)}{link}</h2>'
+            f'<p class="caption">{html.escape(section.caption)}</p>{div}</section>')
+
+
+def _skipped_html(section: _Section, reason: str) -> str:
+    return (f'<section id="{section.key}"><h2>{html.escape(section.title)}</h2>'
+            f'<p class="skipped">Not drawn: {html.escape(reason)}</p></section>')
+
+
+def _summary_rows(study) -> str:
+    complete = [t for t in trials_of(study) if t.value is not None]
+    ranked = sorted(complete, key=lambda t: t.value, reverse=direction_of(study) == "maximize")[:10]
+    rows = []
+    for t in ranked:
+        params = ", ".join(f"{k}={fmt(v)}" for k, v in t.params.items())
+        rows.append(f"<tr><td>{t.number}</td><td>{t.value:.5g}</td><td>{html.escape(params)}</td>"
+                    f"<td>{html.escape(str(t.user_attrs.get('description', '')))}</td>"
+                    f"<td>{t.user_attrs.get('seconds_per_epoch', '')}</td></tr>")
+    return "".join(rows)
+
+
+def _page(study, parts: list[tuple[_Section, str]]) -> str:
+    from plotly.offline import get_plotlyjs
+
+    from fcnn_opt import __version__
+
+    states: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    counts = ", ".join(f"{n} {s}" for s, n in states.items())
+    attrs = study.user_attrs
+    dataset = attrs.get("dataset", {})
+    dataset_text = ", ".join(f"{k}={v}" for k, v in dataset.items()) if isinstance(dataset, dict) else str(dataset)
+    name = html.escape(study.study_name)
+    best = study.best_trial
+    metric = html.escape(metric_name(study))
+    toc = "".join(f'<li><a href="#{s.key}">{html.escape(s.title)}</a></li>' for s, _ in parts)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>fcnn_opt report: {name}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; padding: 0 1em; color: #222; }}
+h1 {{ margin-bottom: 0.2em; }} h2 {{ margin-top: 1.6em; border-bottom: 1px solid #ddd; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }} td, th {{ border: 1px solid #ddd; padding: 3px 8px; }}
+.caption {{ color: #555; }} .skipped {{ color: #a33; }} .png {{ font-size: 0.6em; font-weight: normal; }}
+dl {{ display: grid; grid-template-columns: max-content auto; gap: 2px 1em; }} dt {{ font-weight: bold; }}
+</style>
+<script type="text/javascript">window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head><body>
+<h1>Study {name}</h1>
+<dl>
+<dt>trials</dt><dd>{html.escape(counts)}</dd>
+<dt>objective</dt><dd>{metric} ({direction_of(study)})</dd>
+<dt>best</dt><dd>trial {best.number}: {best.value:.5g}; {html.escape(str(best.user_attrs.get('description', best.params)))}</dd>
+<dt>dataset</dt><dd>{html.escape(dataset_text or '-')}</dd>
+<dt>sampler</dt><dd>{html.escape(str(attrs.get('sampler', '-')))}</dd>
+<dt>made</dt><dd>{time.strftime('%Y-%m-%d %H:%M')} by fcnn_opt {__version__}</dd>
+</dl>
+<h2>Best trials</h2>
+<table><tr><th>trial</th><th>{metric}</th><th>parameters</th><th>description</th><th>s/epoch</th></tr>
+{_summary_rows(study)}</table>
+<h2>Figures</h2><ol>{toc}</ol>
+{''.join(body for _, body in parts)}
+</body></html>
+"""
+

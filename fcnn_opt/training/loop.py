@@ -1,0 +1,104 @@
+"""`train(dataset, config)`: one training run on any backend, with per-epoch metrics.
+
+    >>> from fcnn_opt import TrainConfig, make_dataset, train
+    >>> result = train(make_dataset("circles"), TrainConfig(dims=(8,), epochs=5))
+    >>> len(result.val_loss)
+    5
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fcnn_opt.training.backends import Model, Weights, get_backend
+from fcnn_opt.training.backends._base import accuracy, epoch_batches, init_weights, layer_sizes, loss
+from fcnn_opt.training.config import TrainConfig
+from fcnn_opt.training.datasets import Dataset
+
+OnEpoch = Callable[[int, dict], "bool | None"]
+
+
+@dataclass(eq=False)
+class TrainResult:
+    """Per-epoch histories and the fitted model of one run.
+
+    ``train_loss`` is the mean mini-batch loss over the epoch's samples; ``val_loss`` and
+    ``val_accuracy`` (None for regression) are measured on the validation split after
+    each epoch; ``stopped_early`` is True when ``on_epoch`` stopped the run.
+    """
+
+    config: TrainConfig
+    dataset: Dataset
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] | None = None
+    epoch_seconds: list[float] = field(default_factory=list)
+    stopped_early: bool = False
+    model: Model | None = field(default=None, repr=False)
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.val_loss)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities (classification) or values (regression) at points ``X``."""
+        return self.model.predict(np.asarray(X, dtype=np.float32))
+
+    def weights(self) -> Weights:
+        return self.model.weights()
+
+    def description(self, keys=None) -> str:
+        return self.config.description(keys, n_outputs=self.dataset.n_outputs)
+
+
+def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None) -> TrainResult:
+    """Train ``config``'s network on ``dataset``.
+
+    Args:
+        dataset: from :func:`fcnn_opt.make_dataset`.
+        config: a :class:`TrainConfig`.
+        on_epoch: called as ``on_epoch(epoch, metrics)`` after every epoch (epochs count
+            from 1; ``metrics`` has ``train_loss``, ``val_loss``, ``val_accuracy``,
+            ``seconds``). Returning True stops training.
+
+    Raises:
+        ValueError: settings the chosen library cannot honour, before any training.
+        ImportError: the chosen library is not installed.
+    """
+    backend = get_backend(config.lib)
+    backend.check(config)
+    result = TrainResult(config=config, dataset=dataset)
+    if dataset.task != "regression":
+        result.val_accuracy = []
+    n_train = len(dataset.X_train)
+    weights = init_weights(layer_sizes(config, dataset), config.seed)
+    clock = [time.perf_counter()]
+
+    def batches(epoch: int) -> list[np.ndarray]:
+        return epoch_batches(n_train, config.batch_size, config.seed, epoch)
+
+    def epoch_end(model: Model, train_loss: float) -> bool:
+        out = model.predict(dataset.X_val)
+        val_loss = loss(dataset.task, out, dataset.y_val)
+        metrics = {"train_loss": float(train_loss), "val_loss": val_loss,
+                   "val_accuracy": accuracy(dataset.task, out, dataset.y_val)}
+        metrics["seconds"] = time.perf_counter() - clock[0]
+        result.train_loss.append(metrics["train_loss"])
+        result.val_loss.append(val_loss)
+        result.epoch_seconds.append(metrics["seconds"])
+        if result.val_accuracy is not None:
+            result.val_accuracy.append(metrics["val_accuracy"])
+        if not np.isfinite(val_loss) or not np.isfinite(train_loss):
+            result.stopped_early = True  # diverged: no point going on
+            return True
+        stop = on_epoch is not None and bool(on_epoch(len(result.val_loss), metrics))
+        result.stopped_early = stop
+        clock[0] = time.perf_counter()  # the caller's own time is not the epoch's
+        return stop
+
+    result.model = backend.fit(dataset, config, weights, batches, epoch_end)
+    return result
