@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from fcnn_opt import TrainConfig, make_dataset, train
-from fcnn_opt.training.population import train_population
 from fcnn_opt.cli.text import table
+from fcnn_opt.training.population import train_population
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images" / "cost_curves.png"
 
@@ -41,8 +41,8 @@ def per_model_epoch(sizes=(1, 4, 16, 64, 256), epochs=5):
 
 
 def per_epochs(epochs_list=(10, 25, 50, 100, 200)):
-    from fcnn_opt.search.space import parse_spec
     from fcnn_opt.search.runner import run_study
+    from fcnn_opt.search.space import parse_spec
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from fcnn_opt import TrainConfig, make_dataset, train
-from fcnn_opt.training.population import train_population
-from fcnn_opt.search.space import parse_spec
-from fcnn_opt.search.runner import run_study
 from fcnn_opt.cli.text import table
+from fcnn_opt.search.runner import run_study
+from fcnn_opt.search.space import parse_spec
+from fcnn_opt.training.population import train_population
 
 W3 = {
     "study": {"name": "W3", "sampler": "random", "pruner": "median", "seed": 0},
@@ -86,8 +86,8 @@ def lockstep_speed(device: str, sizes: list[int], epochs: int = 5) -> list[list]
 def w3(device: str, trials: int, batch: int, storage: str) -> tuple[list[list], list[list]]:
     """The W3 study end to end, and where its time went (timers around the runner's parts)."""
     import fcnn_opt.search.batches
-    import fcnn_opt.training.population
     import fcnn_opt.search.runner
+    import fcnn_opt.training.population
 
     spent: dict[str, float] = defaultdict(float)
 

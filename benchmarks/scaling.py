@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's fcnn_opt
 
-from fcnn_opt.search.space import load_spec  # noqa: E402
 from fcnn_opt.cli.text import table  # noqa: E402
+from fcnn_opt.search.space import load_spec  # noqa: E402
 from fcnn_opt.search.workers import run_parallel  # noqa: E402
 
 W2 = Path(__file__).resolve().parents[1] / "studies" / "tpe.toml"

@@ -28,8 +28,8 @@ from fcnn_opt.plots import (  # noqa: E402
     plot_points,
     plot_response,
 )
-from fcnn_opt.search.space import load_spec, parse_spec  # noqa: E402
 from fcnn_opt.search.runner import run_study  # noqa: E402
+from fcnn_opt.search.space import load_spec, parse_spec  # noqa: E402
 
 # The article's TPE sequel: studies/tpe.toml's space, with fewer trials to keep this quick.
 TPE = {

@@ -1,7 +1,7 @@
-"""``python -m fcnn_opt``: see :mod:`fcnn_opt.cli.main`."""
+"""``python -m fcnn_opt``: see :mod:`fcnn_opt.cli.commands`."""
 
 import sys
 
-from fcnn_opt.cli.main import main
+from fcnn_opt.cli.commands import main
 
 sys.exit(main())

@@ -62,8 +62,8 @@ def small_study(tmp_path_factory):
     """``(storage URL, study)`` of :data:`SMALL_STUDY`, run once per session in a temporary folder."""
     import optuna
 
-    from fcnn_opt.search.space import parse_spec
     from fcnn_opt.search.runner import run_study
+    from fcnn_opt.search.space import parse_spec
 
     folder = tmp_path_factory.mktemp("small_study")
     url = f"sqlite:///{folder / 'study.db'}"

@@ -62,8 +62,8 @@ def run_row(workload: str, lib: str, batch_trials: int, n_trials: int | None, st
     """Run one workload one way in this process (and its workers); returns the row's figures."""
     import resource
 
-    from fcnn_opt.search.space import parse_spec
     from fcnn_opt.search.runner import run_study
+    from fcnn_opt.search.space import parse_spec
     from fcnn_opt.search.workers import run_parallel
 
     spec = parse_spec(WORKLOADS[workload], source=workload).with_overrides(lib=lib, n_trials=n_trials)

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fcnn_opt.search.runner import _heartbeat, outcome, tell, tell_all
+from fcnn_opt.search import ledger
+from fcnn_opt.search.objective import EpochWatch, TrialReporter
+from fcnn_opt.search.outcomes import outcome, tell, tell_all
+from fcnn_opt.store import optuna_internals as internals
 
 if TYPE_CHECKING:
     import optuna
@@ -25,13 +28,11 @@ POPULATION_LIBS = ("numpy", "torch")
 def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Objective, mirror,
               device: str = "cpu") -> list:
     """Train and tell every trial of ``trials``; returns their final states."""
-    from fcnn_opt.search.objective import EpochWatch
-    from fcnn_opt.training.population import train_population
-    from fcnn_opt.store.mirror import TrialReporter
     from fcnn_opt.training.loop import train
+    from fcnn_opt.training.population import train_population
 
     reporters = [mirror.reporter(t) if mirror is not None else TrialReporter(t) for t in trials]
-    with _heartbeat(study, [t._trial_id for t in trials]):
+    with ledger.heartbeat(study, [internals.trial_id_of(t) for t in trials]):
         configs, errors = [], {}
         for i, reporter in enumerate(reporters):
             try:

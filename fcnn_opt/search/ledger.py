@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fcnn_opt.store import optuna_internals as internals
 from fcnn_opt.store.storages import heartbeat_settings, retrying
 
 if TYPE_CHECKING:
@@ -52,9 +53,11 @@ MAX_RETRY = 3  # a trial found stale is queued again at most this many times
 
 @dataclass(frozen=True)
 class Row:
-    """One trial as the ledger needs it: no parameters, values or attributes loaded."""
+    """One trial as the ledger needs it: no parameters, values or attributes loaded.
 
-    trial_id: int
+    ``trial_id`` is None where Optuna's public API gives only numbers (see :func:`trial_id`)."""
+
+    trial_id: int | None
     number: int
     state: Any  # optuna.trial.TrialState
     point: str | None = None  # the grid point (fixed_params as JSON) of a queued trial
@@ -92,54 +95,21 @@ class Counts:
         return self.complete + self.pruned
 
 
-def rdb_backend(storage):
-    """The RDBStorage behind ``storage`` (Optuna wraps it in a cache), or None."""
-    import optuna
-
-    backend = getattr(storage, "_backend", storage)
-    return backend if isinstance(backend, optuna.storages.RDBStorage) else None
-
-
 def rows(study: optuna.Study) -> list[Row]:
     """Every trial of the study, ordered by number (one light query on RDB storages)."""
-    backend = rdb_backend(study._storage)
-    if backend is not None:
-        return retrying(_rdb_rows, backend, study._study_id, what="reading the trial list")
-    trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-    return [Row(t._trial_id, t.number, t.state, _point(t.system_attrs.get("fixed_params")),
-                t.system_attrs.get(SKIPPED_ATTR), t.system_attrs.get(BEAT_ATTR)) for t in trials]
+    found = retrying(internals.trial_rows, study, ("fixed_params", SKIPPED_ATTR), BEAT_ATTR,
+                     what="reading the trial list")
+    return [Row(r.trial_id, r.number, r.state, grid_point(r.system_attrs.get("fixed_params")),
+                r.system_attrs.get(SKIPPED_ATTR), r.beat) for r in found]
 
 
-def _point(fixed) -> str | None:
+def trial_id(study: optuna.Study, row: Row) -> int:
+    """The storage id of a row's trial."""
+    return row.trial_id if row.trial_id is not None else internals.trial_id_for_number(study, row.number)
+
+
+def grid_point(fixed) -> str | None:
     return json.dumps(fixed, sort_keys=True) if fixed else None
-
-
-def _rdb_rows(backend, study_id: int) -> list[Row]:
-    import sqlalchemy as sa
-    from optuna.storages._rdb import models
-
-    trials = models.TrialModel.__table__
-    attrs = models.TrialSystemAttributeModel.__table__
-    beats = models.TrialHeartbeatModel.__table__
-    query = (
-        sa.select(trials.c.trial_id, trials.c.number, trials.c.state, attrs.c.key, attrs.c.value_json,
-                  beats.c.heartbeat)
-        .select_from(
-            trials.outerjoin(attrs, sa.and_(attrs.c.trial_id == trials.c.trial_id,
-                                            attrs.c.key.in_(["fixed_params", SKIPPED_ATTR])))
-            .outerjoin(beats, beats.c.trial_id == trials.c.trial_id))
-        .where(trials.c.study_id == study_id))
-    with backend.engine.connect() as conn:
-        result = conn.execute(query).all()
-    merged: dict[int, dict] = {}
-    for trial_id, number, state, key, value, beat in result:
-        row = merged.setdefault(trial_id, {"trial_id": trial_id, "number": number, "state": state,
-                                           "beat": beat})
-        if key == "fixed_params":
-            row["point"] = _point(json.loads(value))
-        elif key == SKIPPED_ATTR:
-            row["skipped"] = json.loads(value)
-    return sorted((Row(**r) for r in merged.values()), key=lambda r: r.number)
 
 
 class Admission:
@@ -153,16 +123,16 @@ class Admission:
     def __init__(self, trial_rows: list[Row]):
         counting = [r for r in trial_rows if r.state.name in ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
                     and not r.skipped]
-        self.by_id = {r.trial_id: r for r in trial_rows}
+        self.by_number = {r.number: r for r in trial_rows}
         self.numbers = sorted(r.number for r in counting)
         self.first_at: dict[str, int] = {}  # grid point -> lowest number of a counting trial on it
         for r in counting:
             if r.point is not None and r.number < self.first_at.get(r.point, r.number + 1):
                 self.first_at[r.point] = r.number
 
-    def refusal(self, trial_id: int, budget: int, *, per_point: bool, rank: bool = True) -> str | None:
-        """Why the just-claimed trial must not run (surplus or duplicate), or None if it may."""
-        me = self.by_id[trial_id]
+    def refusal(self, number: int, budget: int, *, per_point: bool, rank: bool = True) -> str | None:
+        """Why the just-claimed trial ``number`` must not run (surplus or duplicate), or None."""
+        me = self.by_number[number]
         if per_point and me.point is not None and self.first_at.get(me.point, me.number) < me.number:
             return f"duplicate: trial {self.first_at[me.point]} already holds this grid point"
         if rank and bisect.bisect_left(self.numbers, me.number) >= budget:
@@ -170,22 +140,23 @@ class Admission:
         return None
 
 
-def refusal(trial_rows: list[Row], trial_id: int, budget: int, *, per_point: bool,
+def refusal(trial_rows: list[Row], number: int, budget: int, *, per_point: bool,
             rank: bool = True) -> str | None:
     """Why the just-claimed trial must not run (surplus or duplicate), or None if it may.
 
     ``rank``: refuse it when ``budget`` counting trials have lower numbers (the budget rule);
     ``per_point``: refuse it when a counting trial with a lower number holds its grid point.
     """
-    return Admission(trial_rows).refusal(trial_id, budget, per_point=per_point, rank=rank)
+    return Admission(trial_rows).refusal(number, budget, per_point=per_point, rank=rank)
 
 
 def skip(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
     """Finish a claimed trial as FAIL without running it, saying why."""
     from optuna.trial import TrialState
 
-    study._storage.set_trial_system_attr(trial._trial_id, SKIPPED_ATTR, reason.split(":")[0])
-    study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+    storage = internals.storage_of(study)
+    storage.set_trial_system_attr(internals.trial_id_of(trial), SKIPPED_ATTR, reason.split(":")[0])
+    trial.set_user_attr("fail_reason", reason)
     study.tell(trial, state=TrialState.FAIL)
 
 
@@ -194,24 +165,22 @@ def worker_name() -> str:
 
 
 def watches_heartbeats(storage) -> bool:
-    """Whether running trials on this storage carry heartbeats that can go stale."""
-    import optuna
-
-    backend = rdb_backend(storage)
+    """Whether running trials on this storage carry heartbeats that can go stale: an RDB
+    storage opened with heartbeats, or a journal file (never an in-memory storage)."""
+    backend = internals.rdb_backend(storage)
     if backend is not None:
         return backend.get_heartbeat_interval() is not None
-    return isinstance(storage, optuna.storages.JournalStorage)
+    return internals.is_journal(storage)
 
 
 @contextmanager
 def heartbeat(study: optuna.Study, trial_ids: list[int]):
     """Record the running trials' heartbeats in a background thread while the block runs."""
-    storage = study._storage
+    storage = internals.storage_of(study)
     if not watches_heartbeats(storage):
         yield
         return
     interval, _ = heartbeat_settings()
-    backend = rdb_backend(storage)  # None for journal files: a counter in a system attribute
     stop = threading.Event()
 
     # The first beat comes after one interval, not at once: a trial shorter than that writes
@@ -222,7 +191,7 @@ def heartbeat(study: optuna.Study, trial_ids: list[int]):
         while not stop.wait(interval):
             count += 1
             try:
-                _beat_all(storage, backend, trial_ids, count)
+                internals.beat_all(storage, trial_ids, count, BEAT_ATTR)
             except Exception:  # a trial failed as stale, or a lost database: try again at the next beat
                 pass
 
@@ -235,39 +204,14 @@ def heartbeat(study: optuna.Study, trial_ids: list[int]):
         thread.join()
 
 
-def _beat_all(storage, backend, trial_ids: list[int], count: int) -> None:
-    """One heartbeat for every trial of ``trial_ids``, in one write: one transaction (rows as
-    Optuna's ``record_heartbeat`` writes them, not its retrying override: a lost database must
-    not hold up the trials' end), or one journal append of the beat counter."""
-    if backend is not None:
-        import sqlalchemy
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-
-        with _create_scoped_session(backend.scoped_session, True) as session:
-            now = session.execute(sqlalchemy.func.now()).scalar()
-            for trial_id in trial_ids:
-                beat = models.TrialHeartbeatModel.where_trial_id(trial_id, session, True)
-                if beat is None:
-                    session.add(models.TrialHeartbeatModel(trial_id=trial_id))
-                else:
-                    beat.heartbeat = now
-        return
-    from optuna.storages.journal._storage import JournalOperation
-
-    from fcnn_opt.store.mirror import append_journal
-
-    append_journal(storage, [{"op_code": JournalOperation.SET_TRIAL_SYSTEM_ATTR, "trial_id": trial_id,
-                              "system_attr": {BEAT_ATTR: count}} for trial_id in trial_ids])
-
-
 class StaleWatch:
     """Finds this study's stale running trials, fails them and queues them again."""
 
     def __init__(self, study: optuna.Study):
         self.study = study
-        self.enabled = watches_heartbeats(study._storage)
-        self.backend = rdb_backend(study._storage)
+        self.storage = internals.storage_of(study)
+        self.enabled = watches_heartbeats(self.storage)
+        self.in_table = internals.beats_in_table(self.storage)  # else a counter attribute
         self.interval, self.grace = heartbeat_settings() if self.enabled else (0, 0)
         self._seen: dict[int, tuple[Any, float]] = {}  # trial_id -> (last beat, first seen at)
         self._last_sweep = -float("inf")
@@ -281,35 +225,30 @@ class StaleWatch:
         if not self.enabled or now - self._last_sweep < self.interval:
             return 0
         self._last_sweep = now
-        running = {r.trial_id: r for r in trial_rows if r.state.name == "RUNNING"}
-        stale = set()
-        if self.backend is not None:
-            stale.update(t for t in self.study._storage._get_stale_trial_ids(self.study._study_id)
-                         if t in running)
-        for trial_id, r in running.items():
-            if self.backend is not None and r.beat is not None:
+        running = {trial_id(self.study, r): r for r in trial_rows if r.state.name == "RUNNING"}
+        stale = set(t for t in internals.stale_trial_ids(self.storage, internals.study_id_of(self.study))
+                    if t in running)
+        for trial_id_, r in running.items():
+            if self.in_table and r.beat is not None:
                 continue  # the server's clock judges trials with a heartbeat
-            last = self._seen.get(trial_id)
+            last = self._seen.get(trial_id_)
             if last is None or last[0] != r.beat:
-                self._seen[trial_id] = (r.beat, now)
+                self._seen[trial_id_] = (r.beat, now)
             elif now - last[1] > self.grace:
-                stale.add(trial_id)
+                stale.add(trial_id_)
         self._seen = {k: v for k, v in self._seen.items() if k in running}
-        return sum(self._fail_and_requeue(trial_id) for trial_id in sorted(stale))
+        return sum(self._fail_and_requeue(t) for t in sorted(stale))
 
     def _fail_and_requeue(self, trial_id: int) -> bool:
         import optuna
         from optuna.trial import TrialState
 
-        storage = self.study._storage
+        storage = self.storage
         reason = (f"stale: no heartbeat for over {self.grace} s (its worker died or lost the "
                   f"database); failed by {worker_name()} and queued again")
         try:
             storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-            if self.backend is not None:  # not the retrying override: exactly one process may win
-                won = optuna.storages.RDBStorage.set_trial_state_values(self.backend, trial_id, TrialState.FAIL)
-            else:
-                won = storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            won = internals.set_state_without_retry(storage, trial_id, TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             return False  # finished meanwhile, by its worker or by another watcher
         if won:

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fcnn_opt.training.datasets import Dataset, make_dataset
 from fcnn_opt.search.space import StudySpec, load_spec, parse_spec
+from fcnn_opt.training.datasets import Dataset, make_dataset
 from fcnn_opt.training.loop import TrainResult, train
 
 if TYPE_CHECKING:
@@ -108,8 +108,6 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         """Train the trial's network, reporting every epoch to ``trial``; return the metric."""
-        from fcnn_opt.store.mirror import TrialReporter
-
         return self.run(trial, TrialReporter(trial))
 
     def run(self, trial: optuna.Trial, reporter) -> float:
@@ -141,6 +139,28 @@ class Objective:
         if pruned_at is not None:
             raise optuna.TrialPruned(f"pruned at epoch {pruned_at}")
         return float(final)
+
+
+class TrialReporter:
+    """Report each epoch to the trial and ask its pruner, one storage call at a time (Optuna's
+    public API; :class:`fcnn_opt.store.mirror.MirrorReporter` is the buffered alternative)."""
+
+    def __init__(self, trial: optuna.Trial):
+        self.trial = self.params_trial = trial  # params_trial: where hyperparameters are drawn
+
+    def report(self, value: float, epoch: int) -> bool:
+        self.trial.report(value, epoch)
+        return self.trial.should_prune()
+
+    def store(self, attrs: dict[str, Any]) -> None:
+        for key, value in attrs.items():
+            self.trial.set_user_attr(key, value)
+
+    def flush(self) -> None:
+        """Nothing is buffered: every value was written when it was reported."""
+
+    def close(self, state, value: float | None) -> None:
+        pass
 
 
 class EpochWatch:

@@ -15,9 +15,7 @@ whose trial failed is queued again by the next run. :mod:`fcnn_opt.search.ledger
 
 from __future__ import annotations
 
-import math
 import signal
-import sys
 import threading
 import time
 import warnings
@@ -28,8 +26,10 @@ from typing import TYPE_CHECKING
 
 from fcnn_opt.search import ledger
 from fcnn_opt.search.ledger import Counts
-from fcnn_opt.search.objective import Objective
-from fcnn_opt.search.space import SpaceError, StudySpec, parse_spec
+from fcnn_opt.search.objective import Objective, TrialReporter, suggest
+from fcnn_opt.search.outcomes import outcome, signals_held, tell_all
+from fcnn_opt.search.space import StudySpec, parse_spec
+from fcnn_opt.store import optuna_internals as internals
 from fcnn_opt.store.storages import (
     db_retry_seconds,
     default_url,
@@ -60,14 +60,21 @@ class DatabaseLost(RuntimeError):
     """The storage stayed unreachable for longer than the retry window."""
 
 
-def make_sampler(name: str, seed: int | None, spec: StudySpec | None = None) -> optuna.samplers.BaseSampler:
-    """An Optuna sampler by name: grid, random, tpe, cmaes, qmc, gp or nsga2."""
+def make_sampler(name: str, seed: int | None, spec: StudySpec | None = None, *,
+                 concurrent: bool = False) -> optuna.samplers.BaseSampler:
+    """An Optuna sampler by name: grid, random, tpe, cmaes, qmc, gp or nsga2.
+
+    ``concurrent``: trials are asked several at a time (population batches), so TPE lies
+    constantly about the running ones; otherwise it does not (it then re-reads every trial
+    uncached at each draw, which on W2 with two workers cost 42 s against 24 s; workers
+    differ by their seeds instead).
+    """
     import optuna
 
     samplers = {
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                                  constant_liar=True),
+                                                  constant_liar=concurrent),
         "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
         "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
         "gp": lambda: optuna.samplers.GPSampler(seed=seed),
@@ -104,7 +111,7 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     return pruners[name]()
 
 
-def create_or_load(spec: StudySpec, storage, study_name: str) -> optuna.Study:
+def create_or_load(spec: StudySpec, storage, study_name: str, *, concurrent: bool = False) -> optuna.Study:
     """Create the study, or load it after checking that it was defined the same way.
 
     Stores the definition and the budget in the study (updated on every call, so the last
@@ -114,8 +121,9 @@ def create_or_load(spec: StudySpec, storage, study_name: str) -> optuna.Study:
 
     study = retrying(  # safe to repeat: a study created by a lost commit is loaded
         optuna.create_study, storage=storage, study_name=study_name, direction=spec.direction,
-        load_if_exists=True, sampler=make_sampler(spec.sampler, spec.seed, spec),
+        load_if_exists=True, sampler=make_sampler(spec.sampler, spec.seed, spec, concurrent=concurrent),
         pruner=make_pruner(spec.pruner), what="creating the study")
+    internals.attach(study, storage)
     attrs = study.user_attrs
     stored = attrs.get(SPEC_ATTR)
     if stored is None:
@@ -136,7 +144,8 @@ def create_or_load(spec: StudySpec, storage, study_name: str) -> optuna.Study:
     return study
 
 
-def load_for_worker(storage, study_name: str, *, worker_id: int | None = None) -> tuple[optuna.Study, StudySpec]:
+def load_for_worker(storage, study_name: str, *, worker_id: int | None = None,
+                    concurrent: bool = False) -> tuple[optuna.Study, StudySpec]:
     """Load a study created by ``study`` with the sampler and pruner it was defined with.
 
     Worker ``k`` seeds its sampler with the study's seed + ``k``, so workers never draw the
@@ -159,14 +168,15 @@ def load_for_worker(storage, study_name: str, *, worker_id: int | None = None) -
     if attrs.get(SPEC_ATTR) not in (None, spec.fingerprint()):
         raise StudyError(f"Study {study_name!r}: the stored definition does not match its fingerprint.")
     seed = None if worker_id is None else spec.seed + worker_id
-    study = optuna.load_study(study_name=study_name, storage=storage,
-                              sampler=make_sampler(spec.sampler, seed, spec), pruner=make_pruner(spec.pruner))
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner(spec.pruner),
+                              sampler=make_sampler(spec.sampler, seed, spec, concurrent=concurrent))
+    internals.attach(study, storage)
     return study, spec
 
 
 def read_budget(study: optuna.Study, spec: StudySpec) -> int:
     """The study's total budget as stored now (a later ``study`` command may change it)."""
-    attrs = study._storage.get_study_user_attrs(study._study_id)
+    attrs = internals.storage_of(study).get_study_user_attrs(internals.study_id_of(study))
     value = attrs.get(BUDGET_ATTR)
     return value if isinstance(value, int) and value > 0 else budget_of(spec)
 
@@ -189,7 +199,7 @@ def enqueue_grid(study: optuna.Study, spec: StudySpec) -> int:
     added = 0
     for values in product(*grid.values()):
         params = dict(zip(names, values, strict=True))
-        if added < room and ledger._point(params) not in taken:
+        if added < room and ledger.grid_point(params) not in taken:
             study.enqueue_trial(params)
             added += 1
     return added
@@ -239,35 +249,17 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-@contextmanager
-def _signals_held():
-    """Hold Ctrl-C and SIGTERM while a trial is claimed or told, so that no trial is left
-    RUNNING half-claimed or half-told; a signal that arrives meanwhile acts when the block
-    ends (training itself stays interruptible)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 def _fail_unfinished(study: optuna.Study, trials: list) -> None:
     """Record claimed trials that an interrupt left RUNNING as failed (finished ones are kept)."""
     from optuna.trial import TrialState
 
     for trial in trials:
         try:
-            if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+            if internals.storage_of(study).get_trial(internals.trial_id_of(trial)).state == TrialState.RUNNING:
                 trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
                 study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         except Exception:  # best effort on the way out: the stale sweep covers the rest
             pass
-
-
-_heartbeat = ledger.heartbeat  # the running trials' heartbeats (fcnn_opt.search.batches uses it too)
 
 
 def _claim(study: optuna.Study, waiting: list[ledger.Row]) -> optuna.Trial | None:
@@ -278,108 +270,16 @@ def _claim(study: optuna.Study, waiting: list[ledger.Row]) -> optuna.Trial | Non
     import optuna
     from optuna.trial import TrialState
 
+    storage = internals.storage_of(study)
     while waiting:
         row = waiting.pop(0)
+        trial_id = ledger.trial_id(study, row)
         try:
-            if study._storage.set_trial_state_values(row.trial_id, state=TrialState.RUNNING):
-                return optuna.Trial(study, row.trial_id)
+            if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                return optuna.Trial(study, trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
     return None
-
-
-def tell(study: optuna.Study, trial: optuna.Trial, reporter, state, value=None, reason=None):
-    """Write the trial's buffered records, then tell its outcome to the study and the reporter.
-
-    Writing is retried through a dropped connection. If another worker failed the trial as
-    stale meanwhile (this process was frozen, or cut off from the database), the result is
-    dropped with a line on stderr, and the state returned is FAIL: the trial's retry runs it.
-    """
-    import optuna
-    from optuna.trial import TrialState
-
-    try:
-        with _signals_held():
-            if reason is not None:
-                reporter.store({"fail_reason": mask_url(reason)})
-            retrying(reporter.flush, what="writing the trial's records")
-            if state == TrialState.COMPLETE:
-                study.tell(trial, value)
-            else:
-                study.tell(trial, state=state)
-    except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
-        if isinstance(exc, ValueError) and "Cannot tell" not in str(exc):
-            raise
-        print(f"fcnn_opt: trial {trial.number} was failed as stale by another worker while it ran "
-              "here; its result is dropped and its retry runs instead", file=sys.stderr)
-        state = TrialState.FAIL
-    reporter.close(state, value)
-    return state
-
-
-def tell_all(study: optuna.Study, trials: list, reporters: list, outcomes: list) -> list:
-    """Tell each trial its outcome ``(state, value, reason, exception)``; returns the states.
-
-    Trials drawn on the pruning mirror (random and TPE samplers, whose ``after_trial`` does
-    nothing here) with no failure reason to store are finished together with their records
-    in one write (one transaction, or one journal append; see
-    :func:`~fcnn_opt.store.mirror.write_trial_records`), storing what ``study.tell`` stores.
-    The others, and any that another worker failed as stale meanwhile, go through :func:`tell`.
-    """
-    import optuna
-
-    from fcnn_opt.store.mirror import final_value, write_trial_records
-
-    states: list = [None] * len(trials)
-    together = [i for i, (trial, reporter) in enumerate(zip(trials, reporters, strict=True))
-                if reporter.params_trial is not trial and outcomes[i][2] is None]
-    if together:
-        finished = []
-        for i in together:
-            state, value = outcomes[i][:2]
-            finished.append((trials[i]._trial_id, state, final_value(state, value, reporters[i].history)))
-        try:
-            with _signals_held():
-                retrying(write_trial_records, study._storage, [reporters[i].records() for i in together],
-                         finished, what="finishing the trials")
-            landed = together
-        except optuna.exceptions.UpdateFinishedTrialError:  # a retried write had landed, or a stale one
-            landed = [i for i in together
-                      if study._storage.get_trial(trials[i]._trial_id).state == outcomes[i][0]]
-        for i in landed:
-            reporters[i].written()
-            reporters[i].close(*outcomes[i][:2])
-            states[i] = outcomes[i][0]
-    for i, (trial, reporter) in enumerate(zip(trials, reporters, strict=True)):
-        if states[i] is None:
-            state, value, reason, _ = outcomes[i]
-            states[i] = tell(study, trial, reporter, state, value, reason)
-    return states
-
-
-def outcome(run) -> tuple:
-    """Call ``run()`` (which trains and concludes a trial) and classify what happened.
-
-    Returns ``(state, value, reason, exception_to_reraise)``.
-    """
-    import optuna
-    from optuna.trial import TrialState
-
-    try:
-        value = run()
-    except optuna.TrialPruned:
-        return TrialState.PRUNED, None, None, None
-    except KeyboardInterrupt as exc:
-        return TrialState.FAIL, None, "interrupted (Ctrl-C or SIGTERM)", exc
-    except optuna.exceptions.UpdateFinishedTrialError:  # failed as stale by another worker
-        return TrialState.FAIL, None, None, None
-    except (SpaceError, ValueError, ImportError) as exc:  # the study's own settings are wrong
-        return TrialState.FAIL, None, f"{type(exc).__name__}: {exc}", exc
-    except Exception as exc:  # e.g. the database gone for longer than the retry window
-        return TrialState.FAIL, None, f"{type(exc).__name__}: {exc}", None
-    if value is None or not math.isfinite(value):
-        return TrialState.FAIL, None, None, None
-    return TrialState.COMPLETE, value, None, None
 
 
 def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective,
@@ -389,10 +289,8 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective,
     With a :class:`~fcnn_opt.store.mirror.PruningMirror`, pruning is decided in memory and the
     trial's records are written in one transaction just before it is told.
     """
-    from fcnn_opt.store.mirror import TrialReporter
-
     reporter = mirror.reporter(trial) if mirror is not None else TrialReporter(trial)
-    with _heartbeat(study, [trial._trial_id]):
+    with ledger.heartbeat(study, [internals.trial_id_of(trial)]):
         state, value, reason, error = outcome(lambda: objective.run(trial, reporter))
     state = tell_all(study, [trial], [reporter], [(state, value, reason, error)])[0]
     if error is not None:
@@ -423,6 +321,8 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
     bar = _progress_bar(progress, summary.budget, summary.counts)
     from fcnn_opt.store.mirror import PruningMirror
 
+    # Without Optuna's private names (see fcnn_opt.store.optuna_internals) there is no mirror:
+    # every trial is asked, reported and told through Optuna's public API.
     mirror = PruningMirror(study) if PruningMirror.supports(study) else None
     claimed: list = []  # trials this process holds RUNNING and has not recorded yet
     try:
@@ -430,7 +330,7 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
             failing_since = None
             while timeout is None or time.perf_counter() - start <= timeout:
                 try:
-                    with _signals_held():
+                    with signals_held():
                         trials, budget, counts = _next_trials(study, spec, watch, grid, batch_trials, mirror)
                         claimed = list(trials) if isinstance(trials, list) else []
                     failing_since = None
@@ -481,7 +381,6 @@ def _next_trials(study, spec, watch, grid: bool, want: int, mirror=None):
     if mirror is not None:
         mirror.refresh(rows)
     drawn_here = mirror is not None and mirror.samples
-    _liar_only_when_concurrent(mirror.sampler if drawn_here else study.sampler, concurrent=want > 1)
     trials: list = []
     asked = 0
     while len(trials) < want and counts.done + counts.running + len(trials) < budget:
@@ -490,7 +389,7 @@ def _next_trials(study, spec, watch, grid: bool, want: int, mirror=None):
         if trial is None and not grid and room > 0:
             if drawn_here:  # the rest of the batch at once: one write on a journal
                 count = min(room, want - len(trials), budget - counts.done - counts.running - len(trials))
-                drawn = mirror.ask(spec, count, {"worker": ledger.worker_name()})
+                drawn = mirror.ask(lambda trial: suggest(trial, spec), count, {"worker": ledger.worker_name()})
                 trials += drawn
                 asked += len(drawn)
                 continue
@@ -504,17 +403,6 @@ def _next_trials(study, spec, watch, grid: bool, want: int, mirror=None):
     return trials, budget, counts
 
 
-def _liar_only_when_concurrent(sampler, concurrent: bool) -> None:
-    """TPE's constant liar makes every sampling call re-read all trials (with their histories
-    and weights) without Optuna's cache, a cost that grows with the study: on W2 with two
-    workers, 42 s against 24 s without it. It is on only for a batch of trials asked at once,
-    which would otherwise all be drawn from the same model; workers differ by their seeds."""
-    import optuna
-
-    if isinstance(sampler, optuna.samplers.TPESampler) and hasattr(sampler, "_constant_liar"):
-        sampler._constant_liar = concurrent
-
-
 def _run_claimed(study, trials, objective, summary, budget, grid, grid_size, mirror,
                  batch_trials: int, device: str) -> None:
     """Let each claimed trial run only if the ledger admits it (see ledger.refusal), then run them."""
@@ -525,7 +413,7 @@ def _run_claimed(study, trials, objective, summary, budget, grid, grid_size, mir
         admission = ledger.Admission(ledger.rows(study))
         admitted = []
         for trial in trials:
-            reason = admission.refusal(trial._trial_id, budget, per_point=grid,
+            reason = admission.refusal(trial.number, budget, per_point=grid,
                                        rank=not grid or budget < grid_size)
             if reason is None:
                 admitted.append(trial)
@@ -579,7 +467,7 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     to a FileSystemArtifactStore in ``artifact_dir`` (default: ``artifacts/`` beside the
     database, see :func:`fcnn_opt.show.artifacts.artifact_dir`), for optuna-dashboard.
     """
-    study, summary = prepare_study(spec, storage=storage, study_name=study_name)
+    study, summary = prepare_study(spec, storage=storage, study_name=study_name, concurrent=batch_trials > 1)
     objective = objective or Objective(spec)
     with trial_artifacts(objective, storage, artifacts, artifact_dir):
         return run_trials(study, spec, objective, summary, timeout=timeout, progress=progress,
@@ -605,8 +493,8 @@ def trial_artifacts(objective: Objective, storage: str | None, enabled: bool = T
         objective.on_trial_end.remove(hook)
 
 
-def prepare_study(spec: StudySpec, *, storage: str | None = None,
-                  study_name: str | None = None) -> tuple[optuna.Study, RunSummary]:
+def prepare_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
+                  concurrent: bool = False) -> tuple[optuna.Study, RunSummary]:
     """Create or load the study, store its definition and budget, queue its grid."""
     import optuna
 
@@ -614,7 +502,7 @@ def prepare_study(spec: StudySpec, *, storage: str | None = None,
     url = storage or default_url()
     storage_obj = open_storage(url)
     name = study_name or spec.name
-    study = create_or_load(spec, storage_obj, name)
+    study = create_or_load(spec, storage_obj, name, concurrent=concurrent)
     if spec.sampler == "grid":
         enqueue_grid(study, spec)
     return study, new_summary(study, spec, url)

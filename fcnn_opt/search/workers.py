@@ -25,8 +25,6 @@ from pathlib import Path
 
 from fcnn_opt.search.ledger import Counts
 from fcnn_opt.search.objective import Objective
-from fcnn_opt.search.space import StudySpec
-from fcnn_opt.store.storages import default_url, mask_url, open_storage, safe_filename
 from fcnn_opt.search.runner import (
     RunSummary,
     _progress_bar,
@@ -39,6 +37,8 @@ from fcnn_opt.search.runner import (
     run_trials,
     trial_artifacts,
 )
+from fcnn_opt.search.space import StudySpec
+from fcnn_opt.store.storages import default_url, mask_url, open_storage, safe_filename
 
 POLL_SECONDS = 0.5  # how often the parent of --workers reads the study for its progress bar
 STOP_GRACE = 60  # seconds children get to record their running trial after Ctrl-C/SIGTERM
@@ -57,7 +57,8 @@ def run_worker(*, storage: str | None = None, study_name: str, timeout: float | 
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage or default_url()
-    study, spec = load_for_worker(open_storage(url), study_name, worker_id=worker_id)
+    study, spec = load_for_worker(open_storage(url), study_name, worker_id=worker_id,
+                                  concurrent=batch_trials > 1)
     summary = new_summary(study, spec, url)
     objective = Objective(spec)
     with trial_artifacts(objective, url, artifacts, artifact_dir):

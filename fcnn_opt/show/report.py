@@ -85,7 +85,7 @@ def _response_trials(study, requested: Sequence[int]) -> list[tuple[str, object]
 
 
 def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y) -> list[_Section]:
-    from fcnn_opt.plots import _hp_surface, _libs, _loss, _optuna, _response
+    from fcnn_opt.show.figures import _hp_surface, _libs, _loss, _optuna, _response
 
     sections = []
     for info in _optuna.OPTUNA_FIGURES:

@@ -205,14 +205,18 @@ def _make_resilient_class():
 
             return retrying(finish, what="finishing a trial")
 
-    for name in ("get_trial", "get_all_trials", "_get_trials", "get_study_user_attrs",
-                 "get_study_system_attrs", "get_study_directions", "get_study_id_from_name",
-                 "get_study_name_from_id", "get_all_studies", "get_trial_id_from_study_id_trial_number",
-                 "get_best_trial", "_get_best_trial_id", "_get_stale_trial_ids", "get_trial_param",
-                 "get_trial_user_attrs", "get_trial_system_attrs", "record_heartbeat",
-                 "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
-                 "set_study_user_attr", "set_study_system_attr", "_set_trial_param"):
-        setattr(ResilientRDBStorage, name, _retried(getattr(optuna.storages.RDBStorage, name)))
+    from fcnn_opt.store.optuna_internals import RETRIED_PRIVATE_METHODS
+
+    public = ("get_trial", "get_all_trials", "get_study_user_attrs", "get_study_system_attrs",
+              "get_study_directions", "get_study_id_from_name", "get_study_name_from_id",
+              "get_all_studies", "get_trial_id_from_study_id_trial_number", "get_best_trial",
+              "get_trial_param", "get_trial_user_attrs", "get_trial_system_attrs", "record_heartbeat",
+              "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+              "set_study_user_attr", "set_study_system_attr")
+    for name in (*public, *RETRIED_PRIVATE_METHODS):
+        method = getattr(optuna.storages.RDBStorage, name, None)  # a private one may be gone
+        if method is not None:
+            setattr(ResilientRDBStorage, name, _retried(method))
     return ResilientRDBStorage
 
 
@@ -303,11 +307,12 @@ def open_storage(url: str | None = None, *, heartbeat: bool = True):
         engine_kwargs = {"pool_pre_ping": False, "connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
     kwargs = {}
     if heartbeat and url != "sqlite:///:memory:":  # heartbeat threads need a shareable database
-        from optuna.storages import RetryHeartbeatStaleTrialCallback
-
+        # Optuna 5 renamed RetryFailedTrialCallback (still there, deprecated); 4.x has only the old name.
+        retry_callback = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) \
+            or optuna.storages.RetryFailedTrialCallback
         interval, grace = heartbeat_settings()
         kwargs = {"heartbeat_interval": interval, "grace_period": grace,
-                  "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=3)}
+                  "heartbeat_stale_trial_callback": retry_callback(max_retry=3)}
     try:  # a connection dropped while the tables are checked is retried, briefly
         storage = retrying(resilient_class(), url, engine_kwargs=engine_kwargs, what=None,
                            deadline=time.monotonic() + 3, **kwargs,

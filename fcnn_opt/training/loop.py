@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fcnn_opt.training.backends import Model, Weights, get_backend
-from fcnn_opt.training.backends._base import accuracy, epoch_batches, init_weights, layer_sizes, loss
+from fcnn_opt.training.backends._base import (
+    accuracy,
+    epoch_batches,
+    init_weights,
+    layer_sizes,
+    loss,
+)
 from fcnn_opt.training.config import TrainConfig
 from fcnn_opt.training.datasets import Dataset
 

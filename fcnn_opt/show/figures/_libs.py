@@ -12,8 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fcnn_opt.show.figures._common import (
+    TAB10,
+    PlotError,
+    new_mpl_figure,
+    render,
+    require_plotly,
+    trials_of,
+)
 from fcnn_opt.training.config import LIBS
-from fcnn_opt.show.figures._common import TAB10, PlotError, new_mpl_figure, render, require_plotly, trials_of
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fcnn_opt.training.datasets import MULTICLASS, REGRESSION, Dataset
 from fcnn_opt.show.figures._common import TAB10, new_mpl_figure, render, require_plotly
+from fcnn_opt.training.datasets import MULTICLASS, REGRESSION, Dataset
 
 BINARY_COLORS = ("#d53e4f", "#3288bd")  # the two ends of the Spectral map: class 0, class 1
 VALUE_CMAP = "Spectral_r"  # regression values (high = red), as the original's Spectral

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fcnn_opt.training.datasets import BINARY, MULTICLASS, REGRESSION, Dataset, make_dataset
 from fcnn_opt.show.figures._common import TAB10, PlotError, new_mpl_figure, render, require_plotly
 from fcnn_opt.show.figures._points import VALUE_CMAP, scatter_mpl, scatter_plotly
+from fcnn_opt.training.datasets import BINARY, MULTICLASS, REGRESSION, Dataset, make_dataset
 
 RESULT_KEYS = ("lib", "units", "activation", "optimizer", "lr", "epochs")
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-from fcnn_opt.training.config import LIB_ALIASES, LIBS
 from fcnn_opt.training.backends._base import Backend, Model, Weights
+from fcnn_opt.training.config import LIB_ALIASES, LIBS
 
 __all__ = ["Backend", "Model", "Weights", "get_backend", "LIBS"]
 

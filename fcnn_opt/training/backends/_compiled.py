@@ -24,8 +24,14 @@ import math
 import numpy as np
 from numba import njit
 
+from fcnn_opt.training.backends._base import (
+    ADAGRAD_EPS,
+    ADAM_BETAS,
+    ADAM_EPS,
+    RMSPROP_EPS,
+    RMSPROP_RHO,
+)
 from fcnn_opt.training.datasets import BINARY, MULTICLASS
-from fcnn_opt.training.backends._base import ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, RMSPROP_EPS, RMSPROP_RHO
 
 ACTIVATIONS = {"relu": 0, "tanh": 1, "sigmoid": 2}
 OPTIMIZERS = {"sgd": 0, "adam": 1, "rmsprop": 2, "adagrad": 3}

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from fcnn_opt.training.config import TrainConfig
-from fcnn_opt.training.datasets import BINARY, MULTICLASS, Dataset
 from fcnn_opt.training.backends._base import (
     ADAGRAD_EPS,
     ADAM_BETAS,
@@ -22,6 +20,8 @@ from fcnn_opt.training.backends._base import (
     Model,
     Weights,
 )
+from fcnn_opt.training.config import TrainConfig
+from fcnn_opt.training.datasets import BINARY, MULTICLASS, Dataset
 
 
 def _views(flat: np.ndarray, sizes: list[int]) -> Weights:

@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
+from fcnn_opt.training.backends._base import ADAM_BETAS, ADAM_EPS, Backend, Model, Weights
 from fcnn_opt.training.config import TrainConfig
 from fcnn_opt.training.datasets import BINARY, MULTICLASS, REGRESSION, Dataset
-from fcnn_opt.training.backends._base import ADAM_BETAS, ADAM_EPS, Backend, Model, Weights
 
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}
 

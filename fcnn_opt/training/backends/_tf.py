@@ -22,8 +22,6 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 import numpy as np
 import tensorflow as tf
 
-from fcnn_opt.training.config import TrainConfig
-from fcnn_opt.training.datasets import BINARY, MULTICLASS, Dataset
 from fcnn_opt.training.backends._base import (
     ADAGRAD_EPS,
     ADAM_BETAS,
@@ -34,6 +32,8 @@ from fcnn_opt.training.backends._base import (
     Model,
     Weights,
 )
+from fcnn_opt.training.config import TrainConfig
+from fcnn_opt.training.datasets import BINARY, MULTICLASS, Dataset
 
 ACTIVATIONS = {"relu": tf.nn.relu, "tanh": tf.tanh, "sigmoid": tf.sigmoid}
 

@@ -12,8 +12,6 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from fcnn_opt.training.config import TrainConfig
-from fcnn_opt.training.datasets import BINARY, MULTICLASS, Dataset
 from fcnn_opt.training.backends._base import (
     ADAGRAD_EPS,
     ADAM_BETAS,
@@ -24,6 +22,8 @@ from fcnn_opt.training.backends._base import (
     Model,
     Weights,
 )
+from fcnn_opt.training.config import TrainConfig
+from fcnn_opt.training.datasets import BINARY, MULTICLASS, Dataset
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
 

@@ -225,7 +225,7 @@ def test_bulk_journal_writes_to_a_trial_failed_meanwhile_raise_once_and_leave_no
     from optuna.storages.journal import JournalFileBackend
     from optuna.trial import TrialState
 
-    from fcnn_opt.store.mirror import write_trial_records
+    from fcnn_opt.store.optuna_internals import write_trial_records
 
     path = str(tmp_path / "j.log")
     ours = JournalStorage(JournalFileBackend(path))

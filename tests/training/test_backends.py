@@ -20,7 +20,7 @@ import pytest
 from fcnn_opt import TrainConfig, make_dataset, train
 from fcnn_opt.training.backends._base import loss
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LIBS = ("numpy", "torch", "tf", "keras", "sklearn")
 MODULES = {"torch": "torch", "tf": "tensorflow", "keras": "keras", "sklearn": "sklearn"}
 

@@ -102,8 +102,8 @@ def test_loss_overlay_colour_style_and_legend(small_study, tmp_path):
 
 
 def test_hp_surface_on_a_grid_is_the_grid_of_values(tmp_path, sqlite_url):
-    from fcnn_opt.search.space import parse_spec
     from fcnn_opt.search.runner import run_study
+    from fcnn_opt.search.space import parse_spec
 
     spec = parse_spec({"study": {"name": "grid", "sampler": "grid", "pruner": "none"},
                        "dataset": {"name": "xor", "n_points": 200},
@@ -140,8 +140,8 @@ def test_hp_surface_bins_sampled_floats(small_study, tmp_path):
 
 def test_library_comparison(tmp_path, sqlite_url):
     pytest.importorskip("torch")
-    from fcnn_opt.search.space import parse_spec
     from fcnn_opt.search.runner import run_study
+    from fcnn_opt.search.space import parse_spec
 
     spec = parse_spec({"study": {"name": "libs", "sampler": "grid", "pruner": "none"},
                        "dataset": {"name": "circles", "n_points": 200},

@@ -232,8 +232,8 @@ def test_changed_definition_under_the_same_name_is_refused(tmp_path, sqlite_url)
 
 @pytest.mark.parametrize("sampler", ["random", "tpe", "cmaes", "qmc", "gp", "nsga2"])
 def test_every_sampler_runs(sampler, sqlite_url):
-    from fcnn_opt.search.space import parse_spec
     from fcnn_opt.search.runner import run_study
+    from fcnn_opt.search.space import parse_spec
 
     spec = parse_spec({"study": {"sampler": sampler, "n_trials": 3, "pruner": "none"},
                        "dataset": {"name": "xor", "n_points": 200},
@@ -245,8 +245,8 @@ def test_every_sampler_runs(sampler, sqlite_url):
 
 @pytest.mark.parametrize("pruner", ["median", "percentile", "sha", "hyperband", "patient", "wilcoxon", "none"])
 def test_every_pruner_runs(pruner, sqlite_url):
-    from fcnn_opt.search.space import parse_spec
     from fcnn_opt.search.runner import run_study
+    from fcnn_opt.search.space import parse_spec
 
     spec = parse_spec({"study": {"sampler": "random", "n_trials": 7, "pruner": pruner},
                        "dataset": {"name": "xor", "n_points": 200},

@@ -187,8 +187,8 @@ def _check_batch(args) -> None:
 
 
 def cmd_study(args) -> int:
-    from fcnn_opt.search.runner import prepare_study, run_study
     from fcnn_opt.cli.text import created_summary, run_summary
+    from fcnn_opt.search.runner import prepare_study, run_study
     from fcnn_opt.search.workers import run_parallel
 
     spec = _load_spec(args)
@@ -291,8 +291,8 @@ def cmd_best(args) -> int:
 def cmd_studies(args) -> int:
     import optuna
 
-    from fcnn_opt.store.storages import open_storage
     from fcnn_opt.cli.text import table
+    from fcnn_opt.store.storages import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(args.storage, heartbeat=False)
@@ -306,7 +306,8 @@ def cmd_studies(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from fcnn_opt.plots import PlotError, build_report
+    from fcnn_opt.show.figures import PlotError
+    from fcnn_opt.show.report import build_report
 
     study = _load_study(args)
     try:
@@ -346,8 +347,8 @@ def cmd_dashboard(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from fcnn_opt.training.datasets import list_datasets
     from fcnn_opt.cli.text import table
+    from fcnn_opt.training.datasets import list_datasets
 
     print(table(["name", "description"], list(list_datasets().items())))
     return EXIT_OK
@@ -367,9 +368,9 @@ def cmd_bench(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from fcnn_opt.search.runner import DatabaseLost, StudyError
     from fcnn_opt.search.space import SpaceError
     from fcnn_opt.store.storages import StorageError, mask_url
-    from fcnn_opt.search.runner import DatabaseLost, StudyError
 
     try:
         return args.func(args)

@@ -150,8 +150,8 @@ def test_batched_pruning_decisions_equal_one_at_a_time_decisions(tmp_path, sqlit
 
 def test_mirror_pruning_equals_optunas_own_optimize(tmp_path, sqlite_url):
     from fcnn_opt import Objective
-    from fcnn_opt.search.space import parse_spec
     from fcnn_opt.search.runner import make_pruner, make_sampler, run_study
+    from fcnn_opt.search.space import parse_spec
 
     spec = parse_spec({"study": {"sampler": "tpe", "pruner": "median", "n_trials": 20, "seed": 2},
                        "dataset": {"name": "circles", "n_points": 500},
@@ -167,8 +167,8 @@ def test_mirror_pruning_equals_optunas_own_optimize(tmp_path, sqlite_url):
 
 
 def test_population_with_one_member_gives_the_plain_objectives_values(tmp_path):
-    from fcnn_opt.search.space import parse_spec
     from fcnn_opt.search.runner import run_study
+    from fcnn_opt.search.space import parse_spec
 
     spec = parse_spec({"study": {"sampler": "grid", "pruner": "none"},
                        "dataset": {"name": "xor", "n_points": 400},
@@ -206,10 +206,11 @@ def test_percentile_rule_decides_as_optunas_pruner(pruner, direction):
     import math
 
     from fcnn_opt.store.mirror import PercentileRule
+    from fcnn_opt.store.optuna_internals import percentile_settings
 
     rng = np.random.default_rng(3)
     study = optuna.create_study(direction=direction, pruner=pruner)
-    rule = PercentileRule(pruner, maximize=direction == "maximize")
+    rule = PercentileRule(percentile_settings(pruner), maximize=direction == "maximize")
     decisions = 0
     for _ in range(40):
         length = int(rng.integers(1, 15))

@@ -1,0 +1,569 @@
+"""The one place where fcnn_opt relies on Optuna's private names, with the public way beside it.
+
+fcnn_opt's runner writes a trial in one transaction (or one journal append) when it starts
+and one when it ends, reads the trial list with one light query, and beats every running
+trial in one write. Optuna's public API does each of these one value per call, which on
+SQLite costs more than training a small network. The fast way needs Optuna's private
+names; every one of them is used here and nowhere else (``tests/store/test_boundary.py``
+parses the package and fails when another module uses one).
+
+Private names relied on, and why:
+
+- ``Study._storage``, ``Study._study_id``, ``Trial._trial_id``, ``FrozenTrial._trial_id``:
+  a study's storage and ids, to write trials without going through ``Trial`` objects.
+- ``_CachedStorage._backend``: the ``RDBStorage`` inside the cache ``create_study`` wraps
+  around it.
+- ``optuna.storages._rdb.models`` (``StudyModel``, ``TrialModel``, ``TrialParamModel``,
+  ``TrialUserAttributeModel``, ``TrialSystemAttributeModel``,
+  ``TrialIntermediateValueModel``, ``TrialHeartbeatModel`` and their ``find_or_raise_by_id``,
+  ``count_past_trials``, ``intermediate_value_to_stored_repr``, ``where_trial_id``) and
+  ``optuna.storages._rdb.storage._create_scoped_session``: one transaction for a batch of
+  trials' creation, records, heartbeats or ends, and one query for the trial list.
+- ``RDBStorage._set_trial_value_without_commit``: a trial's value inside that transaction.
+- ``RDBStorage._get_stale_trial_ids``: trials whose heartbeat is older than the grace
+  period, judged on the database server's clock.
+- ``RDBStorage._get_trials``, ``_get_best_trial_id``, ``_set_trial_param``: methods of
+  Optuna's own that ``ResilientRDBStorage`` retries like the public ones.
+- ``optuna.storages.journal._storage.JournalOperation``, ``JournalStorage._thread_lock``,
+  ``._backend``, ``._replay_result`` (``.worker_id``, ``._last_created_trial_id_by_this_process``)
+  and ``._sync_with_backend``: a batch of journal entries appended under Optuna's own lock
+  in one write.
+- ``PercentilePruner._n_startup_trials``, ``._n_warmup_steps``, ``._interval_steps``,
+  ``._n_min_trials``, ``._percentile`` and ``optuna.pruners._percentile._is_first_in_interval_step``:
+  the median/percentile rule decided on the pruning mirror exactly as Optuna decides it.
+
+The fast path is used only when the installed Optuna is inside :data:`TESTED_RANGE` (the
+range in pyproject.toml, which CI tests at both ends) and every name above exists. Otherwise,
+or with ``FCNN_OPT_PUBLIC_API=1``, every function here takes Optuna's public API
+(``study.ask``/``tell``, ``trial.report``, the storage's public methods) and the runner
+drops the pruning mirror: the same trials, written one value at a time. One line on
+stderr says so, naming the version or the missing name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+# The Optuna releases this module was tested with (keep in step with pyproject.toml).
+TESTED_RANGE = ((4, 2), (5, 1))  # lower bound included, upper bound excluded
+PUBLIC_API_ENV = "FCNN_OPT_PUBLIC_API"
+
+# Class- and module-level private names (instance attributes are checked on first use).
+_PRIVATE_NAMES = (
+    ("optuna.storages._rdb.models", "StudyModel.find_or_raise_by_id"),
+    ("optuna.storages._rdb.models", "TrialModel.find_or_raise_by_id"),
+    ("optuna.storages._rdb.models", "TrialModel.count_past_trials"),
+    ("optuna.storages._rdb.models", "TrialParamModel"),
+    ("optuna.storages._rdb.models", "TrialUserAttributeModel"),
+    ("optuna.storages._rdb.models", "TrialSystemAttributeModel"),
+    ("optuna.storages._rdb.models", "TrialIntermediateValueModel.intermediate_value_to_stored_repr"),
+    ("optuna.storages._rdb.models", "TrialHeartbeatModel.where_trial_id"),
+    ("optuna.storages._rdb.storage", "_create_scoped_session"),
+    ("optuna.storages", "RDBStorage._set_trial_value_without_commit"),
+    ("optuna.storages", "RDBStorage._get_stale_trial_ids"),
+    ("optuna.storages", "RDBStorage.check_trial_is_updatable"),
+    ("optuna.storages", "JournalStorage._sync_with_backend"),
+    ("optuna.storages.journal._storage", "JournalOperation.CREATE_TRIAL"),
+    ("optuna.storages.journal._storage", "JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE"),
+    ("optuna.storages.journal._storage", "JournalOperation.SET_TRIAL_USER_ATTR"),
+    ("optuna.storages.journal._storage", "JournalOperation.SET_TRIAL_SYSTEM_ATTR"),
+    ("optuna.storages.journal._storage", "JournalOperation.SET_TRIAL_STATE_VALUES"),
+    ("optuna.pruners._percentile", "_is_first_in_interval_step"),
+)
+# Instance attributes, looked for among the names each class's __init__ assigns or reads.
+_INSTANCE_NAMES = (
+    ("optuna.study", "Study", ("_storage", "_study_id")),
+    ("optuna.trial", "Trial", ("_trial_id",)),
+    ("optuna.trial", "FrozenTrial", ("_trial_id",)),
+    ("optuna.storages._cached_storage", "_CachedStorage", ("_backend",)),
+    ("optuna.storages", "JournalStorage", ("_backend", "_thread_lock", "_replay_result")),
+    ("optuna.pruners", "PercentilePruner", ("_n_startup_trials", "_n_warmup_steps", "_interval_steps",
+                                            "_n_min_trials", "_percentile")),
+)
+# Optuna's own RDBStorage methods that ResilientRDBStorage retries besides the public ones.
+RETRIED_PRIVATE_METHODS = ("_get_trials", "_get_best_trial_id", "_get_stale_trial_ids", "_set_trial_param")
+
+_decision: dict[str, Any] = {}  # "fast": bool, "why": str, once per process
+_attached: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # study -> storage (public path)
+_trial_ids: dict[tuple[int, int, int], int] = {}  # (id(storage), study id, number) -> trial id
+
+
+def optuna_version() -> tuple[int, ...]:
+    import optuna
+
+    parts = []
+    for piece in optuna.__version__.split(".")[:3]:
+        digits = "".join(c for c in piece if c.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def missing_private_names() -> list[str]:
+    """The private names of :data:`_PRIVATE_NAMES` that the installed Optuna lacks."""
+    import importlib
+
+    missing = []
+    for module_name, dotted in _PRIVATE_NAMES:
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in dotted.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError):
+            missing.append(f"{module_name}.{dotted}")
+    for module_name, class_name, names in _INSTANCE_NAMES:
+        try:
+            init = getattr(importlib.import_module(module_name), class_name).__init__
+            assigned = set(init.__code__.co_names)
+        except (ImportError, AttributeError):
+            assigned = set()
+        missing += [f"{module_name}.{class_name}().{name}" for name in names if name not in assigned]
+    return missing
+
+
+def range_text() -> str:
+    (lo_major, lo_minor), (hi_major, hi_minor) = TESTED_RANGE
+    return f">={lo_major}.{lo_minor},<{hi_major}.{hi_minor}"
+
+
+def fast_path() -> bool:
+    """Whether fcnn_opt may use Optuna's private names (decided once per process).
+
+    False with ``FCNN_OPT_PUBLIC_API=1``, or when the installed Optuna is outside the tested
+    range or lacks a private name this module needs; then one line on stderr says why.
+    """
+    if "fast" not in _decision:
+        _decide()
+    return _decision["fast"]
+
+
+def fallback_reason() -> str | None:
+    """Why the public path is used (None when the fast path is)."""
+    fast_path()
+    return _decision.get("why")
+
+
+def _decide() -> None:
+    import optuna
+
+    if os.environ.get(PUBLIC_API_ENV, "") not in ("", "0"):
+        _decision.update(fast=False, why=f"${PUBLIC_API_ENV} is set")
+        return
+    version = optuna_version()
+    if not TESTED_RANGE[0] <= version[:2] < TESTED_RANGE[1]:
+        _fall_back(f"Optuna {optuna.__version__} is outside the tested range {range_text()}")
+        return
+    missing = missing_private_names()
+    if missing:
+        _fall_back(f"Optuna {optuna.__version__} lacks {missing[0]}")
+        return
+    _decision.update(fast=True, why=None)
+
+
+def _fall_back(why: str) -> None:
+    _decision.update(fast=False, why=why)
+    print(f"fcnn_opt: {why}; using Optuna's public API only (same trials, slower runs)", file=sys.stderr)
+
+
+def reset_decision() -> None:
+    """Forget the decision (tests switch ``FCNN_OPT_PUBLIC_API`` within one process)."""
+    _decision.clear()
+    _trial_ids.clear()
+
+
+# --- a study's storage and ids ----------------------------------------------------------------
+
+def attach(study, storage) -> None:
+    """Remember the storage object ``study`` was opened with (the public path cannot ask the study)."""
+    _attached[study] = storage
+
+
+def storage_of(study):
+    """The storage a study reads and writes through."""
+    if fast_path():
+        return study._storage
+    try:
+        return _attached[study]
+    except KeyError:
+        raise RuntimeError("fcnn_opt: this study was not opened by fcnn_opt (open it with "
+                           "fcnn_opt.search.runner.create_or_load or load_for_worker)") from None
+
+
+def study_id_of(study) -> int:
+    if fast_path():
+        return study._study_id
+    return storage_of(study).get_study_id_from_name(study.study_name)
+
+
+def trial_id_of(trial, study=None) -> int:
+    """The storage id of an ``optuna.Trial`` (or of a FrozenTrial of ``study``)."""
+    if fast_path():
+        return trial._trial_id
+    study = study if study is not None else trial.study
+    storage = storage_of(study)
+    key = (id(storage), study_id_of(study), trial.number)
+    if key not in _trial_ids:
+        _trial_ids[key] = storage.get_trial_id_from_study_id_trial_number(key[1], trial.number)
+    return _trial_ids[key]
+
+
+def trial_id_for_number(study, number: int) -> int:
+    storage = storage_of(study)
+    key = (id(storage), study_id_of(study), number)
+    if key not in _trial_ids:
+        _trial_ids[key] = storage.get_trial_id_from_study_id_trial_number(key[1], number)
+    return _trial_ids[key]
+
+
+def rdb_backend(storage):
+    """The RDBStorage behind ``storage`` (Optuna wraps it in a cache), or None."""
+    import optuna
+
+    if fast_path():
+        storage = getattr(storage, "_backend", storage)
+    return storage if isinstance(storage, optuna.storages.RDBStorage) else None
+
+
+def is_journal(storage) -> bool:
+    import optuna
+
+    return isinstance(storage, optuna.storages.JournalStorage)
+
+
+# --- the trial list ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial as the ledger needs it: no parameters, values or user attributes loaded.
+
+    ``trial_id`` is None on the public path until asked for (:func:`trial_id_for_number`)."""
+
+    trial_id: int | None
+    number: int
+    state: Any  # optuna.trial.TrialState
+    system_attrs: dict  # only the keys asked for
+    beat: Any = None  # the last heartbeat: a time (fast path, RDB) or a counter attribute
+
+
+def trial_rows(study, keys: tuple[str, ...], beat_attr: str) -> list[TrialRow]:
+    """Every trial of the study ordered by number, with the system attributes ``keys``.
+
+    Fast path on RDB: one query joining the trial, system-attribute and heartbeat tables.
+    Otherwise the storage's ``get_all_trials`` (the heartbeat is the counter ``beat_attr``).
+    """
+    storage = storage_of(study)
+    backend = rdb_backend(storage)
+    if fast_path() and backend is not None:
+        return _rdb_rows(backend, study._study_id, keys)
+    trials = storage.get_all_trials(study_id_of(study), deepcopy=False)
+    fast = fast_path()
+    return [TrialRow(t._trial_id if fast else None, t.number, t.state,
+                     {k: t.system_attrs[k] for k in keys if k in t.system_attrs},
+                     t.system_attrs.get(beat_attr)) for t in trials]
+
+
+def _rdb_rows(backend, study_id: int, keys: tuple[str, ...]) -> list[TrialRow]:
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trials = models.TrialModel.__table__
+    attrs = models.TrialSystemAttributeModel.__table__
+    beats = models.TrialHeartbeatModel.__table__
+    query = (
+        sa.select(trials.c.trial_id, trials.c.number, trials.c.state, attrs.c.key, attrs.c.value_json,
+                  beats.c.heartbeat)
+        .select_from(
+            trials.outerjoin(attrs, sa.and_(attrs.c.trial_id == trials.c.trial_id, attrs.c.key.in_(list(keys))))
+            .outerjoin(beats, beats.c.trial_id == trials.c.trial_id))
+        .where(trials.c.study_id == study_id))
+    with backend.engine.connect() as conn:
+        result = conn.execute(query).all()
+    merged: dict[int, dict] = {}
+    for trial_id, number, state, key, value, beat in result:
+        row = merged.setdefault(trial_id, {"trial_id": trial_id, "number": number, "state": state,
+                                           "system_attrs": {}, "beat": beat})
+        if key is not None:
+            row["system_attrs"][key] = json.loads(value)
+    return sorted((TrialRow(**r) for r in merged.values()), key=lambda r: r.number)
+
+
+# --- heartbeats ------------------------------------------------------------------------------------
+
+def beats_in_table(storage) -> bool:
+    """Whether running trials' heartbeats go to Optuna's heartbeat table (fast path, an RDB
+    storage with heartbeats on) rather than to fcnn_opt's counter attribute."""
+    backend = rdb_backend(storage)
+    return fast_path() and backend is not None and backend.get_heartbeat_interval() is not None
+
+
+def beat_all(storage, trial_ids: list[int], count: int, beat_attr: str) -> None:
+    """One heartbeat for every trial of ``trial_ids``: one transaction of Optuna's heartbeat rows
+    (not the retrying ``record_heartbeat``: a lost database must not hold up the trials' end),
+    or the counter ``beat_attr`` in one journal append; one write per trial on the public path."""
+    if beats_in_table(storage):
+        import sqlalchemy
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        backend = rdb_backend(storage)
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            now = session.execute(sqlalchemy.func.now()).scalar()
+            for trial_id in trial_ids:
+                beat = models.TrialHeartbeatModel.where_trial_id(trial_id, session, True)
+                if beat is None:
+                    session.add(models.TrialHeartbeatModel(trial_id=trial_id))
+                else:
+                    beat.heartbeat = now
+        return
+    if fast_path() and is_journal(storage):
+        from optuna.storages.journal._storage import JournalOperation
+
+        append_journal(storage, [{"op_code": JournalOperation.SET_TRIAL_SYSTEM_ATTR, "trial_id": trial_id,
+                                  "system_attr": {beat_attr: count}} for trial_id in trial_ids])
+        return
+    for trial_id in trial_ids:
+        storage.set_trial_system_attr(trial_id, beat_attr, count)
+
+
+def stale_trial_ids(storage, study_id: int) -> list[int]:
+    """Running trials whose table heartbeat is older than the grace period (server clock);
+    [] where heartbeats are counters, which the ledger judges by watching them."""
+    if not beats_in_table(storage):
+        return []
+    return list(storage._get_stale_trial_ids(study_id))
+
+
+def set_state_without_retry(storage, trial_id: int, state) -> bool:
+    """Finish a trial with Optuna's own RDB setter, not fcnn_opt's retrying override: when two
+    watchers fail the same stale trial, exactly one of them must win."""
+    import optuna
+
+    backend = rdb_backend(storage)
+    if backend is not None:
+        return optuna.storages.RDBStorage.set_trial_state_values(backend, trial_id, state)
+    return storage.set_trial_state_values(trial_id, state)
+
+
+# --- writing many records at once ---------------------------------------------------------------------
+
+def final_value(state, value: float | None, intermediate: dict[int, float]) -> float | None:
+    """The value ``study.tell`` stores: a complete trial's value; a pruned trial's last
+    intermediate value when it is finite; nothing for a failed trial."""
+    from optuna.trial import TrialState
+
+    if state == TrialState.COMPLETE:
+        return value
+    if state == TrialState.PRUNED and intermediate:
+        last = intermediate[max(intermediate)]
+        return last if math.isfinite(last) else None
+    return None
+
+
+def write_trial_records(storage, records: list[tuple[int, dict[int, float], dict]],
+                        finished: list[tuple[int, object, float | None]] = ()) -> None:
+    """Write the intermediate values and user attributes of running trials, and finish some.
+
+    ``records`` holds ``(trial_id, intermediate_values, user_attrs)`` per trial; ``finished``
+    holds ``(trial_id, state, value)`` for trials to finish in the same write (what
+    ``study.tell`` stores: the state, the value, the time; see :func:`final_value`). Fast
+    path: an RDB storage gets one transaction, a journal one append (one lock, one sync).
+    Otherwise each value goes through the storage's public setters.
+    """
+    records = [r for r in records if r[1] or r[2]]
+    if not records and not finished:
+        return
+    backend = rdb_backend(storage)
+    if fast_path() and backend is not None:
+        _write_rdb(backend, records, finished)
+    elif fast_path() and is_journal(storage):
+        _write_journal(storage, records, finished)
+    else:
+        for trial_id, intermediate, attrs in records:
+            for step, value in intermediate.items():
+                storage.set_trial_intermediate_value(trial_id, step, value)
+            for key, value in attrs.items():
+                storage.set_trial_user_attr(trial_id, key, value)
+        for trial_id, state, value in finished:
+            storage.set_trial_state_values(trial_id, state, None if value is None else [value])
+
+
+def _write_rdb(backend, records, finished) -> None:
+    """Bulk rows through Optuna's own models, in one transaction: a check per trial, two
+    deletes and one insert batch for the records, then each finished trial's state, value
+    and completion time, as Optuna's ``set_trial_state_values`` sets them."""
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    values = models.TrialIntermediateValueModel
+    user = models.TrialUserAttributeModel
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        value_rows, attr_rows = [], []
+        for trial_id, intermediate, attrs in records:
+            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+            backend.check_trial_is_updatable(trial_id, trial.state)
+            if intermediate:
+                session.query(values).filter(values.trial_id == trial_id,
+                                             values.step.in_(list(intermediate))).delete()
+            if attrs:
+                session.query(user).filter(user.trial_id == trial_id, user.key.in_(list(attrs))).delete()
+            for step, value in intermediate.items():
+                stored, kind = values.intermediate_value_to_stored_repr(value)
+                value_rows.append({"trial_id": trial_id, "step": step, "intermediate_value": stored,
+                                   "intermediate_value_type": kind})
+            attr_rows += [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                          for key, value in attrs.items()]
+        # Core inserts of plain rows: one executemany per table, without ORM objects.
+        for model, rows in ((values, value_rows), (user, attr_rows)):
+            if rows:
+                session.execute(sqlalchemy.insert(model.__table__), rows)
+        for trial_id, state, value in finished:
+            trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+            backend.check_trial_is_updatable(trial_id, trial.state)
+            if value is not None:
+                backend._set_trial_value_without_commit(session, trial, 0, value)
+            trial.state = state
+            trial.datetime_complete = datetime.now()
+
+
+def _write_journal(storage, records, finished) -> None:
+    """The log entries Optuna's own setters write, one per value, appended in one call."""
+    from optuna.storages.journal._storage import JournalOperation
+
+    entries = []
+    for trial_id, intermediate, attrs in records:
+        entries += [{"op_code": JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE, "trial_id": trial_id,
+                     "step": step, "intermediate_value": value} for step, value in intermediate.items()]
+        entries += [{"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "trial_id": trial_id,
+                     "user_attr": {key: value}} for key, value in attrs.items()]
+    now = datetime.now(tz=UTC).isoformat(timespec="microseconds")
+    entries += [{"op_code": JournalOperation.SET_TRIAL_STATE_VALUES, "trial_id": trial_id, "state": state,
+                 "values": None if value is None else [value], "datetime_complete": now}
+                for trial_id, state, value in finished]
+    append_journal(storage, entries)
+
+
+def sync_journal(storage) -> None:
+    """Apply every new journal entry. Optuna raises UpdateFinishedTrialError for each entry of
+    this process that names a trial finished meanwhile (failed as stale by another worker),
+    one entry per sync; a bulk append can hold many, so all are applied here, then the error
+    is raised once, and no later reader meets the rest."""
+    import optuna
+
+    error = None
+    while True:
+        try:
+            storage._sync_with_backend()
+            break
+        except optuna.exceptions.UpdateFinishedTrialError as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+
+
+def append_journal(storage, entries: list[dict]) -> int | None:
+    """Append Optuna journal entries (each an ``op_code`` and its fields, without the worker
+    id) in one write under the storage's lock, then apply them (:func:`sync_journal`).
+    Returns the id of the last trial this process created (None before its first), read
+    under the same lock."""
+    with storage._thread_lock:
+        worker = storage._replay_result.worker_id
+        storage._backend.append_logs([{**entry, "worker_id": worker} for entry in entries])
+        sync_journal(storage)
+        return getattr(storage._replay_result, "_last_created_trial_id_by_this_process", None)
+
+
+def create_trials(storage, study_id: int, templates: list) -> list[int]:
+    """Create a trial from each FrozenTrial template (RUNNING, with its parameters and
+    attributes); their ids in order, in one write on the fast path.
+
+    An RDB storage gets one transaction with the rows Optuna's ``create_new_trial`` writes
+    (the study row locked while numbers are counted, as Optuna does). The parameters'
+    distributions are not compared with earlier trials' here: they were drawn on the
+    pruning mirror, whose own storage made that check against the same trials. A journal
+    gets Optuna's own CREATE_TRIAL entries in one append (one lock, one sync; an append is
+    written whole, so their ids follow each other). Otherwise ``create_new_trial`` each.
+    """
+    backend = rdb_backend(storage)
+    if fast_path() and backend is not None:
+        return _create_rdb(backend, study_id, templates)
+    if not (fast_path() and is_journal(storage)):
+        return [storage.create_new_trial(study_id, template_trial=t) for t in templates]
+    from optuna.distributions import distribution_to_json
+    from optuna.storages.journal._storage import JournalOperation
+
+    last = append_journal(storage, [
+        {"op_code": JournalOperation.CREATE_TRIAL, "study_id": study_id,
+         "datetime_start": t.datetime_start.astimezone(UTC).isoformat(timespec="microseconds"),
+         "state": t.state, "value": None, "values": None,
+         "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()},
+         "params": {k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()},
+         "user_attrs": t.user_attrs, "system_attrs": t.system_attrs, "intermediate_values": {}}
+        for t in templates])
+    return list(range(last - len(templates) + 1, last + 1))
+
+
+def _create_rdb(backend, study_id: int, templates: list) -> list[int]:
+    from optuna.distributions import distribution_to_json
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    ids = []
+    with _create_scoped_session(backend.scoped_session) as session:
+        models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        for t in templates:
+            trial = models.TrialModel(study_id=study_id, number=None, state=t.state,
+                                      datetime_start=t.datetime_start)
+            session.add(trial)
+            session.flush()
+            rows = [models.TrialParamModel(trial_id=trial.trial_id, param_name=name,
+                                           param_value=t.distributions[name].to_internal_repr(value),
+                                           distribution_json=distribution_to_json(t.distributions[name]))
+                    for name, value in t.params.items()]
+            rows += [models.TrialUserAttributeModel(trial_id=trial.trial_id, key=key, value_json=json.dumps(value))
+                     for key, value in t.user_attrs.items()]
+            rows += [models.TrialSystemAttributeModel(trial_id=trial.trial_id, key=key, value_json=json.dumps(value))
+                     for key, value in t.system_attrs.items()]
+            session.add_all(rows)
+            trial.number = trial.count_past_trials(session)
+            ids.append(trial.trial_id)
+    return ids
+
+
+# --- the median/percentile rule ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PercentileSettings:
+    """What Optuna's PercentilePruner (and MedianPruner, its 50th percentile) was built with."""
+
+    n_startup_trials: int
+    n_warmup_steps: int
+    interval_steps: int
+    n_min_trials: int
+    percentile: float
+
+
+def percentile_settings(pruner) -> PercentileSettings | None:
+    """The settings of a Median/PercentilePruner (exactly those types), or None."""
+    import optuna
+
+    if not fast_path() or type(pruner) not in (optuna.pruners.MedianPruner, optuna.pruners.PercentilePruner):
+        return None
+    try:
+        return PercentileSettings(pruner._n_startup_trials, pruner._n_warmup_steps, pruner._interval_steps,
+                                  pruner._n_min_trials, pruner._percentile)
+    except AttributeError:
+        return None
+
+
+def is_first_in_interval_step(step: int, steps, n_warmup_steps: int, interval_steps: int) -> bool:
+    """Optuna's own test of whether ``step`` is the first reported step of its pruning interval."""
+    from optuna.pruners._percentile import _is_first_in_interval_step
+
+    return _is_first_in_interval_step(step, steps, n_warmup_steps, interval_steps)
