@@ -14,12 +14,15 @@ Private names relied on, and why:
 - ``_CachedStorage._backend``: the ``RDBStorage`` inside the cache ``create_study`` wraps
   around it.
 - ``optuna.storages._rdb.models`` (``StudyModel``, ``TrialModel``, ``TrialParamModel``,
-  ``TrialUserAttributeModel``, ``TrialSystemAttributeModel``,
+  ``TrialUserAttributeModel``, ``TrialSystemAttributeModel``, ``TrialValueModel``,
   ``TrialIntermediateValueModel``, ``TrialHeartbeatModel`` and their ``find_or_raise_by_id``,
   ``count_past_trials``, ``intermediate_value_to_stored_repr``, ``where_trial_id``) and
   ``optuna.storages._rdb.storage._create_scoped_session``: one transaction for a batch of
   trials' creation, records, heartbeats or ends, and one query for the trial list.
-- ``RDBStorage._set_trial_value_without_commit``: a trial's value inside that transaction.
+- ``TrialValueModel.value_to_stored_repr`` and ``.find_by_trial_and_objective`` (in
+  ``_rdb.models``): a trial's value inside that transaction, as ``set_trial_state_values``
+  stores it. (Optuna's own ``_set_trial_value_without_commit`` changed its signature between
+  4.3 and 5.0; the conformance tests caught it, so the row is written here.)
 - ``RDBStorage._get_stale_trial_ids``: trials whose heartbeat is older than the grace
   period, judged on the database server's clock.
 - ``RDBStorage._get_trials``, ``_get_best_trial_id``, ``_set_trial_param``: methods of
@@ -52,7 +55,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 # The Optuna releases this module was tested with (keep in step with pyproject.toml).
-TESTED_RANGE = ((4, 2), (5, 1))  # lower bound included, upper bound excluded
+TESTED_RANGE = ((4, 3), (5, 1))  # lower bound included, upper bound excluded
 PUBLIC_API_ENV = "FCNN_OPT_PUBLIC_API"
 
 # Class- and module-level private names (instance attributes are checked on first use).
@@ -66,7 +69,8 @@ _PRIVATE_NAMES = (
     ("optuna.storages._rdb.models", "TrialIntermediateValueModel.intermediate_value_to_stored_repr"),
     ("optuna.storages._rdb.models", "TrialHeartbeatModel.where_trial_id"),
     ("optuna.storages._rdb.storage", "_create_scoped_session"),
-    ("optuna.storages", "RDBStorage._set_trial_value_without_commit"),
+    ("optuna.storages._rdb.models", "TrialValueModel.value_to_stored_repr"),
+    ("optuna.storages._rdb.models", "TrialValueModel.find_by_trial_and_objective"),
     ("optuna.storages", "RDBStorage._get_stale_trial_ids"),
     ("optuna.storages", "RDBStorage.check_trial_is_updatable"),
     ("optuna.storages", "JournalStorage._sync_with_backend"),
@@ -175,6 +179,26 @@ def reset_decision() -> None:
     """Forget the decision (tests switch ``FCNN_OPT_PUBLIC_API`` within one process)."""
     _decision.clear()
     _trial_ids.clear()
+
+
+# --- names that differ between the releases of the tested range --------------------------------
+
+def heartbeat_arguments(interval: int, grace: int, max_retry: int) -> dict:
+    """RDBStorage's heartbeat arguments, with a callback that queues a stale trial again.
+
+    Optuna 5 renamed ``failed_trial_callback`` to ``heartbeat_stale_trial_callback`` and
+    ``RetryFailedTrialCallback`` to ``RetryHeartbeatStaleTrialCallback``; 4.x knows only the
+    old names."""
+    import inspect
+
+    import optuna
+
+    callback = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) \
+        or optuna.storages.RetryFailedTrialCallback
+    accepted = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
+    key = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in accepted \
+        else "failed_trial_callback"
+    return {"heartbeat_interval": interval, "grace_period": grace, key: callback(max_retry=max_retry)}
 
 
 # --- a study's storage and ids ----------------------------------------------------------------
@@ -426,8 +450,14 @@ def _write_rdb(backend, records, finished) -> None:
         for trial_id, state, value in finished:
             trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
             backend.check_trial_is_updatable(trial_id, trial.state)
-            if value is not None:
-                backend._set_trial_value_without_commit(session, trial, 0, value)
+            if value is not None:  # the value row, as Optuna's own setter writes it
+                stored, kind = models.TrialValueModel.value_to_stored_repr(value)
+                row = models.TrialValueModel.find_by_trial_and_objective(trial, 0, session)
+                if row is None:
+                    session.add(models.TrialValueModel(trial_id=trial_id, objective=0, value=stored,
+                                                       value_type=kind))
+                else:
+                    row.value, row.value_type = stored, kind
             trial.state = state
             trial.datetime_complete = datetime.now()
 

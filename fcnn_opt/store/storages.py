@@ -307,12 +307,10 @@ def open_storage(url: str | None = None, *, heartbeat: bool = True):
         engine_kwargs = {"pool_pre_ping": False, "connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
     kwargs = {}
     if heartbeat and url != "sqlite:///:memory:":  # heartbeat threads need a shareable database
-        # Optuna 5 renamed RetryFailedTrialCallback (still there, deprecated); 4.x has only the old name.
-        retry_callback = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) \
-            or optuna.storages.RetryFailedTrialCallback
+        from fcnn_opt.store.optuna_internals import heartbeat_arguments
+
         interval, grace = heartbeat_settings()
-        kwargs = {"heartbeat_interval": interval, "grace_period": grace,
-                  "heartbeat_stale_trial_callback": retry_callback(max_retry=3)}
+        kwargs = heartbeat_arguments(interval, grace, max_retry=3)
     try:  # a connection dropped while the tables are checked is retried, briefly
         storage = retrying(resilient_class(), url, engine_kwargs=engine_kwargs, what=None,
                            deadline=time.monotonic() + 3, **kwargs,

@@ -284,7 +284,7 @@ def test_mysql_workers_run_each_grid_point_once(tmp_path, mysql_url):
 def test_refusal_admits_exactly_the_budget_whatever_the_order(tmp_path, request, where):
     """The ledger's rule, step by step, on a real storage: six workers asked at once for a
     budget of three; whichever order they check in, only the three lowest numbers run."""
-    from fcnn_opt import ledger
+    from fcnn_opt.search import ledger
     from fcnn_opt.store.storages import open_storage
 
     url = request.getfixturevalue("pg_url") if where == "postgres" else f"journal:{tmp_path / 'j.log'}"
@@ -292,13 +292,13 @@ def test_refusal_admits_exactly_the_budget_whatever_the_order(tmp_path, request,
     asked = [study.ask() for _ in range(6)]
     verdicts = {}
     for trial in random.Random(1).sample(asked, len(asked)):
-        verdicts[trial.number] = ledger.refusal(ledger.rows(study), trial._trial_id, 3, per_point=False)
+        verdicts[trial.number] = ledger.refusal(ledger.rows(study), trial.number, 3, per_point=False)
         if verdicts[trial.number]:
             ledger.skip(study, trial, verdicts[trial.number])
     assert [n for n, v in sorted(verdicts.items()) if v is None] == [0, 1, 2]
     study.tell(asked[1], state=optuna.trial.TrialState.FAIL)  # a running trial fails: a slot opens
     late = study.ask()
-    assert ledger.refusal(ledger.rows(study), late._trial_id, 3, per_point=False) is None
+    assert ledger.refusal(ledger.rows(study), late.number, 3, per_point=False) is None
     counts = ledger.Counts.of(study)
     assert (counts.running, counts.failed, counts.skipped) == (3, 1, 3)
 

@@ -196,7 +196,7 @@ def test_heartbeats_start_after_one_interval_and_beat_for_every_trial(tmp_path, 
 
     import optuna
 
-    from fcnn_opt import ledger
+    from fcnn_opt.search import ledger
     from fcnn_opt.store.storages import open_storage
 
     monkeypatch.setenv("FCNN_OPT_HEARTBEAT", "1")

@@ -1,0 +1,214 @@
+"""Conformance of the fast path (Optuna's private names, fcnn_opt.store.optuna_internals) with
+Optuna's public API (``FCNN_OPT_PUBLIC_API=1``), on every storage.
+
+The same seeded study (TPE with median pruning, a grid, TPE in population batches) is run
+once each way on SQLite, PostgreSQL, MySQL/MariaDB and a journal file; the two must hold
+identical trials: numbers, states, values, parameters in the order they were sampled, their
+distributions, intermediate values, user and system attributes (all but the measured
+``seconds_per_epoch``). The fast path's studies are then read back by Optuna's own ``optuna``
+command, ``optuna.copy_study`` and optuna-dashboard's HTTP API.
+
+CI runs this file a second time against the oldest Optuna of the tested range (see .ci/run).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import threading
+import urllib.request
+
+import optuna
+import pytest
+from conftest import cli_env
+
+from fcnn_opt.store import optuna_internals as internals
+
+pytestmark = pytest.mark.conformance
+
+BASE_PARAMS = {"lib": "numpy", "epochs": 8, "lr": {"low": 1e-3, "high": 0.2, "log": True},
+               "activation": ["relu", "tanh"], "optimizer": ["sgd", "adam"], "batch_size": [32, 64]}
+WORKLOADS = {
+    "tpe": ({"study": {"sampler": "tpe", "pruner": "median", "n_trials": 14, "seed": 5},
+             "dataset": {"name": "circles", "n_points": 300},
+             "params": {**BASE_PARAMS, "n_layers": {"low": 1, "high": 2},
+                        "units": {"low": 2, "high": 8, "log": True, "per_layer": True}}}, 1),
+    "grid": ({"study": {"sampler": "grid", "pruner": "none", "seed": 0},
+              "dataset": {"name": "circles", "n_points": 300},
+              "params": {"lib": "numpy", "epochs": [4, 6], "units": [2, 4], "activation": "relu",
+                         "optimizer": "adam", "lr": 0.01, "batch_size": 100}}, 1),
+    "population": ({"study": {"sampler": "tpe", "pruner": "median", "n_trials": 8, "seed": 7},
+                    "dataset": {"name": "moons", "n_points": 300},
+                    "params": {**BASE_PARAMS, "lib": "torch", "units": [2, 4, 8]}}, 4),
+}
+MEASURED = {"seconds_per_epoch"}  # differs from run to run by nature
+
+
+@pytest.fixture(params=["sqlite", "journal", "postgres", "mysql"])
+def storage_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'conformance.db'}"
+    if request.param == "journal":
+        return f"journal:{tmp_path / 'conformance.log'}"
+    return request.getfixturevalue({"postgres": "pg_url", "mysql": "mysql_url"}[request.param])
+
+
+@pytest.fixture
+def path_switch(monkeypatch):
+    """Run a function on the fast path or on the public one (FCNN_OPT_PUBLIC_API=1)."""
+
+    def switch(public: bool) -> None:
+        if public:
+            monkeypatch.setenv(internals.PUBLIC_API_ENV, "1")
+        else:
+            monkeypatch.delenv(internals.PUBLIC_API_ENV, raising=False)
+        internals.reset_decision()
+        assert internals.fast_path() is (not public), internals.fallback_reason()
+
+    yield switch
+    monkeypatch.delenv(internals.PUBLIC_API_ENV, raising=False)
+    internals.reset_decision()
+
+
+def run(workload: str, url: str, name: str) -> None:
+    from fcnn_opt.search.runner import run_study
+    from fcnn_opt.search.space import parse_spec
+
+    definition, batch = WORKLOADS[workload]
+    spec = parse_spec({**definition, "study": {**definition["study"], "name": name}}, source=workload)
+    run_study(spec, storage=url, progress=False, artifacts=False, batch_trials=batch)
+
+
+def snapshot(trials) -> list[dict]:
+    """Everything a trial holds but its ids and times."""
+    return [{"number": t.number, "state": t.state.name, "values": t.values,
+             "params": list(t.params.items()),
+             "distributions": [(k, optuna.distributions.distribution_to_json(d))
+                               for k, d in t.distributions.items()],
+             "intermediate": sorted(t.intermediate_values.items()),
+             "user_attrs": {k: v for k, v in t.user_attrs.items() if k not in MEASURED},
+             "system_attrs": t.system_attrs} for t in trials]
+
+
+def load(url: str, name: str):
+    from fcnn_opt.store.storages import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(url, heartbeat=False))
+
+
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+def test_fast_and_public_paths_store_identical_trials(workload, storage_url, path_switch):
+    path_switch(public=False)
+    run(workload, storage_url, f"{workload}_fast")
+    path_switch(public=True)
+    run(workload, storage_url, f"{workload}_public")
+    fast = snapshot(load(storage_url, f"{workload}_fast").trials)
+    public = snapshot(load(storage_url, f"{workload}_public").trials)
+    assert len(fast) == len(public) > 0
+    for mine, theirs in zip(fast, public, strict=True):
+        assert mine == theirs, f"trial {mine['number']} differs"
+    states = {t["state"] for t in fast}
+    assert states <= {"COMPLETE", "PRUNED"}
+    if workload == "tpe":  # the comparison covered pruned trials and per-layer widths
+        assert states == {"COMPLETE", "PRUNED"}
+        assert any(p == "units_l2" for t in fast for p, _ in t["params"])
+
+
+def _optuna_cli(command: str, url: str, name: str):
+    storage = ["--storage", url[len("journal:"):], "--storage-class", "JournalFileBackend"] \
+        if url.startswith("journal:") else ["--storage", url]
+    entry = "import sys; from optuna.cli import main; sys.exit(main())"  # the `optuna` command
+    done = subprocess.run([sys.executable, "-c", entry, command, "--study-name", name, *storage, "-f", "json"],
+                          capture_output=True, text=True, env=cli_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _dashboard_trials(url: str, name: str) -> list[dict]:
+    """The study's trials as optuna-dashboard's HTTP API serves them (a real server, a real GET)."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    import optuna_dashboard
+
+    from fcnn_opt.store.storages import open_storage
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = make_server("127.0.0.1", 0, optuna_dashboard.wsgi(open_storage(url, heartbeat=False)),
+                         handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}/api/studies"
+        with urllib.request.urlopen(base, timeout=60) as response:
+            studies = json.load(response)["study_summaries"]
+        study_id = next(s["study_id"] for s in studies if s["study_name"] == name)
+        with urllib.request.urlopen(f"{base}/{study_id}?after=0", timeout=60) as response:
+            return json.load(response)["trials"]
+    finally:
+        server.shutdown()
+
+
+def test_fast_path_studies_read_back_through_optunas_own_tools(storage_url, path_switch):
+    path_switch(public=False)
+    run("tpe", storage_url, "readback")
+    study = load(storage_url, "readback")
+    ours = {t.number: t for t in study.trials}
+
+    # The optuna command line.
+    listed = _optuna_cli("trials", storage_url, "readback")
+    assert [row["number"] for row in listed] == sorted(ours)
+    for row in listed:
+        trial = ours[row["number"]]
+        assert row["state"] == trial.state.name
+        assert row["params"] == trial.params
+        assert row["value"] == pytest.approx(trial.value)
+        assert row["user_attrs"]["val_loss"] == trial.user_attrs["val_loss"]
+    best = _optuna_cli("best-trial", storage_url, "readback")
+    assert best["number"] == study.best_trial.number and best["value"] == pytest.approx(study.best_value)
+
+    # optuna.copy_study: everything but the ids and times arrives unchanged.
+    copy = optuna.storages.InMemoryStorage()
+    optuna.copy_study(from_study_name="readback", from_storage=open_storage_for(storage_url),
+                      to_storage=copy, to_study_name="copied")
+    assert snapshot(optuna.load_study(study_name="copied", storage=copy).trials) == snapshot(study.trials)
+
+    # optuna-dashboard's HTTP API.
+    served = {t["number"]: t for t in _dashboard_trials(storage_url, "readback")}
+    assert sorted(served) == sorted(ours)
+    for number, row in served.items():
+        trial = ours[number]
+        assert row["state"] == trial.state.name.capitalize()
+        assert {p["name"]: p["param_external_value"] for p in row["params"]} == \
+            {k: str(v) for k, v in trial.params.items()}
+        steps = {v["step"]: v["value"] for v in row["intermediate_values"]}
+        assert steps.keys() == trial.intermediate_values.keys()
+        assert all(math.isclose(steps[s], v) for s, v in trial.intermediate_values.items())
+        assert {a["key"] for a in row["user_attrs"]} == set(trial.user_attrs)
+
+
+def open_storage_for(url: str):
+    from fcnn_opt.store.storages import open_storage
+
+    return open_storage(url, heartbeat=False)
+
+
+def test_the_fast_path_is_on_by_default_inside_the_tested_range(monkeypatch):
+    """In the tested range the boundary takes the fast path (so the conformance tests above
+    compare two different paths), and it names the range pyproject.toml states."""
+    import tomllib
+    from pathlib import Path
+
+    monkeypatch.delenv(internals.PUBLIC_API_ENV, raising=False)
+    internals.reset_decision()
+    try:
+        assert internals.fast_path(), internals.fallback_reason()
+        assert internals.missing_private_names() == []
+    finally:
+        internals.reset_decision()
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert f"optuna{internals.range_text()}" in pyproject["project"]["dependencies"]
