@@ -4,4 +4,5 @@ import sys
 
 from fcnn_opt.cli.commands import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a spawned process (the picture renderer) imports it again
+    sys.exit(main())

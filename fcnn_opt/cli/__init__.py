@@ -4,6 +4,17 @@ the ``bench`` command in :mod:`~fcnn_opt.cli.bench`. Each command calls plain fu
 the layers below; nothing here trains, samples or stores anything itself.
 """
 
-from fcnn_opt.cli.commands import main
+import os
+import sys
+
+# One BLAS thread per process unless the user says otherwise. The matrices of these networks
+# are too small to split: on W2 a second OpenBLAS thread spun for 6 CPU-seconds without
+# saving any wall time, and took the core that the picture renderer (or a second worker)
+# needs. Only possible before NumPy is loaded; library users keep their own settings.
+if "numpy" not in sys.modules:
+    for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+
+from fcnn_opt.cli.commands import main  # noqa: E402
 
 __all__ = ["main"]

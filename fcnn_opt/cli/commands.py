@@ -37,10 +37,40 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
                    help="device of the population engine (with --batch-trials)")
 
 
+def _add_artifact_dir(p: argparse.ArgumentParser, legacy: bool = False) -> None:
+    p.add_argument("--artifact-dir", metavar="DIR",
+                   help="artifact folder: each trial's weights and pictures (default: artifacts/ beside an "
+                        "SQLite or journal file, else studies/artifacts)")
+    if legacy:  # before --artifact-dir, --artifacts named the folder
+        p.add_argument("--artifacts", metavar="DIR", help=argparse.SUPPRESS)
+
+
 def _add_artifacts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--artifacts", metavar="DIR",
-                   help="artifact folder (default: artifacts/ beside an SQLite or journal file, "
-                        "else studies/artifacts)")
+    p.add_argument("--artifacts", metavar="WHICH",
+                   help="which finished trials get a picture for optuna-dashboard: complete (default), all, "
+                        "best (each new best) or none; drawn in the background while training goes on")
+    p.add_argument("--no-artifacts", action="store_true", help="the same as --artifacts none")
+    _add_artifact_dir(p)
+
+
+def _artifact_options(args) -> dict:
+    """``--artifacts WHICH``, ``--no-artifacts`` and ``--artifact-dir DIR`` (``--artifacts DIR``,
+    the older spelling of the folder, is still read as one)."""
+    from fcnn_opt.show.artifacts import PICTURE_MODES
+
+    mode, folder = "complete", args.artifact_dir
+    if args.artifacts in PICTURE_MODES:
+        mode = args.artifacts
+    elif args.artifacts is not None:
+        if folder is not None or args.artifacts.isalpha():
+            raise UsageError(f"--artifacts {args.artifacts!r}: expected one of {', '.join(PICTURE_MODES)} "
+                             "(the folder is --artifact-dir DIR).")
+        folder = args.artifacts
+    if args.no_artifacts:
+        if mode not in ("complete", "none") or (args.artifacts in PICTURE_MODES and mode != "none"):
+            raise UsageError(f"--no-artifacts contradicts --artifacts {args.artifacts}.")
+        mode = "none"
+    return {"artifacts": mode, "artifact_dir": folder}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,8 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the study with N local worker processes (one combined progress bar)")
     p.add_argument("--create-only", action="store_true",
                    help="create the study (and queue its grid), run nothing: for `worker` processes")
-    p.add_argument("--no-artifacts", action="store_true",
-                   help="do not upload each trial's response-surface PNG for optuna-dashboard")
     _add_artifacts(p)
     p.set_defaults(func=cmd_study)
 
@@ -86,8 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-id", type=int, metavar="K",
                    help="seed the sampler with the study's seed + K (default: a random seed)")
     _add_engine(p)
-    p.add_argument("--no-artifacts", action="store_true",
-                   help="do not upload each trial's response-surface PNG for optuna-dashboard")
     _add_artifacts(p)
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
     p.set_defaults(func=cmd_worker)
@@ -122,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--x", metavar="PARAM", help="hyperparameter surface: x axis")
     p.add_argument("--y", metavar="PARAM", help="hyperparameter surface: y axis")
     p.add_argument("--no-png", action="store_true", help="HTML only")
+    _add_artifact_dir(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("dashboard", help="optuna-dashboard on a storage, with each trial's picture",
@@ -131,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    _add_artifacts(p)
+    _add_artifact_dir(p, legacy=True)
     p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("datasets", help="the available datasets")
@@ -203,8 +230,7 @@ def cmd_study(args) -> int:
         study, summary = prepare_study(spec, storage=args.storage, study_name=name)
         print(created_summary(summary))
         return EXIT_OK
-    engine = {"batch_trials": args.batch_trials, "device": args.device,
-              "artifacts": not args.no_artifacts, "artifact_dir": args.artifacts}
+    engine = {"batch_trials": args.batch_trials, "device": args.device, **_artifact_options(args)}
     if args.workers is not None:
         summary = run_parallel(spec, storage=args.storage, study_name=name, n_workers=args.workers,
                                timeout=args.timeout, progress=not args.no_progress, **engine)
@@ -233,8 +259,7 @@ def cmd_worker(args) -> int:
         raise UsageError(f"--worker-id must be >= 0, got {args.worker_id}.")
     summary = run_worker(storage=args.storage, study_name=args.study_name, timeout=args.timeout,
                          progress=not args.no_progress, worker_id=args.worker_id,
-                         batch_trials=args.batch_trials, device=args.device,
-                         artifacts=not args.no_artifacts, artifact_dir=args.artifacts)
+                         batch_trials=args.batch_trials, device=args.device, **_artifact_options(args))
     return _report(summary, run_summary(summary))
 
 
@@ -312,7 +337,8 @@ def cmd_report(args) -> int:
     study = _load_study(args)
     try:
         report = build_report(study, args.out, trials=args.trials, color_by=args.color_by,
-                              style_by=args.style_by, x=args.x, y=args.y, png=not args.no_png)
+                              style_by=args.style_by, x=args.x, y=args.y, png=not args.no_png,
+                              artifact_dir=args.artifact_dir)
     except PlotError as exc:
         raise UsageError(str(exc)) from None
     print(f"report    {report.html}")
@@ -326,14 +352,14 @@ def cmd_report(args) -> int:
 def cmd_dashboard(args) -> int:
     import optuna_dashboard
 
-    from fcnn_opt.show.artifacts import artifact_dir, open_artifact_store
+    from fcnn_opt.store.artifact_files import artifact_dir, open_artifact_store
     from fcnn_opt.store.storages import default_url, mask_url, open_storage
 
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be in 1..65535, got {args.port}.")
     url = args.storage or default_url()
     storage = open_storage(url, heartbeat=False)
-    folder = Path(args.artifacts) if args.artifacts else artifact_dir(url)
+    folder = Path(args.artifact_dir or args.artifacts or artifact_dir(url))
     store = open_artifact_store(folder)
     print(f"optuna-dashboard on {mask_url(url)} (artifacts in {folder})", flush=True)
     print(f"open http://{args.host}:{args.port}/dashboard  (Ctrl-C stops it)", flush=True)

@@ -78,17 +78,31 @@ class Objective:
         space: the ``[params]`` table as a dict (fixed values, lists of choices, ranges).
         metric: ``"val_loss"`` (minimise, default) or ``"val_accuracy"`` (maximise).
         on_trial_end: optional hooks called with ``(trial, result)`` after training.
+        artifact_dir: a folder (an Optuna FileSystemArtifactStore) for each trial's weights, as
+            one .npz file instead of a JSON user attribute (see
+            :mod:`fcnn_opt.store.artifact_files`), and its picture.
+        pictures: which trials get a picture in ``artifact_dir`` for optuna-dashboard:
+            ``"none"`` (default), ``"complete"``, ``"best"`` or ``"all"``.
     """
 
     def __init__(self, spec: StudySpec | None = None, *, dataset: str | dict = "circles",
                  space: dict | None = None, metric: str = "val_loss",
-                 on_trial_end: list[TrialHook] | None = None):
+                 on_trial_end: list[TrialHook] | None = None, artifact_dir: str | Path | None = None,
+                 pictures: str = "none"):
         if spec is None:
             data = {"name": dataset} if isinstance(dataset, str) else dict(dataset)
             spec = parse_spec({"dataset": data, "params": space or {}, "study": {"metric": metric}},
                               source="Objective")
         self.spec = spec
         self.on_trial_end = list(on_trial_end or [])
+        self.artifact_dir = Path(artifact_dir) if artifact_dir is not None else None
+        self.pictures = None
+        if pictures != "none":
+            from fcnn_opt.show.artifacts import TrialPictures
+
+            if self.artifact_dir is None:
+                raise ValueError("Objective(pictures=...) needs an artifact_dir to keep them in.")
+            self.pictures = TrialPictures(self.artifact_dir, pictures, background=False)
         self._dataset: Dataset | None = None
 
     @classmethod
@@ -126,7 +140,7 @@ class Objective:
         import optuna
 
         metric = self.spec.metric
-        attrs = result_attrs(result, self.spec)
+        attrs = result_attrs(result, self.spec, self.artifact_dir)
         final = getattr(result, metric)[-1]
         diverged = final is None or not math.isfinite(final)
         if diverged:
@@ -134,6 +148,10 @@ class Objective:
         reporter.store(attrs)
         for hook in self.on_trial_end:
             hook(trial, result)
+        if self.pictures is not None:
+            state = "failed" if diverged else ("pruned" if pruned_at is not None else "complete")
+            self.pictures.submit(trial, result, reporter, state, None if diverged else float(final),
+                                 dataset_args=dict(self.spec.dataset), maximize=self.direction == "maximize")
         if diverged:
             return float("nan")  # Optuna records the trial as FAIL and the study goes on
         if pruned_at is not None:
@@ -155,6 +173,13 @@ class TrialReporter:
     def store(self, attrs: dict[str, Any]) -> None:
         for key, value in attrs.items():
             self.trial.set_user_attr(key, value)
+
+    def store_system(self, attrs: dict[str, Any]) -> None:
+        from fcnn_opt.store import optuna_internals as internals
+
+        storage, trial_id = internals.storage_of(self.trial.study), internals.trial_id_of(self.trial)
+        for key, value in attrs.items():
+            storage.set_trial_system_attr(trial_id, key, value)
 
     def flush(self) -> None:
         """Nothing is buffered: every value was written when it was reported."""
@@ -190,12 +215,12 @@ def varying_keys(spec: StudySpec) -> list[str]:
     return list(dict.fromkeys(keys)) or ["lib", "units", "optimizer"]
 
 
-def result_attrs(result: TrainResult, spec: StudySpec) -> dict[str, Any]:
-    """A run's histories, description and weights, as the trial's user attributes."""
+def result_attrs(result: TrainResult, spec: StudySpec, artifact_dir: Path | None = None) -> dict[str, Any]:
+    """A run's description, histories and weights, as the trial's user attributes: with an
+    ``artifact_dir``, the histories and weights go to the trial's run file there and the
+    attributes hold a pointer to it (see :mod:`fcnn_opt.store.artifact_files`)."""
     config = result.config
     attrs = {
-        "train_loss": _rounded(result.train_loss),
-        "val_loss": _rounded(result.val_loss),
         "description": result.description(varying_keys(spec)),
         "lib": config.lib,
         "dataset": result.dataset.name,
@@ -204,8 +229,14 @@ def result_attrs(result: TrainResult, spec: StudySpec) -> dict[str, Any]:
         "config": config.to_dict(),
         "seconds_per_epoch": float(f"{sum(result.epoch_seconds) / max(result.epochs_run, 1):.6g}"),
         "epochs_run": result.epochs_run,
-        "weights": weights_to_json(result.weights()),
     }
+    histories = {"train_loss": _rounded(result.train_loss), "val_loss": _rounded(result.val_loss)}
     if result.val_accuracy is not None:
-        attrs["val_accuracy"] = _rounded(result.val_accuracy)
+        histories["val_accuracy"] = _rounded(result.val_accuracy)
+    if artifact_dir is not None:
+        from fcnn_opt.store.artifact_files import RUN_FILE_ATTR, save_run
+
+        attrs[RUN_FILE_ATTR] = save_run(artifact_dir, result.weights(), histories)
+    else:
+        attrs.update(histories, weights=weights_to_json(result.weights()))
     return attrs

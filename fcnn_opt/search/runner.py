@@ -456,16 +456,17 @@ def _raise_if_lost(exc: Exception) -> None:
 def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
               timeout: float | None = None, progress: bool = True,
               objective: Objective | None = None, batch_trials: int = 1,
-              device: str = "cpu", artifacts: bool = True,
+              device: str = "cpu", artifacts: str | bool = "complete",
               artifact_dir: str | Path | None = None) -> RunSummary:
     """Create or resume the study and run trials in this process until its budget or grid is done.
 
     With ``batch_trials`` K > 1, K trials are asked at once and trained together by the
     population engine (:mod:`fcnn_opt.training.population`) on ``device``, then told one by one.
 
-    With ``artifacts`` (the default), each finished trial's response-surface PNG is uploaded
-    to a FileSystemArtifactStore in ``artifact_dir`` (default: ``artifacts/`` beside the
-    database, see :func:`fcnn_opt.show.artifacts.artifact_dir`), for optuna-dashboard.
+    Each trial's weights go to the artifact folder ``artifact_dir`` (default: ``artifacts/``
+    beside the database, see :func:`fcnn_opt.store.artifact_files.artifact_dir`), and so do
+    the pictures ``artifacts`` asks for (``"complete"`` by default, ``"all"``, ``"best"`` or
+    ``"none"``; ``True``/``False`` mean complete/none), shown by optuna-dashboard.
     """
     study, summary = prepare_study(spec, storage=storage, study_name=study_name, concurrent=batch_trials > 1)
     objective = objective or Objective(spec)
@@ -475,22 +476,26 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
 
 
 @contextmanager
-def trial_artifacts(objective: Objective, storage: str | None, enabled: bool = True,
+def trial_artifacts(objective: Objective, storage: str | None, pictures: str | bool = "complete",
                     directory: str | Path | None = None):
-    """While the block runs, upload each finished trial's response-surface PNG as an Optuna
-    artifact (see :mod:`fcnn_opt.show.artifacts`); nothing when ``enabled`` is false."""
-    if not enabled:
-        yield
-        return
-    from fcnn_opt.show.artifacts import ResponseArtifact, open_artifact_store
-    from fcnn_opt.show.artifacts import artifact_dir as default_artifact_dir
+    """While the block runs, the objective writes each trial's weights into the artifact folder
+    and pictures the trials ``pictures`` names (drawn in the background on the fast path; see
+    :mod:`fcnn_opt.show.artifacts`). The block ends when the last picture is written."""
+    from fcnn_opt.show.artifacts import TrialPictures, picture_mode
+    from fcnn_opt.store.artifact_files import artifact_dir, open_artifact_store
 
-    hook = ResponseArtifact(open_artifact_store(directory or default_artifact_dir(storage)))
-    objective.on_trial_end.append(hook)
+    folder = Path(directory) if directory is not None else artifact_dir(storage)
+    open_artifact_store(folder)  # created now: a folder that cannot be made fails before any trial
+    mode = picture_mode(pictures)
+    saved = objective.artifact_dir, objective.pictures
+    objective.artifact_dir = folder
+    objective.pictures = TrialPictures(folder, mode) if mode != "none" else None
     try:
         yield
     finally:
-        objective.on_trial_end.remove(hook)
+        if objective.pictures is not None:
+            objective.pictures.close()
+        objective.artifact_dir, objective.pictures = saved
 
 
 def prepare_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,

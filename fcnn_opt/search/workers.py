@@ -46,12 +46,14 @@ STOP_GRACE = 60  # seconds children get to record their running trial after Ctrl
 
 def run_worker(*, storage: str | None = None, study_name: str, timeout: float | None = None,
                progress: bool = True, worker_id: int | None = None, batch_trials: int = 1,
-               device: str = "cpu", artifacts: bool = True, artifact_dir: str | Path | None = None) -> RunSummary:
+               device: str = "cpu", artifacts: str | bool = "complete",
+               artifact_dir: str | Path | None = None) -> RunSummary:
     """Join the study in ``storage`` and run its trials until its budget or grid is done.
 
-    Artifacts (each trial's picture) go to ``artifact_dir``, by default beside a database
-    file or in ``studies/artifacts`` of this machine: on many machines, give each worker the
-    same shared folder so that optuna-dashboard finds them all.
+    Artifacts (each trial's weights, and the pictures ``artifacts`` asks for) go to
+    ``artifact_dir``, by default beside a database file or in ``studies/artifacts`` of this
+    machine: on many machines, give each worker the same shared folder so that the report and
+    optuna-dashboard find them all.
     """
     import optuna
 
@@ -67,7 +69,8 @@ def run_worker(*, storage: str | None = None, study_name: str, timeout: float | 
 
 
 def worker_command(study_name: str, worker_id: int, timeout: float | None, batch_trials: int = 1,
-                   device: str = "cpu", artifacts: bool = True, artifact_dir: str | Path | None = None) -> list[str]:
+                   device: str = "cpu", artifacts: str | bool = "complete",
+                   artifact_dir: str | Path | None = None) -> list[str]:
     """The command line of one local worker (the storage URL goes in its environment, not here,
     so a password never shows in the process list)."""
     command = [sys.executable, "-m", "fcnn_opt", "worker", f"--study-name={study_name}",
@@ -76,16 +79,17 @@ def worker_command(study_name: str, worker_id: int, timeout: float | None, batch
         command.append(f"--timeout={timeout}")
     if batch_trials != 1:
         command += [f"--batch-trials={batch_trials}", f"--device={device}"]
-    if not artifacts:
-        command.append("--no-artifacts")
-    elif artifact_dir is not None:
-        command.append(f"--artifacts={Path(artifact_dir).resolve()}")
+    from fcnn_opt.show.artifacts import picture_mode
+
+    command.append(f"--artifacts={picture_mode(artifacts)}")
+    if artifact_dir is not None:
+        command.append(f"--artifact-dir={Path(artifact_dir).resolve()}")
     return command
 
 
 def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
                  n_workers: int = 2, timeout: float | None = None, progress: bool = True,
-                 batch_trials: int = 1, device: str = "cpu", artifacts: bool = True,
+                 batch_trials: int = 1, device: str = "cpu", artifacts: str | bool = "complete",
                  artifact_dir: str | Path | None = None) -> RunSummary:
     """Create or resume the study, then run it with ``n_workers`` local worker processes.
 

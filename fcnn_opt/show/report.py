@@ -84,7 +84,7 @@ def _response_trials(study, requested: Sequence[int]) -> list[tuple[str, object]
     return chosen
 
 
-def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y) -> list[_Section]:
+def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifact_dir=None) -> list[_Section]:
     from fcnn_opt.show.figures import _hp_surface, _libs, _loss, _optuna, _response
 
     sections = []
@@ -98,7 +98,7 @@ def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y) -> list
         "loss_histories", "Loss histories (the seed article's figure)",
         "Every trial's training and validation loss per epoch; colour and line style show two "
         "hyperparameters, the legend only those that vary.",
-        build=lambda: _loss.loss_histories_data(study, color_by, style_by),
+        build=lambda: _loss.loss_histories_data(study, color_by, style_by, artifact_dir=artifact_dir),
         draw_plotly=_loss.draw_loss_plotly, draw_png=lambda d, p: save_png(_loss.draw_loss_mpl(d), p)))
     for label, trial in _response_trials(study, trials):
         key = f"response_{label.replace(' ', '')}"
@@ -106,7 +106,7 @@ def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y) -> list
             key, f"Model response surface: {label} (trial {trial.number})",
             "The trained network's output over the input plane, training points on top, the ground "
             "truth beside it and the loss history (rebuilt from the stored weights).",
-            build=lambda trial=trial: _response.response_data(trial, study=study),
+            build=lambda trial=trial: _response.response_data(trial, study=study, artifact_dir=artifact_dir),
             draw_plotly=_response.draw_response_plotly,
             draw_png=lambda d, p: save_png(_response.draw_response_mpl(d), p)))
     sections.append(_Section(
@@ -118,14 +118,14 @@ def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y) -> list
     sections.append(_Section(
         "lib_comparison", "Library comparison",
         "Validation curves of each training library side by side, and seconds per epoch.",
-        build=lambda: _libs.lib_comparison_data(study),
+        build=lambda: _libs.lib_comparison_data(study, artifact_dir),
         draw_plotly=_libs.draw_libs_plotly, draw_png=lambda d, p: save_png(_libs.draw_libs_mpl(d), p)))
     return sections
 
 
 def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[int] = (),
                  color_by: str | None = None, style_by: str | None = None, x: str | None = None,
-                 y: str | None = None, png: bool = True) -> Report:
+                 y: str | None = None, png: bool = True, artifact_dir: str | Path | None = None) -> Report:
     """Write ``report.html`` and one PNG per figure into ``out_dir``.
 
     Args:
@@ -136,6 +136,8 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
         color_by, style_by: hyperparameters of the loss-history overlay.
         x, y: hyperparameters of the hyperparameter response surface.
         png: also write the PNGs (matplotlib).
+        artifact_dir: the study's artifact folder, where its trials' weights are (default: the
+            folder they were written to).
 
     Raises:
         PlotError: no complete trial, or an unknown trial number or hyperparameter.
@@ -146,9 +148,10 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
     from fcnn_opt.show.figures._hp_surface import hp_surface_data
     from fcnn_opt.show.figures._loss import loss_histories_data
 
-    sections = _sections(study, trials=trials, color_by=color_by, style_by=style_by, x=x, y=y)
+    sections = _sections(study, trials=trials, color_by=color_by, style_by=style_by, x=x, y=y,
+                         artifact_dir=artifact_dir)
     if color_by or style_by:
-        loss_histories_data(study, color_by, style_by)
+        loss_histories_data(study, color_by, style_by, artifact_dir=artifact_dir)
     if x or y:
         hp_surface_data(study, x, y)
     _headless()

@@ -203,6 +203,7 @@ class MirrorReporter:
         # The trial to draw hyperparameters from: the copy's, when they were drawn there.
         self.params_trial = trial if twin is None else twin
         self.attrs: dict[str, Any] = {}
+        self.system_attrs: dict[str, Any] = {}
         self.history: dict[int, float] = {}  # every value reported
         self._written: set[int] = set()  # the steps of history already in the storage
         self.best = math.nan
@@ -222,15 +223,18 @@ class MirrorReporter:
     def store(self, attrs: dict[str, Any]) -> None:
         self.attrs.update(attrs)
 
-    def records(self) -> tuple[int, dict[int, float], dict]:
+    def store_system(self, attrs: dict[str, Any]) -> None:
+        self.system_attrs.update(attrs)
+
+    def records(self) -> tuple[int, dict[int, float], dict, dict]:
         """The buffered values and attributes, to write (then call :meth:`written`)."""
         unwritten = {step: value for step, value in self.history.items() if step not in self._written}
-        return internals.trial_id_of(self.trial), unwritten, dict(self.attrs)
+        return internals.trial_id_of(self.trial), unwritten, dict(self.attrs), dict(self.system_attrs)
 
     def written(self) -> None:
         """The buffered records are in the storage: nothing is left to write."""
         self._written.update(self.history)
-        self.attrs = {}
+        self.attrs, self.system_attrs = {}, {}
 
     def flush(self) -> None:
         """Write everything to the real trial (call before telling it). The buffers empty only

@@ -31,6 +31,9 @@ Private names relied on, and why:
   ``._backend``, ``._replay_result`` (``.worker_id``, ``._last_created_trial_id_by_this_process``)
   and ``._sync_with_backend``: a batch of journal entries appended under Optuna's own lock
   in one write.
+- ``optuna.artifacts._upload.ARTIFACTS_ATTR_PREFIX``: the system attribute under which
+  ``upload_artifact`` records a trial's artifact (what optuna-dashboard lists); fcnn_opt
+  records a picture there in the trial's end-write and draws the file in the background.
 - ``PercentilePruner._n_startup_trials``, ``._n_warmup_steps``, ``._interval_steps``,
   ``._n_min_trials``, ``._percentile`` and ``optuna.pruners._percentile._is_first_in_interval_step``:
   the median/percentile rule decided on the pruning mirror exactly as Optuna decides it.
@@ -80,6 +83,7 @@ _PRIVATE_NAMES = (
     ("optuna.storages.journal._storage", "JournalOperation.SET_TRIAL_SYSTEM_ATTR"),
     ("optuna.storages.journal._storage", "JournalOperation.SET_TRIAL_STATE_VALUES"),
     ("optuna.pruners._percentile", "_is_first_in_interval_step"),
+    ("optuna.artifacts._upload", "ARTIFACTS_ATTR_PREFIX"),
 )
 # Instance attributes, looked for among the names each class's __init__ assigns or reads.
 _INSTANCE_NAMES = (
@@ -389,17 +393,18 @@ def final_value(state, value: float | None, intermediate: dict[int, float]) -> f
     return None
 
 
-def write_trial_records(storage, records: list[tuple[int, dict[int, float], dict]],
+def write_trial_records(storage, records: list[tuple[int, dict[int, float], dict, dict]],
                         finished: list[tuple[int, object, float | None]] = ()) -> None:
-    """Write the intermediate values and user attributes of running trials, and finish some.
+    """Write the intermediate values and user and system attributes of running trials, and
+    finish some.
 
-    ``records`` holds ``(trial_id, intermediate_values, user_attrs)`` per trial; ``finished``
+    ``records`` holds ``(trial_id, intermediate_values, user_attrs, system_attrs)`` per trial; ``finished``
     holds ``(trial_id, state, value)`` for trials to finish in the same write (what
     ``study.tell`` stores: the state, the value, the time; see :func:`final_value`). Fast
     path: an RDB storage gets one transaction, a journal one append (one lock, one sync).
     Otherwise each value goes through the storage's public setters.
     """
-    records = [r for r in records if r[1] or r[2]]
+    records = [r for r in records if r[1] or r[2] or r[3]]
     if not records and not finished:
         return
     backend = rdb_backend(storage)
@@ -408,11 +413,13 @@ def write_trial_records(storage, records: list[tuple[int, dict[int, float], dict
     elif fast_path() and is_journal(storage):
         _write_journal(storage, records, finished)
     else:
-        for trial_id, intermediate, attrs in records:
+        for trial_id, intermediate, attrs, system in records:
             for step, value in intermediate.items():
                 storage.set_trial_intermediate_value(trial_id, step, value)
             for key, value in attrs.items():
                 storage.set_trial_user_attr(trial_id, key, value)
+            for key, value in system.items():
+                storage.set_trial_system_attr(trial_id, key, value)
         for trial_id, state, value in finished:
             storage.set_trial_state_values(trial_id, state, None if value is None else [value])
 
@@ -427,9 +434,10 @@ def _write_rdb(backend, records, finished) -> None:
 
     values = models.TrialIntermediateValueModel
     user = models.TrialUserAttributeModel
+    system_model = models.TrialSystemAttributeModel
     with _create_scoped_session(backend.scoped_session, True) as session:
-        value_rows, attr_rows = [], []
-        for trial_id, intermediate, attrs in records:
+        value_rows, attr_rows, system_rows = [], [], []
+        for trial_id, intermediate, attrs, system in records:
             trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
             backend.check_trial_is_updatable(trial_id, trial.state)
             if intermediate:
@@ -437,14 +445,19 @@ def _write_rdb(backend, records, finished) -> None:
                                              values.step.in_(list(intermediate))).delete()
             if attrs:
                 session.query(user).filter(user.trial_id == trial_id, user.key.in_(list(attrs))).delete()
+            if system:
+                session.query(system_model).filter(system_model.trial_id == trial_id,
+                                                   system_model.key.in_(list(system))).delete()
             for step, value in intermediate.items():
                 stored, kind = values.intermediate_value_to_stored_repr(value)
                 value_rows.append({"trial_id": trial_id, "step": step, "intermediate_value": stored,
                                    "intermediate_value_type": kind})
             attr_rows += [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
                           for key, value in attrs.items()]
+            system_rows += [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                            for key, value in system.items()]
         # Core inserts of plain rows: one executemany per table, without ORM objects.
-        for model, rows in ((values, value_rows), (user, attr_rows)):
+        for model, rows in ((values, value_rows), (user, attr_rows), (system_model, system_rows)):
             if rows:
                 session.execute(sqlalchemy.insert(model.__table__), rows)
         for trial_id, state, value in finished:
@@ -467,11 +480,13 @@ def _write_journal(storage, records, finished) -> None:
     from optuna.storages.journal._storage import JournalOperation
 
     entries = []
-    for trial_id, intermediate, attrs in records:
+    for trial_id, intermediate, attrs, system in records:
         entries += [{"op_code": JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE, "trial_id": trial_id,
                      "step": step, "intermediate_value": value} for step, value in intermediate.items()]
         entries += [{"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "trial_id": trial_id,
                      "user_attr": {key: value}} for key, value in attrs.items()]
+        entries += [{"op_code": JournalOperation.SET_TRIAL_SYSTEM_ATTR, "trial_id": trial_id,
+                     "system_attr": {key: value}} for key, value in system.items()]
     now = datetime.now(tz=UTC).isoformat(timespec="microseconds")
     entries += [{"op_code": JournalOperation.SET_TRIAL_STATE_VALUES, "trial_id": trial_id, "state": state,
                  "values": None if value is None else [value], "datetime_complete": now}
@@ -564,6 +579,17 @@ def _create_rdb(backend, study_id: int, templates: list) -> list[int]:
             trial.number = trial.count_past_trials(session)
             ids.append(trial.trial_id)
     return ids
+
+
+# --- artifacts -------------------------------------------------------------------------------------
+
+def artifact_attr(artifact_id: str, filename: str, mimetype: str = "image/png") -> tuple[str, str]:
+    """The system attribute (key, value) by which ``optuna.artifacts.upload_artifact`` links an
+    artifact to its trial, for a file written into the artifact store by other means."""
+    from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX
+
+    meta = {"artifact_id": artifact_id, "filename": filename, "mimetype": mimetype, "encoding": None}
+    return ARTIFACTS_ATTR_PREFIX + artifact_id, json.dumps(meta)
 
 
 # --- the median/percentile rule ---------------------------------------------------------------------

@@ -233,7 +233,7 @@ def test_bulk_journal_writes_to_a_trial_failed_meanwhile_raise_once_and_leave_no
     trial = study.ask()
     theirs = JournalStorage(JournalFileBackend(path))
     theirs.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-    records = [(trial._trial_id, {step: 1.0 / step for step in range(1, 6)}, {"a": 1, "b": 2})]
+    records = [(trial._trial_id, {step: 1.0 / step for step in range(1, 6)}, {"a": 1, "b": 2}, {"c": 3})]
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
         write_trial_records(ours, records, [(trial._trial_id, TrialState.COMPLETE, 0.2)])
     assert [t.state for t in ours.get_all_trials(study._study_id)] == [TrialState.FAIL]

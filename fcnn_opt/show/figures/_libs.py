@@ -38,8 +38,15 @@ class LibComparisonData:
     title: str
 
 
-def lib_comparison_data(study) -> LibComparisonData:
-    trials = [t for t in trials_of(study, ("COMPLETE", "PRUNED")) if t.user_attrs.get("val_loss")]
+def lib_comparison_data(study, artifact_dir=None) -> LibComparisonData:
+    from fcnn_opt.store.artifact_files import WeightsNotFound, load_histories
+
+    finished = trials_of(study, ("COMPLETE", "PRUNED"))
+    try:
+        val_loss = {t.number: load_histories(t, artifact_dir).get("val_loss") for t in finished}
+    except WeightsNotFound as exc:
+        raise PlotError(str(exc)) from None
+    trials = [t for t in finished if val_loss[t.number]]
     libs = list(dict.fromkeys(t.user_attrs.get("lib", t.params.get("lib")) for t in trials))
     libs = [lib for lib in LIBS if lib in libs] + [lib for lib in libs if lib not in LIBS]
     if len(libs) < 2:
@@ -52,7 +59,7 @@ def lib_comparison_data(study) -> LibComparisonData:
         for t in mine:
             others = ", ".join(f"{k}: {v}" for k, v in t.params.items() if k != "lib")
             labels.append(f"trial {t.number}" + (f" ({others})" if others else ""))
-        runs.append(LibRuns(lib, TAB10[i % len(TAB10)], labels, [list(t.user_attrs["val_loss"]) for t in mine],
+        runs.append(LibRuns(lib, TAB10[i % len(TAB10)], labels, [val_loss[t.number] for t in mine],
                             [float(t.user_attrs.get("seconds_per_epoch", math.nan)) for t in mine]))
     title = (f"Library comparison in study {study.study_name!r}: validation loss per epoch and "
              "seconds per epoch (same initial weights and batches in every library)")

@@ -106,10 +106,19 @@ def default_keys(trials) -> tuple[str | None, str | None]:
 
 
 def loss_histories_data(study, color_by: str | None = None, style_by: str | None = None, *,
-                        include_pruned: bool = True) -> LossHistoriesData:
-    """One curve per complete (and, by default, pruned) trial that stores its histories."""
+                        include_pruned: bool = True, artifact_dir=None) -> LossHistoriesData:
+    """One curve per complete (and, by default, pruned) trial that stores its histories
+    (read from its run file in ``artifact_dir``, by default where it was written)."""
+    from fcnn_opt.store.artifact_files import WeightsNotFound, load_histories
+
     states = ("COMPLETE", "PRUNED") if include_pruned else ("COMPLETE",)
-    trials = [t for t in trials_of(study, states) if t.user_attrs.get("val_loss")]
+    histories = {}
+    for t in trials_of(study, states):
+        try:
+            histories[t.number] = load_histories(t, artifact_dir)
+        except WeightsNotFound as exc:
+            raise PlotError(str(exc)) from None
+    trials = [t for t in trials_of(study, states) if histories[t.number].get("val_loss")]
     if not trials:
         raise PlotError(f"Study {study.study_name!r} has no finished trial with a loss history.")
     if color_by is None and style_by is None:
@@ -122,8 +131,8 @@ def loss_histories_data(study, color_by: str | None = None, style_by: str | None
         label = t.user_attrs.get("description") or ", ".join(f"{k}: {fmt(v)}" for k, v in t.params.items())
         if t.state.name == "PRUNED":
             label += " (pruned)"
-        curves.append(Curve(t.number, t.state.name, label, list(t.user_attrs.get("train_loss", [])),
-                            list(t.user_attrs["val_loss"]), t.params.get(color_by), t.params.get(style_by)))
+        curves.append(Curve(t.number, t.state.name, label, histories[t.number].get("train_loss", []),
+                            histories[t.number]["val_loss"], t.params.get(color_by), t.params.get(style_by)))
     color_levels, color_range, color_log = [], None, False
     if color_by is not None:
         values = [c.color_value for c in curves]

@@ -60,16 +60,17 @@ def trial_dataset(trial, study=None) -> Dataset:
     return make_dataset(**args)
 
 
-def trial_network(trial, task: str):
-    """A NumPy network with the trial's stored final weights."""
+def trial_network(trial, task: str, artifact_dir=None):
+    """A NumPy network with the trial's stored final weights (see
+    :func:`fcnn_opt.store.artifact_files.load_weights`)."""
+    from fcnn_opt.store.artifact_files import WeightsNotFound, load_weights
     from fcnn_opt.training.backends._numpy import NumpyNet
 
-    stored = trial.user_attrs.get("weights")
     config = trial.user_attrs.get("config") or {}
-    if not stored:
-        raise PlotError(f"Trial {trial.number} stores no weights ({trial.state.name}); "
-                        "only trials trained by fcnn_opt's Objective can be drawn.")
-    weights = [(np.asarray(W, dtype=np.float32), np.asarray(b, dtype=np.float32)) for W, b in stored]
+    try:
+        weights = load_weights(trial, artifact_dir)
+    except WeightsNotFound as exc:
+        raise PlotError(str(exc)) from None
     return NumpyNet(weights, config.get("activation", "relu"), task)
 
 
@@ -92,7 +93,7 @@ def _grid_output(dataset: Dataset, predict, resolution: int):
 
 
 def response_data(source, *, study=None, dataset: Dataset | None = None,
-                  resolution: int = 101) -> ResponseData:
+                  resolution: int = 101, artifact_dir=None) -> ResponseData:
     """Build a :class:`ResponseData` from a ``TrainResult`` or a finished Optuna trial.
 
     Args:
@@ -101,6 +102,8 @@ def response_data(source, *, study=None, dataset: Dataset | None = None,
         study: the trial's study, used to find the dataset's arguments on older trials.
         dataset: the dataset to draw on, instead of rebuilding the stored one.
         resolution: grid points per axis (the original's 101).
+        artifact_dir: the study's artifact folder, where a trial's weights are (default: the
+            folder they were written to).
     """
     from fcnn_opt.training.loop import TrainResult
 
@@ -114,13 +117,16 @@ def response_data(source, *, study=None, dataset: Dataset | None = None,
         train_loss, val_loss = list(source.train_loss), list(source.val_loss)
     elif hasattr(source, "user_attrs") and hasattr(source, "number"):
         data = dataset or trial_dataset(source, study)
-        net = trial_network(source, data.task)
+        net = trial_network(source, data.task, artifact_dir)
         a1, a2, output, truth = _grid_output(data, net.predict, resolution)
         attrs = source.user_attrs
         description = attrs.get("description") or ", ".join(f"{k}: {v}" for k, v in source.params.items())
         value = f", value {source.value:.4g}" if source.value is not None else ""
         subtitle = f"trial {source.number} ({source.state.name.lower()}{value}), {data.name}"
-        train_loss, val_loss = list(attrs.get("train_loss", [])), list(attrs.get("val_loss", []))
+        from fcnn_opt.store.artifact_files import load_histories
+
+        histories = load_histories(source, artifact_dir)
+        train_loss, val_loss = histories.get("train_loss", []), histories.get("val_loss", [])
     else:
         raise PlotError(f"Cannot draw a response surface from {type(source).__name__}; "
                         "give a TrainResult or a finished Optuna trial.")
@@ -277,7 +283,7 @@ def draw_response_plotly(data: ResponseData):
 
 
 def plot_response(source, *, study=None, dataset: Dataset | None = None, backend: str = "plotly",
-                  save=None, resolution: int = 101):
+                  save=None, resolution: int = 101, artifact_dir=None):
     """A trained model's response surface beside the ground truth and its loss history.
 
     Args:
@@ -288,6 +294,9 @@ def plot_response(source, *, study=None, dataset: Dataset | None = None, backend
         backend: ``"plotly"`` or ``"matplotlib"``: the kind of figure returned.
         save: a path or list of paths; ``.png`` is drawn with matplotlib, ``.html`` with plotly.
         resolution: grid points per axis.
+        artifact_dir: the study's artifact folder, where a trial's weights are (default: the
+            folder they were written to).
     """
-    data = response_data(source, study=study, dataset=dataset, resolution=resolution)
+    data = response_data(source, study=study, dataset=dataset, resolution=resolution,
+                         artifact_dir=artifact_dir)
     return render(data, draw_response_plotly, draw_response_mpl, backend, save)

@@ -1,0 +1,150 @@
+"""The picture renderer: a child process that draws trials' pictures while the parent trains.
+
+    python -m fcnn_opt.show.renderer   # started by TrialPictures, never by hand
+
+A plain subprocess (not multiprocessing), so that it never re-imports the parent's main
+script or notebook. It reads jobs from stdin and answers on stdout, each message a pickle
+behind its 4-byte length: a job is ``(artifact_id, folder, job dict)``, an answer
+``(artifact_id, error or None)``. It runs at a lower priority than the training process
+and ends when stdin closes, after the jobs it has.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import struct
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+_LENGTH = struct.Struct("!I")
+
+
+def send(stream: BinaryIO, message: Any) -> None:
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(body)) + body)
+    stream.flush()
+
+
+def receive(stream: BinaryIO) -> Any:
+    """The next message, or None at the end of the stream."""
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None
+    (size,) = _LENGTH.unpack(head)
+    body = stream.read(size)
+    if len(body) < size:
+        return None
+    return pickle.loads(body)
+
+
+_datasets: dict[str, Any] = {}
+
+
+def dataset_for(args: dict):
+    """Each study's dataset, built once per process."""
+    key = json.dumps(args, sort_keys=True)
+    if key not in _datasets:
+        from fcnn_opt.training.datasets import make_dataset
+
+        _datasets[key] = make_dataset(**args)
+    return _datasets[key]
+
+
+def draw(job: dict) -> bytes:
+    from fcnn_opt.show.pictures import response_png
+
+    return response_png(dataset_for(job["dataset"]), job["weights"], job["activation"], job["train_loss"],
+                        job["val_loss"], title=job["title"], subtitle=job["subtitle"])
+
+
+def write_artifact(folder: str | Path, artifact_id: str, body: bytes) -> None:
+    """Write a file into a FileSystemArtifactStore folder, as its ``write`` does (the file
+    named by the artifact id), without importing Optuna into this small process."""
+    path = Path(folder) / artifact_id
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".part")
+    temporary.write_bytes(body)
+    os.replace(temporary, path)  # a reader never sees half a picture
+
+
+class Renderer:
+    """The parent's handle on a renderer process: ``submit`` jobs, get ``on_done(artifact_id,
+    error)`` from a reader thread, ``close`` to wait for the rest."""
+
+    def __init__(self, on_done: Callable[[str, str | None], None]):
+        import subprocess
+
+        self.on_done = on_done
+        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        self.process = subprocess.Popen([sys.executable, "-m", "fcnn_opt.show.renderer"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        self.outstanding: set[str] = set()
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True, name="picture-renderer")
+        self._reader.start()
+
+    def submit(self, artifact_id: str, folder: str, job: dict) -> None:
+        with self._lock:
+            self.outstanding.add(artifact_id)
+        try:
+            send(self.process.stdin, (artifact_id, str(folder), job))
+        except (BrokenPipeError, OSError, ValueError):
+            self._done(artifact_id, "the picture renderer has stopped")
+
+    def _done(self, artifact_id: str, error: str | None) -> None:
+        with self._lock:
+            if artifact_id not in self.outstanding:
+                return
+            self.outstanding.discard(artifact_id)
+        self.on_done(artifact_id, error)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = receive(self.process.stdout)
+            except Exception:
+                message = None
+            if message is None:
+                break
+            self._done(*message)
+        with self._lock:  # the renderer is gone: whatever it still had is lost
+            lost = sorted(self.outstanding)
+        for artifact_id in lost:
+            self._done(artifact_id, f"the picture renderer exited (code {self.process.poll()})")
+
+    def close(self) -> None:
+        """Wait for every submitted picture, then for the process to end."""
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        self._reader.join()
+        self.process.wait()
+
+
+def main() -> int:
+    try:
+        os.nice(5)  # training comes first
+    except OSError:
+        pass
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        message = receive(stdin)
+        if message is None:
+            return 0
+        artifact_id, folder, job = message
+        try:
+            write_artifact(folder, artifact_id, draw(job))
+            send(stdout, (artifact_id, None))
+        except Exception as exc:  # answered, never fatal: the next picture may draw
+            send(stdout, (artifact_id, f"{type(exc).__name__}: {exc}"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,163 @@
+"""Files beside a study: its artifact folder, and each trial's run file in it.
+
+Artifacts live in an :class:`optuna.artifacts.FileSystemArtifactStore`:
+``<database dir>/artifacts/`` for SQLite and journal files, ``studies/artifacts/`` for
+server databases (PostgreSQL, MySQL), unless a folder is given. They hold each trial's run
+file (always) and its picture (see :mod:`fcnn_opt.show.artifacts`).
+
+A trial's run file is one ``.npz``: its final weights (float32 ``W0, b0, W1, b1, ...``) and
+its per-epoch histories (``train_loss``, ``val_loss``, ``val_accuracy``). It is written with
+the artifact store's public ``write`` and named by the trial's small user attribute
+:data:`RUN_FILE_ATTR` (``{"artifact_id", "folder"}``). Release 0.1.0 kept both in the trial
+row as JSON (about 14 KB of weights and 0.7 KB of histories a trial on W2); those were 80 %
+of a study's database, and optuna-dashboard loads every user attribute of every trial it
+lists. The validation metric stays in the trial row as Optuna's intermediate values (what
+pruners and the dashboard's charts read). Every reader goes through :func:`load_weights`
+and :func:`load_histories`, which also read the 0.1.0 attributes::
+
+    >>> from fcnn_opt.store.artifact_files import artifact_dir
+    >>> artifact_dir("sqlite:///studies/fcnn_opt.db").as_posix()
+    'studies/artifacts'
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fcnn_opt.store.storages import default_url, sqlite_path
+
+DEFAULT_ARTIFACT_DIR = Path("studies/artifacts")
+RUN_FILE_ATTR = "run_file"  # {"artifact_id": ..., "folder": absolute path when written}
+LEGACY_WEIGHTS_ATTR = "weights"  # release 0.1.0: [[W, b], ...] as JSON lists
+HISTORIES = ("train_loss", "val_loss", "val_accuracy")  # per-epoch lists (0.1.0: user attributes)
+ARTIFACTS_ENV = "FCNN_OPT_ARTIFACTS"  # where to look for weights when the stored folder is gone
+
+
+class WeightsNotFound(LookupError):
+    """A trial whose weights cannot be read; the message says where they were looked for."""
+
+
+def artifact_dir(storage_url: str | None = None) -> Path:
+    """Where a storage's artifacts go: an ``artifacts/`` folder beside a database file."""
+    url = storage_url or default_url()
+    path = sqlite_path(url)
+    if path is None and url.startswith("journal:"):
+        path = Path(url[len("journal:"):])
+    if path is None or str(path) in (":memory:", ""):
+        return DEFAULT_ARTIFACT_DIR
+    return path.parent / "artifacts"
+
+
+def open_artifact_store(directory: str | Path):
+    """A FileSystemArtifactStore on ``directory`` (created if missing)."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(directory))
+
+
+def save_run(folder: str | Path, weights, histories: dict[str, list]) -> dict[str, Any]:
+    """Write a trial's ``[(W, b), ...]`` and its histories (lists with None for a missing
+    value) into the artifact folder as one .npz; returns the pointer to keep as the trial's
+    :data:`RUN_FILE_ATTR` user attribute."""
+    import numpy as np
+
+    arrays = {}
+    for i, (W, b) in enumerate(weights):
+        arrays[f"W{i}"] = np.asarray(W, dtype=np.float32)
+        arrays[f"b{i}"] = np.asarray(b, dtype=np.float32)
+    for name, values in histories.items():
+        if values is not None:
+            arrays[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    body = io.BytesIO()
+    np.savez(body, **arrays)
+    body.seek(0)
+    artifact_id = f"run-{uuid.uuid4()}"
+    open_artifact_store(folder).write(artifact_id, body)
+    return {"artifact_id": artifact_id, "folder": str(Path(folder).resolve())}
+
+
+def has_weights(trial) -> bool:
+    attrs = trial.user_attrs
+    return bool(attrs.get(RUN_FILE_ATTR) or attrs.get(LEGACY_WEIGHTS_ATTR))
+
+
+def load_weights(trial, folder: str | Path | None = None) -> list[tuple[Any, Any]]:
+    """A finished trial's final weights as float32 ``[(W, b), ...]``.
+
+    Read from the trial's run file in the artifact folder: ``folder`` if given, else the one
+    recorded when it was written, else ``$FCNN_OPT_ARTIFACTS``; or from the JSON ``weights``
+    attribute of studies written by release 0.1.0.
+    """
+    import numpy as np
+
+    legacy = trial.user_attrs.get(LEGACY_WEIGHTS_ATTR)
+    if legacy:
+        return [(np.asarray(W, dtype=np.float32), np.asarray(b, dtype=np.float32)) for W, b in legacy]
+    data = _run_file(trial, folder)
+    layers = sum(1 for name in data if name.startswith("W"))
+    return [(data[f"W{i}"], data[f"b{i}"]) for i in range(layers)]
+
+
+def load_histories(trial, folder: str | Path | None = None) -> dict[str, list]:
+    """A trial's per-epoch ``train_loss``, ``val_loss`` and (classification) ``val_accuracy``
+    as lists (None where a value was not finite); {} for a trial that stores none.
+
+    From the run file (see :func:`load_weights` for where it is looked for), or from the
+    user attributes of studies written by release 0.1.0 and of objectives run without an
+    artifact folder."""
+    import numpy as np
+
+    attrs = trial.user_attrs
+    if any(name in attrs for name in HISTORIES):
+        return {name: list(attrs[name]) for name in HISTORIES if name in attrs}
+    if not attrs.get(RUN_FILE_ATTR):
+        return {}
+    data = _run_file(trial, folder)
+    return {name: [None if not np.isfinite(v) else float(v) for v in data[name]]
+            for name in HISTORIES if name in data}
+
+
+_CACHE: dict[str, dict] = {}  # artifact id -> arrays: a run file is read once per process
+_CACHE_SIZE = 4096
+
+
+def _run_file(trial, folder) -> dict:
+    import numpy as np
+
+    pointer = trial.user_attrs.get(RUN_FILE_ATTR)
+    if not pointer:
+        raise WeightsNotFound(f"Trial {trial.number} stores no weights ({trial.state.name}); only trials "
+                              "trained by fcnn_opt's Objective have them.")
+    artifact_id = pointer["artifact_id"]
+    if artifact_id in _CACHE:
+        return _CACHE[artifact_id]
+    tried = []
+    for candidate in _folders(folder, pointer):
+        try:
+            with open_artifact_store(candidate).open_reader(artifact_id) as reader:
+                with np.load(io.BytesIO(reader.read())) as loaded:
+                    data = {name: loaded[name] for name in loaded.files}
+        except Exception as exc:  # missing file, another folder: look in the next place
+            tried.append(f"{candidate} ({type(exc).__name__})")
+            continue
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.clear()
+        _CACHE[artifact_id] = data
+        return data
+    raise WeightsNotFound(f"Trial {trial.number}'s run file ({artifact_id}) was not found in "
+                          f"{', '.join(tried) or 'any artifact folder'}; give the study's artifact folder "
+                          f"(--artifact-dir, or ${ARTIFACTS_ENV}).")
+
+
+def _folders(given, pointer: dict):
+    seen = set()
+    for folder in (given, pointer.get("folder"), os.environ.get(ARTIFACTS_ENV)):
+        if folder and Path(folder).is_dir() and Path(folder).resolve() not in seen:
+            seen.add(Path(folder).resolve())
+            yield Path(folder)
