@@ -32,6 +32,13 @@ def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'study.db'}"
 
 
+def history(trial, name: str = "val_loss") -> list:
+    """A finished trial's per-epoch history, from its run file (or 0.1.0's user attributes)."""
+    from fcnn_opt.store.artifact_files import load_histories
+
+    return load_histories(trial)[name]
+
+
 def write_toml(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

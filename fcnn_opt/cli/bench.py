@@ -41,6 +41,7 @@ class Way:
     batch_trials: int = 1
     n_trials: int | None = None  # a subset of the workload's trials (slow ways)
     workers: int = 1  # local worker processes (python -m fcnn_opt worker)
+    default_path: bool = False  # as `study` runs it: a picture per complete trial, progress bar on
 
 
 def ways(quick: bool) -> dict[str, list[Way]]:
@@ -50,6 +51,8 @@ def ways(quick: bool) -> dict[str, list[Way]]:
                Way("numpy, one trial at a time", "numpy"), Way("population K=6", "torch", 6)],
         "W2": [Way("keras, one trial at a time", "keras", n_trials=keras_w2),
                Way("torch, one trial at a time", "torch", n_trials=40 if quick else None),
+               Way("numpy, as `study` runs it (pictures, progress bar)", "numpy",
+                   n_trials=40 if quick else None, default_path=True),
                Way("numpy, one trial at a time", "numpy", n_trials=40 if quick else None),
                Way("numpy, 2 worker processes", "numpy", n_trials=40 if quick else None, workers=2),
                Way("population K=10", "torch", 10, n_trials=40 if quick else None),
@@ -58,7 +61,7 @@ def ways(quick: bool) -> dict[str, list[Way]]:
 
 
 def run_row(workload: str, lib: str, batch_trials: int, n_trials: int | None, storage: str,
-            workers: int = 1) -> dict:
+            workers: int = 1, default_path: bool = False) -> dict:
     """Run one workload one way in this process (and its workers); returns the row's figures."""
     import resource
 
@@ -68,10 +71,12 @@ def run_row(workload: str, lib: str, batch_trials: int, n_trials: int | None, st
 
     spec = parse_spec(WORKLOADS[workload], source=workload).with_overrides(lib=lib, n_trials=n_trials)
     start = time.perf_counter()
+    pictures = "complete" if default_path else "none"
     if workers > 1:
-        summary = run_parallel(spec, storage=storage, n_workers=workers, progress=False, artifacts=False)
+        summary = run_parallel(spec, storage=storage, n_workers=workers, progress=False, artifacts=pictures)
     else:
-        summary = run_study(spec, storage=storage, progress=False, batch_trials=batch_trials, artifacts=False)
+        summary = run_study(spec, storage=storage, progress=default_path, batch_trials=batch_trials,
+                            artifacts=pictures)
     seconds = time.perf_counter() - start
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # the largest worker
@@ -80,16 +85,19 @@ def run_row(workload: str, lib: str, batch_trials: int, n_trials: int | None, st
     trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False)
     epochs = sum(len(t.intermediate_values) for t in trials)
     c = summary.counts
+    database = storage[len("sqlite:///"):] if storage.startswith("sqlite:///") else None
+    db_kb = os.path.getsize(database) / 1024 if database and os.path.exists(database) else None
     return {"seconds": seconds, "epochs": epochs, "trials": c.complete + c.pruned + c.failed, "complete": c.complete,
             "pruned": c.pruned, "failed": c.failed, "best": summary.best_value,
-            "peak_mb": peak / 1024}
+            "peak_mb": peak / 1024, "db_kb": db_kb}
 
 
 def _row_in_subprocess(workload: str, way: Way, folder: str) -> dict:
-    storage = f"sqlite:///{folder}/{workload}-{way.lib}-{way.batch_trials}-{way.workers}.db"
+    storage = (f"sqlite:///{folder}/{workload}-{way.lib}-{way.batch_trials}-{way.workers}"
+               f"{'-default' if way.default_path else ''}.db")
     code = (f"import json; from fcnn_opt.cli.bench import run_row; "
             f"print(json.dumps(run_row({workload!r}, {way.lib!r}, {way.batch_trials}, {way.n_trials!r}, "
-            f"{storage!r}, workers={way.workers})))")
+            f"{storage!r}, workers={way.workers}, default_path={way.default_path})))")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
     if done.returncode != 0:
@@ -122,20 +130,27 @@ def run_bench(workloads: list[str], quick: bool = False) -> list[dict]:
                         if ref in base:
                             row[f"x_{ref}"] = base[ref]["per_epoch"] / row["per_epoch"]
     headers = ["workload", "way", "trials", "complete", "pruned", "epochs", "wall s", "trials/s",
-               "ms/epoch", "best val", "peak MB", "vs keras", "vs torch"]
+               "ms/epoch", "best val", "peak MB", "db KB", "vs keras", "vs torch"]
     body = []
     for r in rows:
         if "error" in r:
-            body.append([r["workload"], r["way"], "error: " + r["error"]] + [None] * 10)
+            body.append([r["workload"], r["way"], "error: " + r["error"]] + [None] * 11)
             continue
         body.append([r["workload"], r["way"], r["trials"], r["complete"], r["pruned"], r["epochs"],
                      round(r["process_seconds"], 2), round(r["trials"] / r["process_seconds"], 2),
                      round(1000 * r["per_epoch"], 2), r["best"], round(r["peak_mb"]),
+                     None if r.get("db_kb") is None else round(r["db_kb"]),
                      _ratio(r.get("x_keras")), _ratio(r.get("x_torch"))])
     print(table(headers, body))
     print("wall s: the row's whole process (imports, study creation, training, storage) on SQLite. "
         "ms/epoch: wall time per epoch trained (pruned trials train fewer); the ratios compare it, "
         "since the slow ways run only a subset of W2.")
+    by_way = {(r["workload"], r["way"]): r for r in rows if "error" not in r}
+    default = by_way.get(("W2", "numpy, as `study` runs it (pictures, progress bar)"))
+    plain = by_way.get(("W2", "numpy, one trial at a time"))
+    if default and plain:
+        print(f"W2 as `study` runs it against no pictures: {default['process_seconds'] / plain['process_seconds']:.2f}x "
+              "the wall time (target: at most 1.15x)")
     return rows
 
 

@@ -76,13 +76,15 @@ class Renderer:
     """The parent's handle on a renderer process: ``submit`` jobs, get ``on_done(artifact_id,
     error)`` from a reader thread, ``close`` to wait for the rest."""
 
+    command = (sys.executable, "-m", "fcnn_opt.show.renderer")
+
     def __init__(self, on_done: Callable[[str, str | None], None]):
         import subprocess
 
         self.on_done = on_done
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        self.process = subprocess.Popen([sys.executable, "-m", "fcnn_opt.show.renderer"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        self.process = subprocess.Popen(list(self.command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, env=env)
         self.outstanding: set[str] = set()
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, daemon=True, name="picture-renderer")

@@ -11,7 +11,7 @@ import time
 
 import optuna
 import pytest
-from conftest import STUDIES, cli_env, run_cli, write_toml
+from conftest import STUDIES, cli_env, history, run_cli, write_toml
 
 SMALL_TPE = """
 [study]
@@ -47,7 +47,7 @@ def test_seed_grid_runs_each_point_once_and_resumes_without_adding(tmp_path, sql
     assert sorted((t.params["epochs"], t.params["units"]) for t in complete) == [
         (50, 2), (50, 4), (50, 8), (100, 2), (100, 4), (100, 8)]
     for t in complete:
-        assert len(t.user_attrs["val_loss"]) == len(t.user_attrs["train_loss"]) == t.params["epochs"]
+        assert len(history(t, "val_loss")) == len(history(t, "train_loss")) == t.params["epochs"]
         assert len(t.intermediate_values) == t.params["epochs"]
         assert t.user_attrs["description"].startswith(f"epochs: {t.params['epochs']}, units: 2-")
         assert t.user_attrs["lib"] == "numpy" and t.user_attrs["dataset"] == "circles"
@@ -92,8 +92,8 @@ units = [2, 8]
     pruned = [t for t in study.trials if t.state.name == "PRUNED"]
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert pruned and len(pruned) + len(complete) == 16
-    assert all(len(t.user_attrs["val_loss"]) < 20 for t in pruned)
-    assert all(len(t.user_attrs["val_loss"]) == 20 for t in complete)
+    assert all(len(history(t, "val_loss")) < 20 for t in pruned)
+    assert all(len(history(t, "val_loss")) == 20 for t in complete)
 
 
 def test_fixed_seed_reproduces_parameters_and_values(tmp_path):
@@ -170,7 +170,7 @@ def test_objective_in_a_users_own_study():
     assert len(study.trials) == 5
     t = study.trials[0]
     assert set(t.params) == {"lr", "units"}
-    assert len(t.user_attrs["val_loss"]) == len(t.intermediate_values) == 10
+    assert len(history(t, "val_loss")) == len(t.intermediate_values) == 10
     assert 0 < study.best_value < 0.7
 
 

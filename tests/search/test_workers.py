@@ -18,7 +18,7 @@ from collections import Counter
 
 import optuna
 import pytest
-from conftest import cli_env, run_cli, write_toml
+from conftest import cli_env, history, run_cli, write_toml
 
 # Short heartbeats so a dead worker is noticed in seconds; every worker of a study shares them.
 FAST_HEARTBEAT = {"FCNN_OPT_HEARTBEAT": "1", "FCNN_OPT_GRACE": "3"}
@@ -247,7 +247,7 @@ def test_workers_ride_out_dropped_connections(tmp_path, pg_url):
     assert states["COMPLETE"] == 12 and states["RUNNING"] == 0 and states["WAITING"] == 0, states
     for t in trials(pg_url, "fast"):
         if t.state.name == "COMPLETE":
-            assert len(t.user_attrs["val_loss"]) == 400  # completed results are whole
+            assert len(history(t, "val_loss")) == 400  # completed results are whole
         else:
             assert t.user_attrs.get("fail_reason"), t  # any failure says why
 

@@ -1,16 +1,21 @@
-"""Each finished trial carries its response-surface PNG as an Optuna artifact."""
+"""Trial pictures as Optuna artifacts (drawn off the critical path), and each trial's run file
+(weights and histories) in the artifact folder instead of the trial row."""
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
-from conftest import run_cli, write_toml
+from conftest import history, run_cli, write_toml
 from optuna.artifacts import get_all_artifact_meta
 from PIL import Image
 
-from fcnn_opt.show.artifacts import artifact_dir
+from fcnn_opt.store import optuna_internals as internals
+from fcnn_opt.store.artifact_files import RUN_FILE_ATTR, artifact_dir, load_weights
 
 TINY = """
 [study]
@@ -25,6 +30,22 @@ epochs = 3
 units = [2, 4]
 """
 
+PRUNING = """
+[study]
+name = "pruning"
+sampler = "random"
+pruner = "median"
+n_trials = 14
+seed = 4
+[dataset]
+name = "circles"
+n_points = 300
+[params]
+epochs = 10
+lr = { low = 1e-4, high = 0.3, log = true }
+units = [2, 8]
+"""
+
 
 @pytest.mark.parametrize("url,expected", [
     ("sqlite:///studies/fcnn_opt.db", "studies/artifacts"),
@@ -37,34 +58,127 @@ def test_artifact_folder_follows_the_storage(url, expected):
     assert artifact_dir(url) == Path(expected)
 
 
-def test_every_finished_trial_has_its_picture(small_study):
+def _pictures(study, trial) -> list:
+    return get_all_artifact_meta(trial, storage=study._storage)
+
+
+def test_complete_trials_get_a_picture_by_default_and_pruned_ones_none(small_study):
     url, study = small_study
     folder = Path(url[len("sqlite:///"):]).parent / "artifacts"
     finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
-    assert any(t.state.name == "PRUNED" for t in finished) and any(t.state.name == "COMPLETE" for t in finished)
+    assert {t.state.name for t in finished} == {"COMPLETE", "PRUNED"}
     for t in finished:
-        metas = get_all_artifact_meta(t, storage=study._storage)
+        metas = _pictures(study, t)
+        if t.state.name == "PRUNED":
+            assert metas == [], t.number
+            continue
         assert len(metas) == 1, t.number
         meta = metas[0]
         assert meta.mimetype == "image/png" and meta.filename == f"response_trial{t.number}_circles.png"
         with Image.open(folder / meta.artifact_id) as image:
+            image.load()
             assert image.format == "PNG" and image.size[0] > 600
+            # A drawn surface, not a placeholder: many colours.
+            assert len(image.getcolors(1 << 16) or range(1 << 16)) > 50
         assert "artifact_error" not in t.user_attrs
 
 
-def test_no_artifacts_flag_and_artifact_folder_option(tmp_path):
+def test_weights_and_histories_live_in_the_run_file_not_the_trial_row(small_study):
+    url, study = small_study
+    database = sqlite3.connect(url[len("sqlite:///"):])
+    keys = {k for (k,) in database.execute("select distinct key from trial_user_attributes")}
+    assert RUN_FILE_ATTR in keys and not keys & {"weights", "train_loss", "val_loss", "val_accuracy"}
+    for t in study.trials:
+        if t.state.name not in ("COMPLETE", "PRUNED"):
+            continue
+        weights = load_weights(t)
+        assert [W.shape[1] for W, _ in weights][-1] == 4  # four classes out
+        assert history(t) == pytest.approx([t.intermediate_values[e] for e in sorted(t.intermediate_values)],
+                                            rel=1e-6)
+        assert len(history(t, "train_loss")) == len(history(t, "val_accuracy")) == len(t.intermediate_values)
+
+
+@pytest.mark.parametrize("public", [False, True])
+@pytest.mark.parametrize("mode", ["all", "best", "none"])
+def test_picture_modes(tmp_path, mode, public):
+    """all: every finished trial; best: only trials that beat the best so far; none: none.
+    On Optuna's public API the pictures are uploaded with upload_artifact instead."""
+    config = write_toml(tmp_path / "p.toml", PRUNING)
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    env = {internals.PUBLIC_API_ENV: "1"} if public else {}
+    done = run_cli("study", "--config", config, "--storage", url, "--artifacts", mode, "--no-progress",
+                   cwd=tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="pruning", storage=url)
+    pictured = [t.number for t in study.trials if _pictures(study, t)]
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    if mode == "all":
+        assert pictured == [t.number for t in finished]
+    elif mode == "none":
+        assert pictured == []
+    else:
+        best, improved = None, []
+        for t in study.trials:
+            if t.state.name == "COMPLETE" and (best is None or t.value < best):
+                best = t.value
+                improved.append(t.number)
+        assert pictured == improved and study.best_trial.number == improved[-1]
+    for t in study.trials:
+        for meta in _pictures(study, t):
+            assert (tmp_path / "artifacts" / meta.artifact_id).stat().st_size > 10_000
+
+
+def test_no_artifacts_flag_and_artifact_folder_options(tmp_path):
     config = write_toml(tmp_path / "tiny.toml", TINY)
     url = f"sqlite:///{tmp_path / 'a.db'}"
     done = run_cli("study", "--config", config, "--storage", url, "--no-artifacts", "--no-progress", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     study = optuna.load_study(study_name="tiny", storage=url)
-    assert all(not get_all_artifact_meta(t, storage=study._storage) for t in study.trials)
-    assert not (tmp_path / "artifacts").exists()
+    assert all(not _pictures(study, t) for t in study.trials)
+    assert sorted(p.name[:4] for p in (tmp_path / "artifacts").iterdir()) == ["run-", "run-"]
 
-    other = f"sqlite:///{tmp_path / 'b.db'}"
-    done = run_cli("study", "--config", config, "--storage", other, "--artifacts", tmp_path / "pics",
+    for flag, folder in (("--artifact-dir", "pics"), ("--artifacts", "older")):  # --artifacts DIR: 0.1.0's spelling
+        other = f"sqlite:///{tmp_path / (folder + '.db')}"
+        done = run_cli("study", "--config", config, "--storage", other, flag, tmp_path / folder,
+                       "--no-progress", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        study = optuna.load_study(study_name="tiny", storage=other)
+        ids = [m.artifact_id for t in study.trials for m in _pictures(study, t)]
+        runs = [t.user_attrs[RUN_FILE_ATTR]["artifact_id"] for t in study.trials]
+        assert len(ids) == 2 and sorted(p.name for p in (tmp_path / folder).iterdir()) == sorted(ids + runs)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--artifacts", "some"], "--artifacts 'some': expected one of all, complete, best, none"),
+    (["--no-artifacts", "--artifacts", "all"], "--no-artifacts contradicts --artifacts all"),
+])
+def test_bad_artifact_options_are_one_line_errors(tmp_path, args, message):
+    config = write_toml(tmp_path / "tiny.toml", TINY)
+    done = run_cli("study", "--config", config, "--storage", f"sqlite:///{tmp_path / 'x.db'}", *args,
                    "--no-progress", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    study = optuna.load_study(study_name="tiny", storage=other)
-    ids = [m.artifact_id for t in study.trials for m in get_all_artifact_meta(t, storage=study._storage)]
-    assert len(ids) == 2 and sorted(p.name for p in (tmp_path / "pics").iterdir()) == sorted(ids)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_dead_renderer_never_fails_a_trial(tmp_path, monkeypatch):
+    """The renderer process dies at its first picture: every trial still completes, and each
+    linked picture is a small one saying why."""
+    import fcnn_opt.show.renderer as renderer
+    from fcnn_opt.search.runner import run_study
+    from fcnn_opt.search.space import parse_spec
+
+    # A renderer that reads the start of its first job, then dies.
+    monkeypatch.setattr(renderer.Renderer, "command",
+                        (sys.executable, "-c", "import sys; sys.stdin.buffer.read(8); sys.exit(3)"))
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    spec = parse_spec({"study": {"name": "d", "sampler": "grid", "pruner": "none"},
+                       "dataset": {"name": "xor", "n_points": 200}, "params": {"epochs": 3, "units": [2, 4, 8]}})
+    summary = run_study(spec, storage=url, progress=False)
+    assert summary.counts.complete == 3
+    study = optuna.load_study(study_name="d", storage=url)
+    for t in study.trials:
+        (meta,) = _pictures(study, t)
+        with Image.open(tmp_path / "artifacts" / meta.artifact_id) as image:
+            assert image.size == (640, 60)  # the placeholder
+    assert np.isfinite(study.best_value)

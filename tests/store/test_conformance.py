@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from pathlib import Path
 
 import optuna
 import pytest
@@ -44,6 +45,7 @@ WORKLOADS = {
                     "params": {**BASE_PARAMS, "lib": "torch", "units": [2, 4, 8]}}, 4),
 }
 MEASURED = {"seconds_per_epoch"}  # differs from run to run by nature
+ARTIFACTS: Path | None = None  # set per test: the artifact folder of the runs
 
 
 @pytest.fixture(params=["sqlite", "journal", "postgres", "mysql"])
@@ -53,6 +55,14 @@ def storage_url(request, tmp_path):
     if request.param == "journal":
         return f"journal:{tmp_path / 'conformance.log'}"
     return request.getfixturevalue({"postgres": "pg_url", "mysql": "mysql_url"}[request.param])
+
+
+@pytest.fixture(autouse=True)
+def artifact_folder(tmp_path):
+    global ARTIFACTS
+    ARTIFACTS = tmp_path / "artifacts"
+    yield ARTIFACTS
+    ARTIFACTS = None
 
 
 @pytest.fixture
@@ -78,18 +88,35 @@ def run(workload: str, url: str, name: str) -> None:
 
     definition, batch = WORKLOADS[workload]
     spec = parse_spec({**definition, "study": {**definition["study"], "name": name}}, source=workload)
-    run_study(spec, storage=url, progress=False, artifacts=False, batch_trials=batch)
+    run_study(spec, storage=url, progress=False, artifacts="complete", batch_trials=batch,
+              artifact_dir=ARTIFACTS)
 
 
 def snapshot(trials) -> list[dict]:
-    """Everything a trial holds but its ids and times."""
-    return [{"number": t.number, "state": t.state.name, "values": t.values,
-             "params": list(t.params.items()),
-             "distributions": [(k, optuna.distributions.distribution_to_json(d))
-                               for k, d in t.distributions.items()],
-             "intermediate": sorted(t.intermediate_values.items()),
-             "user_attrs": {k: v for k, v in t.user_attrs.items() if k not in MEASURED},
-             "system_attrs": t.system_attrs} for t in trials]
+    """Everything a trial holds but its ids and times: its run file's contents instead of the
+    file's (random) name, and its pictures by file name, each checked to be in the folder."""
+    from fcnn_opt.store.artifact_files import RUN_FILE_ATTR, load_histories, load_weights
+
+    rows = []
+    for t in trials:
+        user = {k: v for k, v in t.user_attrs.items() if k not in MEASURED and k != RUN_FILE_ATTR}
+        if RUN_FILE_ATTR in t.user_attrs:
+            user["run"] = ([(W.tolist(), b.tolist()) for W, b in load_weights(t)], load_histories(t))
+        system, pictures = {}, []
+        for key, value in t.system_attrs.items():
+            if key.startswith("artifacts:"):
+                meta = json.loads(value)
+                assert (ARTIFACTS / meta["artifact_id"]).stat().st_size > 10_000
+                pictures.append((meta["filename"], meta["mimetype"]))
+            else:
+                system[key] = value
+        rows.append({"number": t.number, "state": t.state.name, "values": t.values,
+                     "params": list(t.params.items()),
+                     "distributions": [(k, optuna.distributions.distribution_to_json(d))
+                                       for k, d in t.distributions.items()],
+                     "intermediate": sorted(t.intermediate_values.items()),
+                     "user_attrs": user, "system_attrs": system, "pictures": sorted(pictures)})
+    return rows
 
 
 def load(url: str, name: str):
@@ -111,6 +138,7 @@ def test_fast_and_public_paths_store_identical_trials(workload, storage_url, pat
         assert mine == theirs, f"trial {mine['number']} differs"
     states = {t["state"] for t in fast}
     assert states <= {"COMPLETE", "PRUNED"}
+    assert all(len(t["pictures"]) == (t["state"] == "COMPLETE") for t in fast)
     if workload == "tpe":  # the comparison covered pruned trials and per-layer widths
         assert states == {"COMPLETE", "PRUNED"}
         assert any(p == "units_l2" for t in fast for p, _ in t["params"])
@@ -167,7 +195,7 @@ def test_fast_path_studies_read_back_through_optunas_own_tools(storage_url, path
         assert row["state"] == trial.state.name
         assert row["params"] == trial.params
         assert row["value"] == pytest.approx(trial.value)
-        assert row["user_attrs"]["val_loss"] == trial.user_attrs["val_loss"]
+        assert row["user_attrs"]["run_file"] == trial.user_attrs["run_file"]
     best = _optuna_cli("best-trial", storage_url, "readback")
     assert best["number"] == study.best_trial.number and best["value"] == pytest.approx(study.best_value)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import optuna
 import pytest
-from conftest import run_cli, write_toml
+from conftest import history, run_cli, write_toml
 
 from fcnn_opt import TrainConfig, make_dataset, train
 from fcnn_opt.training.population import train_population
@@ -122,7 +122,7 @@ def test_batched_pruning_decisions_equal_one_at_a_time_decisions(tmp_path, sqlit
     assert all(t.user_attrs["engine"] == "population (cpu)" for t in trials)
     for t in trials:
         assert set(t.params) == {"lr", "units", "optimizer"} and t.user_attrs["worker"]
-        assert len(t.user_attrs["val_loss"]) == len(t.intermediate_values) == t.user_attrs["epochs_run"]
+        assert len(history(t, "val_loss")) == len(t.intermediate_values) == t.user_attrs["epochs_run"]
         assert t.datetime_complete is not None and t.datetime_start <= t.datetime_complete
         if t.state.name == "COMPLETE":
             assert t.value == t.intermediate_values[12]
@@ -192,7 +192,7 @@ def test_batched_grid_runs_each_point_once(tmp_path, sqlite_url):
     trials = optuna.load_study(study_name="seed_grid", storage=sqlite_url).trials
     assert sorted((t.params["epochs"], t.params["units"]) for t in trials) == [
         (50, 2), (50, 4), (50, 8), (100, 2), (100, 4), (100, 8)]
-    assert all(len(t.user_attrs["val_loss"]) == t.params["epochs"] for t in trials)
+    assert all(len(history(t, "val_loss")) == t.params["epochs"] for t in trials)
 
 
 @pytest.mark.parametrize("pruner", [
