@@ -116,7 +116,7 @@ class TrialPictures:
                            f"{result.epochs_run} epochs"}
         name = picture_name(trial.number, result.dataset.name)
         if self.background:
-            artifact_id = f"picture-{uuid.uuid4()}"
+            artifact_id = str(uuid.uuid4())  # hex and dashes only: optuna-dashboard serves no other ids
             reporter.store_system(dict([internals.artifact_attr(artifact_id, name)]))
             self._start().submit(artifact_id, str(self.folder), job)
             return

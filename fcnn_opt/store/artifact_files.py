@@ -77,7 +77,7 @@ def save_run(folder: str | Path, weights, histories: dict[str, list]) -> dict[st
     body = io.BytesIO()
     np.savez(body, **arrays)
     body.seek(0)
-    artifact_id = f"run-{uuid.uuid4()}"
+    artifact_id = str(uuid.uuid4())  # as Optuna names artifacts
     open_artifact_store(folder).write(artifact_id, body)
     return {"artifact_id": artifact_id, "folder": str(Path(folder).resolve())}
 

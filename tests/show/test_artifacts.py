@@ -135,7 +135,8 @@ def test_no_artifacts_flag_and_artifact_folder_options(tmp_path):
     assert done.returncode == 0, done.stderr
     study = optuna.load_study(study_name="tiny", storage=url)
     assert all(not _pictures(study, t) for t in study.trials)
-    assert sorted(p.name[:4] for p in (tmp_path / "artifacts").iterdir()) == ["run-", "run-"]
+    runs = sorted(t.user_attrs[RUN_FILE_ATTR]["artifact_id"] for t in study.trials)
+    assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == runs
 
     for flag, folder in (("--artifact-dir", "pics"), ("--artifacts", "older")):  # --artifacts DIR: 0.1.0's spelling
         other = f"sqlite:///{tmp_path / (folder + '.db')}"

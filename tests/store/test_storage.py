@@ -78,7 +78,7 @@ def test_worker_processes_never_carry_the_url_on_their_command_line():
     command = worker_command("-odd name", 3, 5.0)
     assert "--study-name=-odd name" in command and "--worker-id=3" in command
     assert not any("://" in part or "journal:" in part for part in command)
-    assert worker_command("x", 0, None, 64, "cuda")[-2:] == ["--batch-trials=64", "--device=cuda"]
+    assert {"--batch-trials=64", "--device=cuda"} <= set(worker_command("x", 0, None, 64, "cuda"))
 
 
 @pytest.mark.parametrize("command", [["studies"], ["trials", "--study-name", "x"],
