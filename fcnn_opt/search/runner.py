@@ -537,12 +537,24 @@ def _progress_bar(enabled: bool, budget: int, counts: Counts):
 
 
 def _update_bar(bar, study: optuna.Study, counts: Counts, budget: int) -> None:
+    """Redraw the bar at most every 0.2 s (as tqdm's own ``mininterval``), reading the best
+    value from the storage only when the number of complete trials has changed: each redraw
+    and each best-value query was a cost per trial (6 % of W2 when done every trial)."""
     if bar is None:
         return
+    now = time.monotonic()
+    last = getattr(bar, "fcnn_opt_state", None) or {"drawn": -1.0, "complete": -1, "best": None}
+    bar.fcnn_opt_state = last
+    finished = counts.done >= budget
+    if now - last["drawn"] < 0.2 and not finished:
+        return
+    if counts.complete and counts.complete != last["complete"]:
+        last["best"], last["complete"] = study.best_value, counts.complete
     bar.total = budget
     bar.n = min(counts.done, budget)
     postfix = {"running": counts.running, "pruned": counts.pruned, "failed": counts.failed}
-    if counts.complete:
-        postfix = {"best": f"{study.best_value:.4g}", **postfix}
+    if last["best"] is not None:
+        postfix = {"best": f"{last['best']:.4g}", **postfix}
     bar.set_postfix(postfix, refresh=False)
     bar.refresh()
+    last["drawn"] = now
