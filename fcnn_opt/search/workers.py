@@ -27,7 +27,6 @@ from fcnn_opt.search.ledger import Counts
 from fcnn_opt.search.objective import Objective
 from fcnn_opt.search.runner import (
     RunSummary,
-    _progress_bar,
     _update_bar,
     fill_final,
     load_for_worker,
@@ -91,15 +90,18 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
                  n_workers: int = 2, timeout: float | None = None, progress: bool = True,
                  batch_trials: int = 1, device: str = "cpu", artifacts: str | bool = "complete",
                  artifact_dir: str | Path | None = None) -> RunSummary:
-    """Create or resume the study, then run it with ``n_workers`` local worker processes.
+    """Create or resume the study, then run it with ``n_workers`` local workers: this process
+    and ``n_workers - 1`` worker processes (``python -m fcnn_opt worker``).
 
-    The study is created and its grid queued once, here; each worker is
-    ``python -m fcnn_opt worker``. This process draws one progress bar from the storage,
-    forwards Ctrl-C and SIGTERM to the workers and waits for them. Workers that exit
-    with an error are listed in ``summary.failed_workers`` with the end of their output.
+    The study is created and its grid queued once, here. This process is worker 0: it
+    starts the others, then runs trials itself (its imports are done, so the others' start
+    overlaps its first trials), drawing one progress bar for the whole study; after a
+    Ctrl-C or SIGTERM it records its own trial, then forwards the signal to the others and
+    waits for them. Workers that exit with an error are listed in ``summary.failed_workers``
+    with the end of their output.
     """
     url = storage or default_url()
-    study, summary = prepare_study(spec, storage=url, study_name=study_name)
+    study, summary = prepare_study(spec, storage=url, study_name=study_name, concurrent=batch_trials > 1)
     name = study.study_name
     done_before = summary.counts.done
     env = dict(os.environ, OPTUNA_STORAGE=url)
@@ -107,16 +109,17 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
     # cores (W2 with two workers: 25 s with OpenBLAS's default threads, 10 s with one each).
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env.setdefault(variable, "1")
-    package_root = str(Path(__file__).resolve().parents[1])  # workers import this same checkout
+    package_root = str(Path(__file__).resolve().parents[2])  # workers import this same checkout
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"fcnn_opt-{safe_filename(name)}-") as logs:
         procs, log_paths = [], []
-        for i in range(n_workers):
+        for i in range(1, n_workers):
             log_paths.append(Path(logs) / f"worker{i}.log")
             with log_paths[-1].open("wb") as log:
                 # A session of its own: a terminal's Ctrl-C reaches the workers once, through us.
-                procs.append(subprocess.Popen(worker_command(name, i, timeout, batch_trials, device, artifacts, artifact_dir), env=env, stdin=subprocess.DEVNULL,
+                procs.append(subprocess.Popen(worker_command(name, i, timeout, batch_trials, device, artifacts,
+                                                             artifact_dir), env=env, stdin=subprocess.DEVNULL,
                                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         stopping: list[int] = []
 
@@ -126,23 +129,28 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
                 if p.poll() is None:
                     p.send_signal(signum)
 
-        previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-        bar = _progress_bar(progress, summary.budget, summary.counts)
         try:
-            _watch(procs, study, spec, bar, stopping)
+            objective = Objective(spec)
+            with trial_artifacts(objective, url, artifacts, artifact_dir):
+                run_trials(study, spec, objective, summary, timeout=timeout, progress=progress,
+                           batch_trials=batch_trials, device=device)
+            if summary.interrupted:  # this process recorded its trial; now the others
+                forward(signal.SIGINT, None)
+            previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                _watch(procs, study, spec, None, stopping)
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
             for p in procs:  # never leave a worker behind
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-            if bar is not None:
-                bar.close()
-        summary.interrupted = bool(stopping)
-        for i, p in enumerate(procs):
+        summary.interrupted = summary.interrupted or bool(stopping)
+        for i, p in enumerate(procs, start=1):
             if p.returncode != 0 and not stopping:
-                summary.failed_workers.append((i, p.returncode, _tail(log_paths[i])))
+                summary.failed_workers.append((i, p.returncode, _tail(log_paths[i - 1])))
     summary.seconds = time.perf_counter() - start
     fill_final(summary, study, spec)
     summary.ran = summary.counts.done - done_before
