@@ -23,10 +23,10 @@ from functools import cache
 
 import numpy as np
 
+from fcnn_opt.show.figures._common import TAB10
+from fcnn_opt.show.figures._response import grid_output, value_range
 from fcnn_opt.training.datasets import BINARY, MULTICLASS, REGRESSION, Dataset
 
-TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 # ColorBrewer's Spectral, red to blue (binary: probability of class 1; regression: reversed).
 SPECTRAL = ["#9e0142", "#d53e4f", "#f46d43", "#fdae61", "#fee08b", "#ffffbf", "#e6f598",
             "#abdda4", "#66c2a5", "#3288bd", "#5e4fa2"]
@@ -74,13 +74,12 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def _predict(dataset: Dataset, weights, activation: str, points: np.ndarray) -> np.ndarray:
+def _predictor(dataset: Dataset, weights, activation: str):
     from fcnn_opt.training.backends._numpy import NumpyNet
 
     net = NumpyNet([(np.asarray(W, np.float32), np.asarray(b, np.float32)) for W, b in weights],
                    activation, dataset.task)
-    with np.errstate(all="ignore"):
-        return np.asarray(net.predict(points.astype(np.float32)), dtype=np.float64)
+    return lambda points: net.predict(points.astype(np.float32))
 
 
 def response_png(dataset: Dataset, weights, activation: str, train_loss, val_loss, *, title: str,
@@ -88,24 +87,8 @@ def response_png(dataset: Dataset, weights, activation: str, train_loss, val_los
     """The PNG bytes of a trained network's picture (see the module docstring)."""
     from PIL import Image, ImageDraw
 
-    a1, a2, points = dataset.grid(RESOLUTION)
-    shape = (len(a2), len(a1))
-    raw = _predict(dataset, weights, activation, points)
-    if dataset.task == MULTICLASS:
-        output = np.argmax(raw, axis=1).reshape(shape).astype(float)
-        output[~np.isfinite(raw).all(axis=1).reshape(shape)] = np.nan
-    else:
-        output = raw.reshape(shape)
-    truth = dataset.ground_truth(points)
-    if truth is not None:
-        truth = truth.astype(float).reshape(shape)
-        if dataset.task == MULTICLASS:
-            truth[truth >= dataset.n_classes] = np.nan
-    finite = output[np.isfinite(output)]
-    stacked = np.concatenate([dataset.y_train.astype(float).ravel(), finite.ravel()]
-                             + ([truth.ravel()] if truth is not None else []))
-    lo, hi = np.nanpercentile(stacked, [1, 99]) if stacked.size else (0.0, 1.0)
-    vrange = (float(lo), float(hi if hi > lo else lo + 1.0))
+    a1, a2, output, truth = grid_output(dataset, _predictor(dataset, weights, activation), RESOLUTION)
+    vrange = value_range(dataset.y_train, output, truth)
 
     width, top, gap = 3 * PANEL + 4 * 36 + 40, 62, 36
     image = Image.new("RGB", (width, top + PANEL + 50), "white")

@@ -74,7 +74,9 @@ def trial_network(trial, task: str, artifact_dir=None):
     return NumpyNet(weights, config.get("activation", "relu"), task)
 
 
-def _grid_output(dataset: Dataset, predict, resolution: int):
+def grid_output(dataset: Dataset, predict, resolution: int):
+    """The grid's axes, the model's output on it (class index, probability or value; NaN where
+    the network's output is not finite) and the noise-free truth (None without a formula)."""
     a1, a2, points = dataset.grid(resolution)
     shape = (len(a2), len(a1))
     with np.errstate(all="ignore"):
@@ -111,14 +113,14 @@ def response_data(source, *, study=None, dataset: Dataset | None = None,
         if source.model is None:
             raise PlotError("This TrainResult has no model to draw.")
         data = dataset or source.dataset
-        a1, a2, output, truth = _grid_output(data, source.predict, resolution)
+        a1, a2, output, truth = grid_output(data, source.predict, resolution)
         description = source.description(RESULT_KEYS)
         subtitle = f"{data.name}, {source.epochs_run} epochs, final val_loss {source.val_loss[-1]:.4g}"
         train_loss, val_loss = list(source.train_loss), list(source.val_loss)
     elif hasattr(source, "user_attrs") and hasattr(source, "number"):
         data = dataset or trial_dataset(source, study)
         net = trial_network(source, data.task, artifact_dir)
-        a1, a2, output, truth = _grid_output(data, net.predict, resolution)
+        a1, a2, output, truth = grid_output(data, net.predict, resolution)
         attrs = source.user_attrs
         description = attrs.get("description") or ", ".join(f"{k}: {v}" for k, v in source.params.items())
         value = f", value {source.value:.4g}" if source.value is not None else ""
@@ -136,13 +138,20 @@ def response_data(source, *, study=None, dataset: Dataset | None = None,
                         dataset=data.name)
 
 
-def _value_range(data: ResponseData) -> tuple[float, float]:
-    values = [data.y, data.output[np.isfinite(data.output)]]
-    if data.truth is not None:
-        values.append(data.truth.ravel())
+def value_range(y, output, truth) -> tuple[float, float]:
+    """The colour range of a surface: the 1st to 99th percentile of the targets, the finite
+    outputs and the truth together."""
+    values = [np.asarray(y, dtype=float), output[np.isfinite(output)]]
+    if truth is not None:
+        values.append(truth.ravel())
     stacked = np.concatenate([np.ravel(v) for v in values])
+    stacked = stacked[np.isfinite(stacked)]
     lo, hi = np.percentile(stacked, [1, 99]) if stacked.size else (0.0, 1.0)
     return float(lo), float(hi if hi > lo else lo + 1.0)
+
+
+def _value_range(data: ResponseData) -> tuple[float, float]:
+    return value_range(data.y, data.output, data.truth)
 
 
 def _surface_mpl(ax, data: ResponseData, z: np.ndarray, vrange):
