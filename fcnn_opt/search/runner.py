@@ -482,10 +482,10 @@ def trial_artifacts(objective: Objective, storage: str | None, pictures: str | b
     and pictures the trials ``pictures`` names (drawn in the background on the fast path; see
     :mod:`fcnn_opt.show.artifacts`). The block ends when the last picture is written."""
     from fcnn_opt.show.artifacts import TrialPictures, picture_mode
-    from fcnn_opt.store.artifact_files import artifact_dir, open_artifact_store
+    from fcnn_opt.store.artifact_files import artifact_dir, make_folder
 
     folder = Path(directory) if directory is not None else artifact_dir(storage)
-    open_artifact_store(folder)  # created now: a folder that cannot be made fails before any trial
+    make_folder(folder)  # created now: a folder that cannot be made fails before any trial
     mode = picture_mode(pictures)
     saved = objective.artifact_dir, objective.pictures
     objective.artifact_dir = folder

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fcnn_opt.store import optuna_internals as internals
-from fcnn_opt.store.artifact_files import DEFAULT_ARTIFACT_DIR, artifact_dir, open_artifact_store
+from fcnn_opt.store.artifact_files import (
+    DEFAULT_ARTIFACT_DIR,
+    artifact_dir,
+    make_folder,
+    open_artifact_store,
+    write_artifact,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -74,7 +80,7 @@ class TrialPictures:
     """
 
     def __init__(self, folder: str | Path, mode: str = "complete", *, background: bool | None = None):
-        open_artifact_store(folder)  # the folder exists before the first trial ends
+        make_folder(folder)  # the folder exists before the first trial ends
         self.folder = Path(folder)
         self.mode = picture_mode(mode)
         self.background = internals.fast_path() if background is None else background
@@ -154,8 +160,6 @@ class TrialPictures:
                 return
             self._note_failure(error)
         try:  # the trial already links this artifact: give it a picture that says why
-            from fcnn_opt.show.renderer import write_artifact
-
             write_artifact(self.folder, artifact_id, _placeholder(error))
         except Exception:
             pass

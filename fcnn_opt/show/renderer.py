@@ -18,8 +18,9 @@ import struct
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, BinaryIO
+
+from fcnn_opt.store.artifact_files import write_artifact
 
 _LENGTH = struct.Struct("!I")
 
@@ -60,16 +61,6 @@ def draw(job: dict) -> bytes:
 
     return response_png(dataset_for(job["dataset"]), job["weights"], job["activation"], job["train_loss"],
                         job["val_loss"], title=job["title"], subtitle=job["subtitle"])
-
-
-def write_artifact(folder: str | Path, artifact_id: str, body: bytes) -> None:
-    """Write a file into a FileSystemArtifactStore folder, as its ``write`` does (the file
-    named by the artifact id), without importing Optuna into this small process."""
-    path = Path(folder) / artifact_id
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".part")
-    temporary.write_bytes(body)
-    os.replace(temporary, path)  # a reader never sees half a picture
 
 
 class Renderer:
