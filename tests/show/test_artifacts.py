@@ -183,3 +183,44 @@ def test_a_dead_renderer_never_fails_a_trial(tmp_path, monkeypatch):
         with Image.open(tmp_path / "artifacts" / meta.artifact_id) as image:
             assert image.size == (640, 60)  # the placeholder
     assert np.isfinite(study.best_value)
+
+
+def test_the_objective_in_a_study_of_ones_own_keeps_run_files_and_pictures(tmp_path):
+    """``Objective(artifact_dir=..., pictures=...)`` inside a plain ``study.optimize``: the
+    picture is uploaded with Optuna's public upload_artifact, the weights go to a run file."""
+    from fcnn_opt import Objective
+
+    objective = Objective(dataset={"name": "xor", "n_points": 200}, space={"units": [2, 4], "epochs": 4},
+                          artifact_dir=tmp_path / "art", pictures="all")
+    study = optuna.create_study(direction=objective.direction, storage=f"sqlite:///{tmp_path / 'own.db'}")
+    study.optimize(objective, n_trials=2)
+    for t in study.trials:
+        (meta,) = _pictures(study, t)
+        assert (tmp_path / "art" / meta.artifact_id).stat().st_size > 10_000
+        assert [W.shape for W, _ in load_weights(t)][0][1] == t.params["units"]
+    without = Objective(dataset="xor", space={"epochs": 2})  # no folder: 0.1.0's JSON attributes
+    plain = optuna.create_study()
+    plain.optimize(without, n_trials=1)
+    assert "weights" in plain.trials[0].user_attrs and "val_loss" in plain.trials[0].user_attrs
+
+
+def test_a_moved_artifact_folder_is_found_through_the_environment(tmp_path, monkeypatch):
+    from fcnn_opt.store.artifact_files import WeightsNotFound
+
+    config = write_toml(tmp_path / "tiny.toml", TINY)
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    done = run_cli("study", "--config", config, "--storage", url, "--artifacts", "none", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "artifacts").rename(tmp_path / "moved")
+    trial = optuna.load_study(study_name="tiny", storage=url).trials[0]
+    with pytest.raises(WeightsNotFound, match="--artifact-dir"):
+        load_weights(trial)
+    monkeypatch.setenv("FCNN_OPT_ARTIFACTS", str(tmp_path / "moved"))
+    assert load_weights(trial)[0][0].shape == (2, trial.params["units"])
+    done = run_cli("report", "--study-name", "tiny", "--storage", url, "--artifact-dir", tmp_path / "moved",
+                   "--out", tmp_path / "report", "--no-png", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    skipped = [line.lower() for line in done.stdout.splitlines() if line.startswith("skipped")]
+    assert not [line for line in skipped if "response" in line or "loss" in line], skipped
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "Model response surface: best" in html and "Loss histories" in html
