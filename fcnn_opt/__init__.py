@@ -33,6 +33,8 @@ _LAZY = {
     "run_study": "search.runner",
     "run_worker": "search.workers",
     "run_parallel": "search.workers",
+    "load_model": "search.models",
+    "TrainedModel": "search.models",
 }
 
 __all__ = sorted(_LAZY)

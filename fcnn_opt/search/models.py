@@ -1,0 +1,124 @@
+"""A stored trial's trained network, back as a NumPy model: ``fcnn_opt.load_model``.
+
+    >>> import fcnn_opt
+    >>> model = fcnn_opt.load_model("sqlite:///studies/fcnn_opt.db", "seed_grid")  # doctest: +SKIP
+    >>> model.predict(points)  # doctest: +SKIP
+
+The network is rebuilt from the trial's run file (its final weights; see
+:mod:`fcnn_opt.store.artifact_files`) with the activation it was trained with, and computes
+exactly what fcnn_opt's NumPy backend computes. No training library is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcnn_opt.training.datasets import BINARY, MULTICLASS
+
+
+class ModelError(ValueError):
+    """A trial that cannot be loaded as a model; the message says why."""
+
+
+@dataclass
+class TrainedModel:
+    """A trained fully connected network in NumPy.
+
+    ``predict(X)``: class indices (classification) or values (regression);
+    ``predict_proba(X)``: class probabilities, ``(n, k)`` (binary: ``[1 - p, p]``).
+    """
+
+    weights: list[tuple[np.ndarray, np.ndarray]]
+    activation: str
+    task: str
+    study_name: str
+    trial_number: int
+    value: float | None
+    config: dict = field(default_factory=dict)
+    _net: Any = field(default=None, repr=False)
+
+    def __post_init__(self):
+        from fcnn_opt.training.backends._numpy import NumpyNet
+
+        self._net = NumpyNet(self.weights, self.activation, self.task)
+
+    def output(self, X) -> np.ndarray:
+        """The network's output: probabilities of class 1 (binary, ``(n,)``), of each class
+        (``(n, k)``), or values (``(n,)``)."""
+        out = np.asarray(self._net.predict(np.asarray(X, dtype=np.float32)), dtype=np.float64)
+        return out.reshape(len(out), -1)[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
+
+    def predict_proba(self, X) -> np.ndarray:
+        if self.task not in (BINARY, MULTICLASS):
+            raise ModelError("predict_proba is for classification; this network regresses (use predict).")
+        out = self.output(X)
+        return np.column_stack([1 - out, out]) if self.task == BINARY else out
+
+    def predict(self, X) -> np.ndarray:
+        out = self.output(X)
+        if self.task == BINARY:
+            return (out > 0.5).astype(int)
+        if self.task == MULTICLASS:
+            return np.argmax(out, axis=1)
+        return out
+
+
+def load_model(storage, study_name: str, trial: int | None = None, *,
+               artifact_dir: str | Path | None = None, allow_partial: bool = False) -> TrainedModel:
+    """The trained network of trial ``trial`` (default: the best) of a stored study.
+
+    Args:
+        storage: a storage URL (as everywhere in fcnn_opt) or an Optuna storage.
+        study_name: the study.
+        trial: a trial number; None for the study's best trial.
+        artifact_dir: the study's artifact folder, if it moved since the study ran.
+        allow_partial: also load a pruned or failed trial's network (as it was when it stopped).
+
+    Raises:
+        ModelError: no such study or trial, a trial that did not complete (without
+            ``allow_partial``), or a trial whose weights cannot be found.
+    """
+    import optuna
+
+    from fcnn_opt.store.artifact_files import WeightsNotFound, load_weights
+    from fcnn_opt.store.storages import open_storage
+
+    if isinstance(storage, str):
+        storage = open_storage(storage, heartbeat=False)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        raise ModelError(f"No study named {study_name!r} in this storage.") from None
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if trial is None:
+        complete = [t for t in trials.values() if t.state.name == "COMPLETE"]
+        if not complete:
+            raise ModelError(f"Study {study_name!r} has no complete trial yet.")
+        chosen = study.best_trial
+    elif trial not in trials:
+        raise ModelError(f"Study {study_name!r} has no trial {trial}. Trials: 0..{max(trials, default=-1)}.")
+    else:
+        chosen = trials[trial]
+    if chosen.state.name != "COMPLETE" and not allow_partial:
+        raise ModelError(f"Trial {chosen.number} is {chosen.state.name.lower()}, not complete; "
+                         "pass allow_partial=True for the network as it was when it stopped.")
+    try:
+        weights = load_weights(chosen, artifact_dir)
+    except WeightsNotFound as exc:
+        raise ModelError(str(exc)) from None
+    config = chosen.user_attrs.get("config") or {}
+    task = _task_of(chosen, study)
+    return TrainedModel(weights=weights, activation=config.get("activation", "relu"), task=task,
+                        study_name=study_name, trial_number=chosen.number, value=chosen.value, config=config)
+
+
+def _task_of(trial, study) -> str:
+    """The task of the dataset the trial trained on (from its name; nothing is generated)."""
+    from fcnn_opt.training.datasets import _spec
+
+    args = trial.user_attrs.get("dataset_args") or study.user_attrs.get("dataset") or {}
+    return _spec(args.get("name") or trial.user_attrs.get("dataset", "circles")).task
