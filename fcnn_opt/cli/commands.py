@@ -164,6 +164,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="the available datasets")
     p.set_defaults(func=cmd_datasets)
 
+    p = sub.add_parser("export", help="a trained network in another library's format",
+                       description="Write a trial's trained network (the best complete trial by default) "
+                                   "in the chosen format, checked to predict what it predicted in fcnn_opt.")
+    p.add_argument("--study-name", metavar="NAME", required=True)
+    _add_storage(p)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, metavar="N", help="this trial number")
+    which.add_argument("--best", action="store_true", help="the best complete trial (the default)")
+    p.add_argument("--format", required=True, choices=("npz", "torch"),
+                   help="npz (NumPy arrays) or torch (TorchScript, and its state_dict beside it)")
+    p.add_argument("--out", metavar="PATH", required=True, help="the file to write")
+    p.add_argument("--allow-partial", action="store_true", help="also export a pruned or failed trial")
+    _add_artifact_dir(p)
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("bench", help="time the standard workloads every way (prints a table)",
                        description="Run the workloads W1 (seed grid) and W2 (200-trial TPE study) with "
                                    "Keras, PyTorch and NumPy one trial at a time and with the population "
@@ -369,6 +384,22 @@ def cmd_dashboard(args) -> int:
         raise UsageError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
     except KeyboardInterrupt:
         pass
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from fcnn_opt.search.export import export_model
+    from fcnn_opt.search.models import ModelError, load_model
+    from fcnn_opt.store.storages import default_url
+
+    try:
+        model = load_model(args.storage or default_url(), args.study_name, args.trial,
+                           artifact_dir=args.artifact_dir, allow_partial=args.allow_partial)
+        written = export_model(model, args.format, args.out)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"exported  trial {model.trial_number} of {args.study_name!r} ({args.format}): "
+          f"{', '.join(str(p) for p in written)}")
     return EXIT_OK
 
 
