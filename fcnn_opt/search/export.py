@@ -110,7 +110,7 @@ def _module_class():
 
         def __init__(self, sizes: list[int], activation: str, task: str):
             super().__init__()
-            self.layers = torch.nn.ModuleList(torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+            self.layers = torch.nn.ModuleList(torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
             self.activation = activation
             self.task = task
 
