@@ -82,13 +82,24 @@ def load_model(storage, study_name: str, trial: int | None = None, *,
         ModelError: no such study or trial, a trial that did not complete (without
             ``allow_partial``), or a trial whose weights cannot be found.
     """
+    from fcnn_opt.store.storages import open_storage
+
+    opened = isinstance(storage, str)
+    if opened:
+        storage = open_storage(storage, heartbeat=False)
+    try:
+        return _load(storage, study_name, trial, artifact_dir, allow_partial)
+    finally:
+        engine = getattr(storage, "engine", None)
+        if opened and engine is not None:  # leave no connection open behind the caller's back
+            engine.dispose()
+
+
+def _load(storage, study_name: str, trial: int | None, artifact_dir, allow_partial: bool) -> TrainedModel:
     import optuna
 
     from fcnn_opt.store.artifact_files import WeightsNotFound, load_weights
-    from fcnn_opt.store.storages import open_storage
 
-    if isinstance(storage, str):
-        storage = open_storage(storage, heartbeat=False)
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:

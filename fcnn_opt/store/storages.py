@@ -93,16 +93,20 @@ def _check_sqlite_file(path: Path) -> None:
     """Refuse a file that exists but is not an Optuna database; never touch it."""
     if not path.exists() or path.stat().st_size == 0:
         return
-    with path.open("rb") as fh:
-        header = fh.read(16)
-    if header != b"SQLite format 3\x00":
-        raise StorageError(f"{path} is not an SQLite database; refusing to use it as a study storage.")
     import sqlite3
 
+    # Read through SQLite only: closing a plain file handle on the database would drop every
+    # POSIX lock this process holds on it, under the feet of its open connections (seen as
+    # "disk I/O error" in a WAL database another process had just closed).
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
     except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise StorageError(f"{path} is not an SQLite database; refusing to use it as a study storage.") from None
         raise StorageError(f"{path} is a damaged SQLite file ({exc}); refusing to use it.") from None
     if tables and not {"studies", "trials"} <= tables:
         raise StorageError(f"{path} is an SQLite database of another application (tables: "
