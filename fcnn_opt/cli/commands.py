@@ -67,7 +67,7 @@ def _artifact_options(args) -> dict:
                              "(the folder is --artifact-dir DIR).")
         folder = args.artifacts
     if args.no_artifacts:
-        if mode not in ("complete", "none") or (args.artifacts in PICTURE_MODES and mode != "none"):
+        if args.artifacts in PICTURE_MODES and args.artifacts != "none":
             raise UsageError(f"--no-artifacts contradicts --artifacts {args.artifacts}.")
         mode = "none"
     return {"artifacts": mode, "artifact_dir": folder}

@@ -11,7 +11,8 @@ Formats:
   beside it (``PATH`` with ``.state_dict.pt``) for ``FCNN(sizes, activation, task)``.
 
 Each export is checked before it is kept: the written file is read back and its predictions
-on the dataset's picture grid must equal fcnn_opt's to 1e-5, or nothing is written.
+on a 41 x 41 grid over [-4, 4]^2 (wider than every built-in dataset's picture) must equal
+fcnn_opt's to 1e-5, or nothing is written.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnn_opt.search.models import ModelError, TrainedModel
+from fcnn_opt.store.artifact_files import weight_arrays, weights_from_arrays
 
 FORMATS = ("npz", "torch")
 TOLERANCE = 1e-5
@@ -60,21 +62,17 @@ def export_model(model: TrainedModel, fmt: str, out: str | Path) -> list[Path]:
 
 
 def _npz(model: TrainedModel, path: Path) -> list[Path]:
-    arrays = {}
-    for i, (W, b) in enumerate(model.weights):
-        arrays[f"W{i}"], arrays[f"b{i}"] = np.asarray(W, np.float32), np.asarray(b, np.float32)
     with path.open("wb") as fh:
-        np.savez(fh, activation=np.array(model.activation), task=np.array(model.task), **arrays)
+        np.savez(fh, activation=np.array(model.activation), task=np.array(model.task),
+                 **weight_arrays(model.weights))
     return [path]
 
 
 def load_npz(path: str | Path) -> TrainedModel:
     """A model exported with ``--format npz``."""
     with np.load(path) as data:
-        layers = sum(1 for name in data.files if name.startswith("W"))
-        weights = [(data[f"W{i}"], data[f"b{i}"]) for i in range(layers)]
-        return TrainedModel(weights, str(data["activation"]), str(data["task"]), study_name="", trial_number=-1,
-                            value=None)
+        return TrainedModel(weights_from_arrays(data), str(data["activation"]), str(data["task"]),
+                            study_name="", trial_number=-1, value=None)
 
 
 def _torch(model: TrainedModel, path: Path) -> list[Path]:

@@ -23,23 +23,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from fcnn_opt.search.ledger import Counts
 from fcnn_opt.search.objective import Objective
 from fcnn_opt.search.runner import (
     RunSummary,
-    _update_bar,
     fill_final,
     load_for_worker,
     new_summary,
     prepare_study,
-    read_budget,
     run_trials,
     trial_artifacts,
 )
 from fcnn_opt.search.space import StudySpec
 from fcnn_opt.store.storages import default_url, mask_url, open_storage, safe_filename
 
-POLL_SECONDS = 0.5  # how often the parent of --workers reads the study for its progress bar
+POLL_SECONDS = 0.5  # how often the parent of --workers looks at its worker processes once its own run ends
 STOP_GRACE = 60  # seconds children get to record their running trial after Ctrl-C/SIGTERM
 
 
@@ -138,7 +135,7 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
                 forward(signal.SIGINT, None)
             previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
             try:
-                _watch(procs, study, spec, None, stopping)
+                _wait(procs, stopping)
             finally:
                 for s, handler in previous.items():
                     signal.signal(s, handler)
@@ -157,19 +154,14 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
     return summary
 
 
-def _watch(procs, study, spec, bar, stopping) -> None:
-    """Update the progress bar until every worker has exited (or the grace after a stop ends)."""
+def _wait(procs, stopping) -> None:
+    """Wait until every worker process has exited (or the grace after a stop ends)."""
     deadline = None
     while any(p.poll() is None for p in procs):
         if stopping and deadline is None:
             deadline = time.monotonic() + STOP_GRACE
         if deadline is not None and time.monotonic() > deadline:
             break
-        if bar is not None:
-            try:
-                _update_bar(bar, study, Counts.of(study), read_budget(study, spec))
-            except Exception:  # the bar is cosmetic: a database hiccup must not stop the watch
-                pass
         time.sleep(POLL_SECONDS)
 
 

@@ -25,21 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fcnn_opt.store import optuna_internals as internals
-from fcnn_opt.store.artifact_files import (
-    DEFAULT_ARTIFACT_DIR,
-    artifact_dir,
-    make_folder,
-    open_artifact_store,
-    write_artifact,
-)
+from fcnn_opt.store.artifact_files import make_folder, open_artifact_store, write_artifact
 
 if TYPE_CHECKING:
     import optuna
 
     from fcnn_opt.training.loop import TrainResult
 
-__all__ = ["DEFAULT_ARTIFACT_DIR", "PICTURE_MODES", "TrialPictures", "artifact_dir", "open_artifact_store",
-           "picture_mode"]
+__all__ = ["PICTURE_MODES", "TrialPictures", "picture_mode"]
 
 PICTURE_MODES = ("all", "complete", "best", "none")
 

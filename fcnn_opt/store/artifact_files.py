@@ -87,10 +87,7 @@ def save_run(folder: str | Path, weights, histories: dict[str, list]) -> dict[st
     :data:`RUN_FILE_ATTR` user attribute."""
     import numpy as np
 
-    arrays = {}
-    for i, (W, b) in enumerate(weights):
-        arrays[f"W{i}"] = np.asarray(W, dtype=np.float32)
-        arrays[f"b{i}"] = np.asarray(b, dtype=np.float32)
+    arrays = weight_arrays(weights)
     for name, values in histories.items():
         if values is not None:
             arrays[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
@@ -101,9 +98,22 @@ def save_run(folder: str | Path, weights, histories: dict[str, list]) -> dict[st
     return {"artifact_id": artifact_id, "folder": str(Path(folder).resolve())}
 
 
-def has_weights(trial) -> bool:
-    attrs = trial.user_attrs
-    return bool(attrs.get(RUN_FILE_ATTR) or attrs.get(LEGACY_WEIGHTS_ATTR))
+def weight_arrays(weights) -> dict[str, Any]:
+    """``[(W, b), ...]`` as the float32 arrays ``W0, b0, W1, b1, ...`` of an .npz file."""
+    import numpy as np
+
+    arrays = {}
+    for i, (W, b) in enumerate(weights):
+        arrays[f"W{i}"] = np.asarray(W, dtype=np.float32)
+        arrays[f"b{i}"] = np.asarray(b, dtype=np.float32)
+    return arrays
+
+
+def weights_from_arrays(arrays) -> list[tuple[Any, Any]]:
+    """The inverse of :func:`weight_arrays`, from anything indexed by name (an .npz, a dict)."""
+    names = arrays.files if hasattr(arrays, "files") else arrays
+    layers = sum(1 for name in names if name.startswith("W"))
+    return [(arrays[f"W{i}"], arrays[f"b{i}"]) for i in range(layers)]
 
 
 def load_weights(trial, folder: str | Path | None = None) -> list[tuple[Any, Any]]:
@@ -118,9 +128,7 @@ def load_weights(trial, folder: str | Path | None = None) -> list[tuple[Any, Any
     legacy = trial.user_attrs.get(LEGACY_WEIGHTS_ATTR)
     if legacy:
         return [(np.asarray(W, dtype=np.float32), np.asarray(b, dtype=np.float32)) for W, b in legacy]
-    data = _run_file(trial, folder)
-    layers = sum(1 for name in data if name.startswith("W"))
-    return [(data[f"W{i}"], data[f"b{i}"]) for i in range(layers)]
+    return weights_from_arrays(_run_file(trial, folder))
 
 
 def load_histories(trial, folder: str | Path | None = None) -> dict[str, list]:

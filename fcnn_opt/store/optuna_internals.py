@@ -253,15 +253,11 @@ def trial_id_of(trial, study=None) -> int:
     """The storage id of an ``optuna.Trial`` (or of a FrozenTrial of ``study``)."""
     if fast_path():
         return trial._trial_id
-    study = study if study is not None else trial.study
-    storage = storage_of(study)
-    key = (id(storage), study_id_of(study), trial.number)
-    if key not in _trial_ids:
-        _trial_ids[key] = storage.get_trial_id_from_study_id_trial_number(key[1], trial.number)
-    return _trial_ids[key]
+    return trial_id_for_number(study if study is not None else trial.study, trial.number)
 
 
 def trial_id_for_number(study, number: int) -> int:
+    """The storage id of trial ``number`` (looked up once per process, then remembered)."""
     storage = storage_of(study)
     key = (id(storage), study_id_of(study), number)
     if key not in _trial_ids:
