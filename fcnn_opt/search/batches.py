@@ -3,7 +3,8 @@
 Each trial's hyperparameters are suggested as usual; the networks are trained together by
 :func:`fcnn_opt.training.population.train_population`, every member reporting its metric each epoch
 to its own reporter (so its pruner can stop it alone); then each trial is concluded and
-told exactly as a one-at-a-time trial would be. Members whose library is not NumPy or
+told exactly as a one-at-a-time trial would be. With seed repeats, each trial's R networks
+are members of the same population and report their mean. Members whose library is not NumPy or
 PyTorch (the population engine is PyTorch arithmetic, which both follow) or that have no
 hidden layer are trained one at a time by their own backend.
 """
@@ -22,14 +23,11 @@ if TYPE_CHECKING:
 
     from fcnn_opt.search.objective import Objective
 
-POPULATION_LIBS = ("numpy", "torch")
-
 
 def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Objective, mirror,
               device: str = "cpu") -> list:
     """Train and tell every trial of ``trials``; returns their final states."""
-    from fcnn_opt.training.loop import train
-    from fcnn_opt.training.population import train_population
+    from fcnn_opt.training.repeats import trains_together
 
     reporters = [mirror.reporter(t) if mirror is not None else TrialReporter(t) for t in trials]
     with ledger.heartbeat(study, [internals.trial_id_of(t) for t in trials]):
@@ -41,19 +39,14 @@ def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Object
                 configs.append(None)
                 errors[i] = (_fail(), None, f"{type(exc).__name__}: {exc}", exc)
         watches = [EpochWatch(r, objective.spec.metric) for r in reporters]
-        together = [i for i, c in enumerate(configs)
-                    if c is not None and c.lib in POPULATION_LIBS and c.depth >= 1]
+        together = [i for i, c in enumerate(configs) if c is not None and trains_together(c)]
         results = {}
         try:
             if together:
-                trained = train_population(
-                    objective.dataset, [configs[i] for i in together],
-                    on_epoch=lambda k, epoch, metrics: watches[together[k]](epoch, metrics),
-                    device=device)
-                results.update(zip(together, trained, strict=True))
+                results.update(_train_together(objective, configs, together, watches, device))
             for i, config in enumerate(configs):
                 if config is not None and i not in results:
-                    results[i] = train(objective.dataset, config, on_epoch=watches[i])
+                    results[i] = _train_one(objective, config, watches[i])
         except KeyboardInterrupt as exc:
             for trial, reporter in zip(trials, reporters, strict=True):
                 tell(study, trial, reporter, _fail(), reason="interrupted (Ctrl-C or SIGTERM)")
@@ -74,6 +67,43 @@ def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Object
     if error is not None:
         raise error
     return states
+
+
+def _train_together(objective: Objective, configs, together: list[int], watches, device: str) -> dict:
+    """Train the trials ``together`` (indices into ``configs``) in one population, each trial's
+    seed repeats as members of their own; returns each trial's result."""
+    from fcnn_opt.training.population import train_population
+    from fcnn_opt.training.repeats import MeanOfRepeats, combine, repeat_configs
+
+    repeats = objective.spec.repeats
+    members, owners = [], []  # population members, and the (trial, repeat) each one is
+    for i in together:
+        for r, config in enumerate(repeat_configs(configs[i], repeats)):
+            members.append(config)
+            owners.append((i, r))
+    means = {i: MeanOfRepeats(repeats, watches[i]) for i in together}
+
+    def on_epoch(k: int, epoch: int, metrics: dict) -> bool:
+        i, r = owners[k]
+        return watches[i](epoch, metrics) if repeats == 1 else means[i].member(r, epoch, metrics)
+
+    trained = train_population(objective.dataset, members, on_epoch=on_epoch, device=device)
+    runs: dict[int, list] = {i: [] for i in together}
+    for (i, _), result in zip(owners, trained, strict=True):
+        runs[i].append(result)
+    if repeats == 1:
+        return {i: found[0] for i, found in runs.items()}
+    return {i: combine(found, means[i].stopped_at) for i, found in runs.items()}
+
+
+def _train_one(objective: Objective, config, watch):
+    """A trial the population engine cannot train: by its own backend (each repeat in turn)."""
+    from fcnn_opt.training.loop import train
+    from fcnn_opt.training.repeats import train_repeats
+
+    if objective.spec.repeats > 1:
+        return train_repeats(objective.dataset, config, objective.spec.repeats, on_epoch=watch)
+    return train(objective.dataset, config, on_epoch=watch)
 
 
 def _fail():

@@ -96,40 +96,62 @@ def load_model(storage, study_name: str, trial: int | None = None, *,
 
 
 def _load(storage, study_name: str, trial: int | None, artifact_dir, allow_partial: bool) -> TrainedModel:
+    study = load_study(storage, study_name)
+    return model_of(study, pick_trial(study, trial, allow_partial), artifact_dir)
+
+
+def load_study(storage, study_name: str):
     import optuna
 
-    from fcnn_opt.store.artifact_files import WeightsNotFound, load_weights
-
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        return optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         raise ModelError(f"No study named {study_name!r} in this storage.") from None
+
+
+def pick_trial(study, trial: int | None, allow_partial: bool = False):
+    """Trial number ``trial`` of ``study`` (None: the best), refused unless it completed or
+    ``allow_partial``."""
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if trial is None:
         complete = [t for t in trials.values() if t.state.name == "COMPLETE"]
         if not complete:
-            raise ModelError(f"Study {study_name!r} has no complete trial yet.")
+            raise ModelError(f"Study {study.study_name!r} has no complete trial yet.")
         chosen = study.best_trial
     elif trial not in trials:
-        raise ModelError(f"Study {study_name!r} has no trial {trial}. Trials: 0..{max(trials, default=-1)}.")
+        raise ModelError(f"Study {study.study_name!r} has no trial {trial}. "
+                         f"Trials: 0..{max(trials, default=-1)}.")
     else:
         chosen = trials[trial]
     if chosen.state.name != "COMPLETE" and not allow_partial:
         raise ModelError(f"Trial {chosen.number} is {chosen.state.name.lower()}, not complete; "
                          "pass allow_partial=True for the network as it was when it stopped.")
+    return chosen
+
+
+def model_of(study, chosen, artifact_dir=None, repeat: int = 0) -> TrainedModel:
+    """The network of a stored trial (with seed repeats: repeat ``repeat``'s)."""
+    from fcnn_opt.store.artifact_files import WeightsNotFound, load_weights
+
     try:
-        weights = load_weights(chosen, artifact_dir)
+        weights = load_weights(chosen, artifact_dir, repeat=repeat)
     except WeightsNotFound as exc:
         raise ModelError(str(exc)) from None
     config = chosen.user_attrs.get("config") or {}
     task = _task_of(chosen, study)
     return TrainedModel(weights=weights, activation=config.get("activation", "relu"), task=task,
-                        study_name=study_name, trial_number=chosen.number, value=chosen.value, config=config)
+                        study_name=study.study_name, trial_number=chosen.number, value=chosen.value,
+                        config=config)
+
+
+def dataset_args(trial, study) -> dict:
+    """The :func:`~fcnn_opt.training.datasets.make_dataset` arguments the trial trained with."""
+    return dict(trial.user_attrs.get("dataset_args") or study.user_attrs.get("dataset")
+                or {"name": trial.user_attrs.get("dataset", "circles")})
 
 
 def _task_of(trial, study) -> str:
     """The task of the dataset the trial trained on (from its name; nothing is generated)."""
     from fcnn_opt.training.datasets import _spec
 
-    args = trial.user_attrs.get("dataset_args") or study.user_attrs.get("dataset") or {}
-    return _spec(args.get("name") or trial.user_attrs.get("dataset", "circles")).task
+    return _spec(dataset_args(trial, study)["name"]).task

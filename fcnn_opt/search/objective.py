@@ -128,7 +128,12 @@ class Objective:
         """Like calling the objective, with per-epoch values going to ``reporter``."""
         config = self.config_for(reporter.params_trial)
         watch = EpochWatch(reporter, self.spec.metric)
-        result = train(self.dataset, config, on_epoch=watch)
+        if self.spec.repeats > 1:
+            from fcnn_opt.training.repeats import train_repeats
+
+            result = train_repeats(self.dataset, config, self.spec.repeats, on_epoch=watch)
+        else:
+            result = train(self.dataset, config, on_epoch=watch)
         return self.conclude(trial, result, reporter, watch.pruned_at)
 
     def config_for(self, trial: optuna.Trial):
@@ -215,6 +220,24 @@ def varying_keys(spec: StudySpec) -> list[str]:
     return list(dict.fromkeys(keys)) or ["lib", "units", "optimizer"]
 
 
+REPEATS_ATTR = "repeats"
+
+
+def repeat_attrs(result: TrainResult, metric: str) -> dict[str, Any]:
+    """Seed repeats as user attributes: ``repeats`` (how many, their seeds, each one's final
+    metrics) and ``<metric>_std``, the spread of the trial's value (its mean)."""
+    import numpy as np
+
+    runs = result.repeats
+    info: dict[str, Any] = {"n": len(runs), "seeds": [run.config.seed for run in runs]}
+    for name in ("val_loss", "val_accuracy"):
+        if getattr(runs[0], name) is not None:
+            info[name] = _rounded([getattr(run, name)[-1] for run in runs])
+    finals = [v for v in info[metric] if v is not None]
+    std = float(np.std(finals, ddof=1)) if len(finals) == len(runs) else float("nan")
+    return {REPEATS_ATTR: info, f"{metric}_std": _rounded([std])[0]}
+
+
 def result_attrs(result: TrainResult, spec: StudySpec, artifact_dir: Path | None = None) -> dict[str, Any]:
     """A run's description, histories and weights, as the trial's user attributes: with an
     ``artifact_dir``, the histories and weights go to the trial's run file there and the
@@ -233,10 +256,13 @@ def result_attrs(result: TrainResult, spec: StudySpec, artifact_dir: Path | None
     histories = {"train_loss": _rounded(result.train_loss), "val_loss": _rounded(result.val_loss)}
     if result.val_accuracy is not None:
         histories["val_accuracy"] = _rounded(result.val_accuracy)
+    if result.repeats:
+        attrs.update(repeat_attrs(result, spec.metric))
     if artifact_dir is not None:
         from fcnn_opt.store.artifact_files import RUN_FILE_ATTR, save_run
 
-        attrs[RUN_FILE_ATTR] = save_run(artifact_dir, result.weights(), histories)
+        others = [run.weights() for run in result.repeats[1:]]
+        attrs[RUN_FILE_ATTR] = save_run(artifact_dir, result.weights(), histories, repeats=others)
     else:
         attrs.update(histories, weights=weights_to_json(result.weights()))
     return attrs

@@ -52,9 +52,11 @@ _PARAM_KINDS: dict[str, tuple[str, tuple | None]] = {
 }
 _PARAM_DEFAULTS = {"lib": "numpy", "n_layers": 1, "units": 8, "activation": "relu", "optimizer": "adam",
                    "lr": 0.005, "epochs": 100, "batch_size": 100, "l2": 0.0}
-_DATASET_KEYS = {"name": str, "n_points": int, "noise": float, "val_fraction": float, "seed": int}
+_DATASET_KEYS = {"name": str, "n_points": int, "noise": float, "val_fraction": float,
+                 "test_fraction": float, "seed": int}
 _STUDY_KEYS = {"name": str, "sampler": str, "pruner": str, "metric": str, "n_trials": int,
-               "seed": int, "description": str}
+               "seed": int, "description": str, "repeats": int}
+MAX_REPEATS = 100
 _RANGE_KEYS = {"low", "high", "log", "step", "per_layer"}
 _CHOICE_KEYS = {"choices", "per_layer"}
 MAX_LAYERS = 8
@@ -118,6 +120,7 @@ class StudySpec:
     n_trials: int | None = None
     seed: int = 0
     description: str = ""
+    repeats: int = 1  # networks per trial, seeds seed .. seed + repeats - 1
     source: str = "<defaults>"
     train_seed_fixed: bool = field(default=False, repr=False)
 
@@ -158,6 +161,8 @@ class StudySpec:
         """A hash of everything that defines the trials, to refuse mixing two studies."""
         data = {"dataset": self.dataset, "metric": self.metric,
                 "params": {k: p.to_json() for k, p in sorted(self.params.items())}}
+        if self.repeats > 1:  # absent at 1, so studies made before repeats keep their hash
+            data["repeats"] = self.repeats
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
@@ -169,12 +174,15 @@ class StudySpec:
             study["n_trials"] = self.n_trials
         if self.description:
             study["description"] = self.description
+        if self.repeats > 1:
+            study["repeats"] = self.repeats
         return {"study": study, "dataset": dict(self.dataset),
                 "params": {name: p.to_toml() for name, p in self.params.items()}}
 
     def with_overrides(self, *, lib: str | None = None, dataset: str | None = None,
                        seed: int | None = None, sampler: str | None = None,
-                       pruner: str | None = None, n_trials: int | None = None) -> StudySpec:
+                       pruner: str | None = None, n_trials: int | None = None,
+                       repeats: int | None = None) -> StudySpec:
         """Apply command-line overrides, validated like the file's own values."""
         params, data = dict(self.params), dict(self.dataset)
         changes: dict[str, Any] = {}
@@ -195,6 +203,9 @@ class StudySpec:
         if n_trials is not None:
             _check_int("--n-trials", n_trials, 1)
             changes["n_trials"] = n_trials
+        if repeats is not None:
+            _check_repeats("--repeats", repeats)
+            changes["repeats"] = repeats
         spec = StudySpec(**{**self.__dict__, **changes, "params": params, "dataset": data})
         if spec.sampler == "grid":
             spec.grid()  # raise now for ranges given to the grid sampler
@@ -222,6 +233,12 @@ def _check_choice(where: str, value, allowed) -> None:
 def _check_int(where: str, value, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise SpaceError(f"{where}: expected an integer >= {minimum}, got {value!r}.")
+
+
+def _check_repeats(where: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_REPEATS:
+        raise SpaceError(f"{where}: expected an integer from 1 to {MAX_REPEATS} (networks trained per "
+                         f"trial, one per seed), got {value!r}.")
 
 
 def _check_dataset(data: dict, where: str) -> None:
@@ -335,6 +352,7 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None) -> S
         _check_int(f"{source}: [study].n_trials", study["n_trials"], 1)
     seed = study.get("seed", 0)
     _check_int(f"{source}: [study].seed", seed, 0)
+    _check_repeats(f"{source}: [study].repeats", study.get("repeats", 1))
 
     dataset = {"name": "circles", **data.get("dataset", {})}
     _check_dataset(dataset, source)
@@ -355,6 +373,7 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None) -> S
         n_trials=study.get("n_trials"),
         seed=seed,
         description=study.get("description", ""),
+        repeats=study.get("repeats", 1),
         source=source,
         train_seed_fixed=train_seed_fixed,
     )

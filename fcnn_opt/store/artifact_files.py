@@ -81,13 +81,15 @@ def write_artifact(folder: str | Path, artifact_id: str, body: bytes) -> None:
     os.replace(temporary, path)  # a reader never sees half a file
 
 
-def save_run(folder: str | Path, weights, histories: dict[str, list]) -> dict[str, Any]:
+def save_run(folder: str | Path, weights, histories: dict[str, list], repeats=()) -> dict[str, Any]:
     """Write a trial's ``[(W, b), ...]`` and its histories (lists with None for a missing
     value) into the artifact folder as one .npz; returns the pointer to keep as the trial's
     :data:`RUN_FILE_ATTR` user attribute."""
     import numpy as np
 
     arrays = weight_arrays(weights)
+    for r, extra in enumerate(repeats, start=1):  # a trial with seed repeats: each network
+        arrays.update(weight_arrays(extra, prefix=repeat_prefix(r)))
     for name, values in histories.items():
         if values is not None:
             arrays[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
@@ -98,26 +100,33 @@ def save_run(folder: str | Path, weights, histories: dict[str, list]) -> dict[st
     return {"artifact_id": artifact_id, "folder": str(Path(folder).resolve())}
 
 
-def weight_arrays(weights) -> dict[str, Any]:
+def repeat_prefix(repeat: int) -> str:
+    """Array-name prefix of seed repeat ``repeat`` in a run file: the first network (repeat 0,
+    the trial's own seed) has none, so a run file without repeats reads as before."""
+    return f"r{repeat}_" if repeat else ""
+
+
+def weight_arrays(weights, prefix: str = "") -> dict[str, Any]:
     """``[(W, b), ...]`` as the float32 arrays ``W0, b0, W1, b1, ...`` of an .npz file."""
     import numpy as np
 
     arrays = {}
     for i, (W, b) in enumerate(weights):
-        arrays[f"W{i}"] = np.asarray(W, dtype=np.float32)
-        arrays[f"b{i}"] = np.asarray(b, dtype=np.float32)
+        arrays[f"{prefix}W{i}"] = np.asarray(W, dtype=np.float32)
+        arrays[f"{prefix}b{i}"] = np.asarray(b, dtype=np.float32)
     return arrays
 
 
-def weights_from_arrays(arrays) -> list[tuple[Any, Any]]:
+def weights_from_arrays(arrays, prefix: str = "") -> list[tuple[Any, Any]]:
     """The inverse of :func:`weight_arrays`, from anything indexed by name (an .npz, a dict)."""
     names = arrays.files if hasattr(arrays, "files") else arrays
-    layers = sum(1 for name in names if name.startswith("W"))
-    return [(arrays[f"W{i}"], arrays[f"b{i}"]) for i in range(layers)]
+    layers = sum(1 for name in names if name.startswith(f"{prefix}W"))
+    return [(arrays[f"{prefix}W{i}"], arrays[f"{prefix}b{i}"]) for i in range(layers)]
 
 
-def load_weights(trial, folder: str | Path | None = None) -> list[tuple[Any, Any]]:
-    """A finished trial's final weights as float32 ``[(W, b), ...]``.
+def load_weights(trial, folder: str | Path | None = None, repeat: int = 0) -> list[tuple[Any, Any]]:
+    """A finished trial's final weights as float32 ``[(W, b), ...]``; with seed repeats,
+    those of network ``repeat`` (0: the one trained with the trial's own seed).
 
     Read from the trial's run file in the artifact folder: ``folder`` if given, else the one
     recorded when it was written, else ``$FCNN_OPT_ARTIFACTS``; or from the JSON ``weights``
@@ -126,9 +135,12 @@ def load_weights(trial, folder: str | Path | None = None) -> list[tuple[Any, Any
     import numpy as np
 
     legacy = trial.user_attrs.get(LEGACY_WEIGHTS_ATTR)
-    if legacy:
+    if legacy and repeat == 0:
         return [(np.asarray(W, dtype=np.float32), np.asarray(b, dtype=np.float32)) for W, b in legacy]
-    return weights_from_arrays(_run_file(trial, folder))
+    weights = weights_from_arrays(_run_file(trial, folder), repeat_prefix(repeat))
+    if not weights:
+        raise WeightsNotFound(f"Trial {trial.number} has no network for seed repeat {repeat}.")
+    return weights
 
 
 def load_histories(trial, folder: str | Path | None = None) -> dict[str, list]:

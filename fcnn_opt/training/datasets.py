@@ -126,7 +126,9 @@ def _spec(name: str) -> _Spec:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """A 2-D dataset split into training and validation arrays (all float32 inputs).
+    """A 2-D dataset split into training, validation and (optionally) test arrays (all
+    float32 inputs). The test split is never seen by a search: ``X_test`` is None when the
+    dataset was made with ``test_fraction=0``.
 
     Targets: binary and regression ``y`` are float32 of shape ``(n,)``; multi-class ``y``
     holds int64 class indices.
@@ -141,12 +143,18 @@ class Dataset:
     y_val: np.ndarray
     noise: float = 0.0
     seed: int = 0
+    X_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
     _label: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def n_outputs(self) -> int:
         """Width of the network's output layer."""
         return self.n_classes if self.task == MULTICLASS else 1
+
+    @property
+    def has_test(self) -> bool:
+        return self.X_test is not None and len(self.X_test) > 0
 
     @property
     def X(self) -> np.ndarray:
@@ -205,6 +213,7 @@ def make_dataset(
     n_points: int = 2500,
     noise: float = 0.0,
     val_fraction: float = 0.2,
+    test_fraction: float = 0.0,
     seed: int = 0,
 ) -> Dataset:
     """Build a dataset by name (see :func:`list_datasets`).
@@ -215,6 +224,10 @@ def make_dataset(
         noise: label-flip probability for classification; for regression, the standard
             deviation of additive Gaussian noise as a fraction of the targets' spread.
         val_fraction: share of the points held out for validation, in (0, 1).
+        test_fraction: share held out as a test split, in [0, 1), never used by a search;
+            0 (the default) leaves the training and validation arrays exactly as they were
+            before test splits existed. The validation points come first in the seeded
+            order, the test points next, so the same seed gives the same three splits.
         seed: seed of the generator that draws the points, noise and split.
     """
     spec = _spec(name)
@@ -224,9 +237,14 @@ def make_dataset(
         raise ValueError(f"noise must be in [0, 0.5]. Received: {noise!r}")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1). Received: {val_fraction!r}")
+    if not isinstance(test_fraction, (int, float)) or isinstance(test_fraction, bool) \
+            or not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1). Received: {test_fraction!r}")
     n_val = int(round(n_points * val_fraction))
-    if n_val < 1 or n_points - n_val < 1:
-        raise ValueError(f"val_fraction={val_fraction} leaves an empty split of {n_points} points.")
+    n_test = int(round(n_points * test_fraction))
+    if n_val < 1 or n_points - n_val - n_test < 1 or (test_fraction > 0 and n_test < 1):
+        raise ValueError(f"val_fraction={val_fraction} and test_fraction={test_fraction} leave an empty "
+                         f"split of {n_points} points.")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer. Received: {seed!r}")
 
@@ -245,11 +263,13 @@ def make_dataset(
         name=ALIASES.get(name, name),
         task=spec.task,
         n_classes=n_classes,
-        X_train=X[n_val:],
-        y_train=y[n_val:],
+        X_train=X[n_val + n_test:],
+        y_train=y[n_val + n_test:],
         X_val=X[:n_val],
         y_val=y[:n_val],
         noise=noise,
         seed=seed,
+        X_test=X[n_val:n_val + n_test] if n_test else None,
+        y_test=y[n_val:n_val + n_test] if n_test else None,
         _label=spec.label,
     )

@@ -34,7 +34,9 @@ class TrainResult:
 
     ``train_loss`` is the mean mini-batch loss over the epoch's samples; ``val_loss`` and
     ``val_accuracy`` (None for regression) are measured on the validation split after
-    each epoch; ``stopped_early`` is True when ``on_epoch`` stopped the run.
+    each epoch; ``stopped_early`` is True when ``on_epoch`` stopped the run. A result of
+    seed repeats (:mod:`fcnn_opt.training.repeats`) holds the mean histories and each run
+    in ``repeats``; otherwise ``repeats`` is empty.
     """
 
     config: TrainConfig
@@ -45,6 +47,7 @@ class TrainResult:
     epoch_seconds: list[float] = field(default_factory=list)
     stopped_early: bool = False
     model: Model | None = field(default=None, repr=False)
+    repeats: list[TrainResult] = field(default_factory=list, repr=False)
 
     @property
     def epochs_run(self) -> int:
