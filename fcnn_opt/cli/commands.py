@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lib", metavar="NAME", help="fix the training library: numpy, torch, tf, keras, sklearn")
     p.add_argument("--dataset", metavar="NAME", help="dataset name (see `datasets`)")
     p.add_argument("--seed", type=int, metavar="N", help="sampler and training seed")
+    p.add_argument("--repeats", type=int, metavar="R",
+                   help="networks per trial, one per seed (seed .. seed+R-1); the trial's value is their "
+                        "mean, and its spread is kept (default: the file's [study] repeats, else 1)")
     _add_engine(p)
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
     p.add_argument("--workers", type=int, metavar="N",
@@ -124,10 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.set_defaults(func=cmd_trials)
 
-    p = sub.add_parser("best", help="the best trial of a study")
+    p = sub.add_parser("best", help="the best trial of a study, with its test estimate")
     p.add_argument("--study-name", metavar="NAME", required=True)
     _add_storage(p)
+    _add_artifact_dir(p)
     p.set_defaults(func=cmd_best)
+
+    p = sub.add_parser("evaluate", help="a trial's loss and accuracy on the held-out test split",
+                       description="Score a trial's networks (one per seed repeat) on the validation split "
+                                   "and on the test split that the search never saw ([dataset] "
+                                   "test_fraction), from their stored weights.")
+    p.add_argument("--study-name", metavar="NAME", required=True)
+    _add_storage(p)
+    p.add_argument("--trial", type=int, metavar="N", help="this trial number (default: the best)")
+    p.add_argument("--allow-partial", action="store_true", help="also score a pruned or failed trial")
+    _add_artifact_dir(p)
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("studies", help="the studies in a storage")
     _add_storage(p)
@@ -172,8 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, metavar="N", help="this trial number")
     which.add_argument("--best", action="store_true", help="the best complete trial (the default)")
-    p.add_argument("--format", required=True, choices=("npz", "torch"),
-                   help="npz (NumPy arrays) or torch (TorchScript, and its state_dict beside it)")
+    p.add_argument("--format", required=True, choices=("npz", "torch", "keras", "onnx", "sklearn"),
+                   help="npz (NumPy arrays), torch (TorchScript, and its state_dict beside it), "
+                        "keras (a .keras file), onnx (an ONNX graph) or sklearn (a pickled "
+                        "MLPClassifier or MLPRegressor)")
     p.add_argument("--out", metavar="PATH", required=True, help="the file to write")
     p.add_argument("--allow-partial", action="store_true", help="also export a pruned or failed trial")
     _add_artifact_dir(p)
@@ -205,7 +222,8 @@ def _load_spec(args):
     else:
         spec = load_spec(args.config or DEFAULT_CONFIG)
     overrides = {"lib": args.lib, "dataset": args.dataset, "seed": args.seed,
-                 "sampler": args.sampler, "pruner": args.pruner, "n_trials": args.n_trials}
+                 "sampler": args.sampler, "pruner": args.pruner, "n_trials": args.n_trials,
+                 "repeats": args.repeats}
     return spec.with_overrides(**overrides)
 
 
@@ -315,16 +333,40 @@ def cmd_trials(args) -> int:
 
 
 def cmd_best(args) -> int:
+    from fcnn_opt.search.evaluation import evaluate_trial
+    from fcnn_opt.search.models import ModelError
+
     study = _load_study(args)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     if not complete:
         raise UsageError(f"Study {args.study_name!r} has no complete trial yet.")
     best = study.best_trial
-    print(f"trial {best.number}: value {best.value:.6g} ({study.direction.name.lower()})")
-    for key, value in best.params.items():
-        print(f"  {key} = {value}")
+    spread = best.user_attrs.get(f"{study.user_attrs.get('metric', 'val_loss')}_std")
+    value = f"{best.value:.6g}" + (f" ± {spread:.2g} over {best.user_attrs['repeats']['n']} seeds"
+                                   if spread is not None and "repeats" in best.user_attrs else "")
+    print(f"trial {best.number}: value {value} ({study.direction.name.lower()}, validation)")
+    for key, val in best.params.items():
+        print(f"  {key} = {val}")
     if "description" in best.user_attrs:
         print(f"  {best.user_attrs['description']}")
+    try:
+        print("\n".join(evaluate_trial(study, best, args.artifact_dir).lines()[1:]))
+    except ModelError as exc:
+        print(f"  test        not computed: {exc}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from fcnn_opt.search.evaluation import evaluate
+    from fcnn_opt.search.models import ModelError
+    from fcnn_opt.store.storages import default_url
+
+    try:
+        result = evaluate(args.storage or default_url(), args.study_name, args.trial,
+                          artifact_dir=args.artifact_dir, allow_partial=args.allow_partial)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
+    print("\n".join(result.lines()))
     return EXIT_OK
 
 

@@ -2,13 +2,25 @@
 
     python -m fcnn_opt export --study-name tpe --best --format torch --out best.pt
 
-Formats:
+Formats, and how each loads back with no fcnn_opt:
 
 - ``npz``: the weights (``W0, b0, W1, b1, ...``, float32) with ``activation`` and ``task``
   as strings; NumPy reads it back (``fcnn_opt.search.models.TrainedModel`` rebuilds it).
 - ``torch``: a TorchScript module (``torch.jit.load(PATH)``, no fcnn_opt needed) whose output
   is what fcnn_opt's ``predict`` gives (probabilities, or values), and its ``state_dict``
   beside it (``PATH`` with ``.state_dict.pt``) for ``FCNN(sizes, activation, task)``.
+- ``keras``: a Keras 3 ``Sequential`` (``Input``, then one ``Dense`` per layer with the
+  activation, the last one sigmoid, softmax or linear) in a ``.keras`` file:
+  ``keras.saving.load_model(PATH).predict(X)``; binary networks give ``(n, 1)``, P(class 1).
+  Needs TensorFlow (``fcnn_opt[tf]``); the file name must end with ``.keras``.
+- ``onnx``: an ONNX graph (opset 17; MatMul and Add per layer) with input ``"X"`` (float32,
+  ``[N, n_inputs]``, any N) and output ``"output"``: P(class 1) ``(N,)``, class probabilities
+  ``(N, k)`` or values ``(N,)``: ``onnxruntime.InferenceSession(PATH, providers=
+  ["CPUExecutionProvider"]).run(None, {"X": X})[0]``. Needs ``fcnn_opt[onnx]``.
+- ``sklearn``: a pickled, fitted scikit-learn ``MLPClassifier`` (binary, multiclass) or
+  ``MLPRegressor`` (regression) whose ``coefs_`` and ``intercepts_`` are the weights:
+  ``pickle.load(open(PATH, "rb")).predict_proba(X)`` (or ``.predict(X)``); classes are
+  ``0..k-1``. Needs ``fcnn_opt[sklearn]``; load it with the scikit-learn version that wrote it.
 
 Each export is checked before it is kept: the written file is read back and its predictions
 on a 41 x 41 grid over [-4, 4]^2 (wider than every built-in dataset's picture) must equal
@@ -18,7 +30,9 @@ fcnn_opt's to 1e-5, or nothing is written.
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +40,18 @@ import numpy as np
 from fcnn_opt.search.models import ModelError, TrainedModel
 from fcnn_opt.store.artifact_files import weight_arrays, weights_from_arrays
 
-FORMATS = ("npz", "torch")
+FORMATS = ("npz", "torch", "keras", "onnx", "sklearn")
 TOLERANCE = 1e-5
+ONNX_OPSET = 17  # supported by every onnxruntime from 1.18 on
+ONNX_IR_VERSION = 8  # the IR version that goes with opset 17
+
+# The modules each format imports, and the message when one of them is missing.
+_NEEDS = {
+    "torch": (("torch",), "--format torch needs PyTorch: pip install 'fcnn_opt[torch]'."),
+    "keras": (("keras",), "--format keras needs TensorFlow and Keras: pip install 'fcnn_opt[tf]'."),
+    "onnx": (("onnx", "onnxruntime"), "--format onnx needs onnx and onnxruntime: pip install 'fcnn_opt[onnx]'."),
+    "sklearn": (("sklearn",), "--format sklearn needs scikit-learn: pip install 'fcnn_opt[sklearn]'."),
+}
 
 
 def export_model(model: TrainedModel, fmt: str, out: str | Path) -> list[Path]:
@@ -44,14 +68,13 @@ def export_model(model: TrainedModel, fmt: str, out: str | Path) -> list[Path]:
         raise ModelError(f"--out {out} is a folder; give a file name.")
     if not out.parent.exists() or not os.access(out.parent, os.W_OK):
         raise ModelError(f"Cannot write {out}: its folder {out.parent} does not exist or is not writable.")
-    if fmt == "torch":
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise ModelError("--format torch needs PyTorch: pip install 'fcnn_opt[torch]'.") from None
+    if fmt == "keras" and out.suffix != ".keras":
+        raise ModelError(f"--format keras writes a .keras file; give --out NAME.keras (not {out.name}).")
+    _require(fmt)
     # Written beside the target under temporary names, checked, then moved into place.
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".fcnn_opt-export-") as tmp:
-        staged = {"npz": _npz, "torch": _torch}[fmt](model, Path(tmp) / out.name)
+        writer = {"npz": _npz, "torch": _torch, "keras": _keras, "onnx": _onnx, "sklearn": _sklearn}[fmt]
+        staged = writer(model, Path(tmp) / out.name)
         _check(model, fmt, staged[0])
         final = []
         for path in staged:
@@ -59,6 +82,25 @@ def export_model(model: TrainedModel, fmt: str, out: str | Path) -> list[Path]:
             os.replace(path, target)
             final.append(target)
     return final
+
+
+def _require(fmt: str) -> None:
+    """Import the libraries format ``fmt`` needs, or raise a one-line ModelError naming its extra.
+
+    Keras is pointed at TensorFlow (``KERAS_BACKEND``) unless the caller chose a backend."""
+    if fmt == "keras":
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    modules, message = _NEEDS.get(fmt, ((), ""))
+    for name in modules:
+        try:
+            __import__(name)
+        except ImportError:
+            raise ModelError(message) from None
+
+
+def _sizes(model: TrainedModel) -> list[int]:
+    """Layer widths, input first: ``[n_inputs, hidden..., n_outputs]``."""
+    return [model.weights[0][0].shape[0]] + [W.shape[1] for W, _ in model.weights]
 
 
 def _npz(model: TrainedModel, path: Path) -> list[Path]:
@@ -90,8 +132,7 @@ def fcnn_module(model: TrainedModel):
     """A ``torch.nn.Module`` computing what ``model.output`` computes."""
     import torch
 
-    sizes = [model.weights[0][0].shape[0]] + [W.shape[1] for W, _ in model.weights]
-    net = _module_class()(sizes, model.activation, model.task)
+    net = _module_class()(_sizes(model), model.activation, model.task)
     with torch.no_grad():
         for layer, (W, b) in zip(net.layers, model.weights, strict=True):
             layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(np.asarray(W, np.float32).T)))
@@ -132,18 +173,169 @@ def _module_class():
     return FCNN
 
 
+def _keras(model: TrainedModel, path: Path) -> list[Path]:
+    keras_model(model).save(str(path))
+    return [path]
+
+
+KERAS_OUTPUT = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
+
+
+def keras_model(model: TrainedModel):
+    """A Keras ``Sequential`` computing what ``model.output`` computes (binary: ``(n, 1)``)."""
+    import keras
+
+    sizes = _sizes(model)
+    layers = [keras.Input(shape=(sizes[0],), name="X")]
+    for i, width in enumerate(sizes[1:]):
+        last = i == len(sizes) - 2
+        layers.append(keras.layers.Dense(width, activation=KERAS_OUTPUT[model.task] if last else model.activation,
+                                         name="output" if last else f"hidden_{i + 1}"))
+    net = keras.Sequential(layers, name="fcnn")
+    for layer, (W, b) in zip(net.layers, model.weights, strict=True):
+        layer.set_weights([np.asarray(W, np.float32), np.asarray(b, np.float32)])
+    return net
+
+
+def _onnx(model: TrainedModel, path: Path) -> list[Path]:
+    import onnx
+
+    graph = onnx_model(model)
+    onnx.checker.check_model(graph, full_check=True)
+    onnx.save(graph, str(path))
+    return [path]
+
+
+ONNX_ACTIVATION = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid"}
+
+
+def onnx_model(model: TrainedModel):
+    """An ONNX ``ModelProto``: input ``"X"`` float32 ``[N, n_inputs]``, output ``"output"`` as
+    ``model.output`` gives it (``(N,)`` for binary and regression, ``(N, k)`` for multiclass)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, weights, h = [], [], "X"
+    for i, (W, b) in enumerate(model.weights):
+        weights += [numpy_helper.from_array(np.asarray(W, np.float32), f"W{i}"),
+                    numpy_helper.from_array(np.asarray(b, np.float32), f"b{i}")]
+        nodes += [helper.make_node("MatMul", [h, f"W{i}"], [f"matmul{i}"]),
+                  helper.make_node("Add", [f"matmul{i}", f"b{i}"], [f"z{i}"])]
+        h = f"z{i}"
+        if i < len(model.weights) - 1:
+            nodes.append(helper.make_node(ONNX_ACTIVATION[model.activation], [h], [f"a{i}"]))
+            h = f"a{i}"
+    if model.task == "multiclass":
+        nodes.append(helper.make_node("Softmax", [h], ["output"], axis=1))
+        shape = ["N", _sizes(model)[-1]]
+    else:
+        if model.task == "binary":
+            nodes.append(helper.make_node("Sigmoid", [h], ["p"]))
+            h = "p"
+        weights.append(numpy_helper.from_array(np.array([-1], np.int64), "flat"))
+        nodes.append(helper.make_node("Reshape", [h, "flat"], ["output"]))  # (N, 1) -> (N,)
+        shape = ["N"]
+    graph = helper.make_graph(
+        nodes, "fcnn", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", _sizes(model)[0]])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)], initializer=weights)
+    proto = helper.make_model(graph, producer_name="fcnn_opt",
+                              opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
+    proto.ir_version = ONNX_IR_VERSION
+    return proto
+
+
+def _sklearn(model: TrainedModel, path: Path) -> list[Path]:
+    with path.open("wb") as fh:
+        pickle.dump(sklearn_estimator(model), fh)
+    return [path]
+
+
+SKLEARN_ACTIVATION = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}
+
+
+def sklearn_estimator(model: TrainedModel):
+    """A fitted ``MLPClassifier`` (classes ``0..k-1``) or ``MLPRegressor`` with ``model``'s weights.
+
+    scikit-learn sets up a fitted estimator's attributes (``classes_``, ``out_activation_``,
+    ``n_layers_``, ...) only in ``fit``: one iteration on a few points, one per class, does
+    that, then the weights are replaced by the model's.
+
+    Raises:
+        ModelError: the network does not fit the estimator (its output layer is not the
+            width scikit-learn gives that task, e.g. a two-unit multiclass output).
+    """
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    sizes = _sizes(model)
+    settings = {"hidden_layer_sizes": tuple(sizes[1:-1]), "activation": SKLEARN_ACTIVATION[model.activation],
+                "max_iter": 1}  # keywords only: MLPRegressor's first positional parameter is its loss
+    if model.task == "regression":
+        estimator, y, name = MLPRegressor(**settings), np.array([0.0, 1.0]), "MLPRegressor"
+    else:
+        k = 2 if model.task == "binary" else sizes[-1]
+        estimator, y, name = MLPClassifier(**settings), np.arange(k), "MLPClassifier"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # one iteration does not converge, as intended
+            estimator.fit(np.zeros((len(y), sizes[0])), y)
+    except ValueError as exc:
+        raise ModelError(f"This {model.task} network ({'-'.join(map(str, sizes))}) does not fit "
+                         f"scikit-learn's {name}: {str(exc).splitlines()[0]}") from None
+    shapes = [W.shape for W in estimator.coefs_]
+    if shapes != [np.shape(W) for W, _ in model.weights]:
+        raise ModelError(f"This {model.task} network ({'-'.join(map(str, sizes))}) does not fit "
+                         f"scikit-learn's {name}, whose layers would be {shapes}.")
+    estimator.coefs_ = [np.array(W, dtype=np.float64) for W, _ in model.weights]
+    estimator.intercepts_ = [np.array(b, dtype=np.float64) for _, b in model.weights]
+    return estimator
+
+
 def _check(model: TrainedModel, fmt: str, path: Path) -> None:
     """Read the export back and compare its predictions with the model's on a grid."""
     grid = np.stack(np.meshgrid(np.linspace(-4, 4, 41), np.linspace(-4, 4, 41)), axis=-1).reshape(-1, 2)
     grid = grid.astype(np.float32)[:, : model.weights[0][0].shape[0]]
     expected = model.output(grid)
-    if fmt == "npz":
-        got = load_npz(path).output(grid)
-    else:
-        import torch
-
-        with torch.no_grad():
-            got = torch.jit.load(str(path))(torch.from_numpy(grid)).double().numpy()
+    got = np.asarray(_READERS[fmt](path, grid, model.task), dtype=np.float64)
     if got.shape != expected.shape or not np.allclose(got, expected, atol=TOLERANCE, rtol=0):
+        difference = f"{float(np.max(np.abs(got - expected))):.3g}" if got.shape == expected.shape \
+            else f"shape {got.shape}, not {expected.shape}"
         raise ModelError(f"The {fmt} export does not reproduce the model (largest difference "
-                         f"{float(np.max(np.abs(got - expected))):.3g}); nothing was written.")
+                         f"{difference}); nothing was written.")
+
+
+def _read_npz(path: Path, X: np.ndarray, task: str) -> np.ndarray:
+    return load_npz(path).output(X)
+
+
+def _read_torch(path: Path, X: np.ndarray, task: str) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return torch.jit.load(str(path))(torch.from_numpy(X)).double().numpy()
+
+
+def _read_keras(path: Path, X: np.ndarray, task: str) -> np.ndarray:
+    import keras
+
+    out = keras.saving.load_model(str(path)).predict(X, batch_size=len(X), verbose=0)
+    return out[:, 0] if task != "multiclass" else out
+
+
+def _read_onnx(path: Path, X: np.ndarray, task: str) -> np.ndarray:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["output"], {"X": X})[0]
+
+
+def _read_sklearn(path: Path, X: np.ndarray, task: str) -> np.ndarray:
+    with path.open("rb") as fh:
+        estimator = pickle.load(fh)
+    if task == "regression":
+        return estimator.predict(X)
+    proba = estimator.predict_proba(X)
+    return proba[:, 1] if task == "binary" else proba
+
+
+# How each format's file is read back for the check, with the library that reads it.
+_READERS = {"npz": _read_npz, "torch": _read_torch, "keras": _read_keras, "onnx": _read_onnx,
+            "sklearn": _read_sklearn}
