@@ -340,6 +340,8 @@ def cmd_best(args) -> int:
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     if not complete:
         raise UsageError(f"Study {args.study_name!r} has no complete trial yet.")
+    if len(study.directions) > 1:
+        return _print_pareto(study)
     best = study.best_trial
     spread = best.user_attrs.get(f"{study.user_attrs.get('metric', 'val_loss')}_std")
     value = f"{best.value:.6g}" + (f" ± {spread:.2g} over {best.user_attrs['repeats']['n']} seeds"
@@ -353,6 +355,21 @@ def cmd_best(args) -> int:
         print("\n".join(evaluate_trial(study, best, args.artifact_dir).lines()[1:]))
     except ModelError as exc:
         print(f"  test        not computed: {exc}")
+    return EXIT_OK
+
+
+def _print_pareto(study) -> int:
+    """A multi-objective study's Pareto set: no trial is best at everything."""
+    from fcnn_opt.cli.text import pareto_lines
+
+    objectives = (study.user_attrs.get("spec") or {}).get("study", {}).get("objectives") \
+        or [f"objective {i}" for i in range(len(study.directions))]
+    pareto = sorted(((t.number, t.values) for t in study.best_trials), key=lambda row: row[1])
+    directions = ", ".join(f"{name} ({d.name.lower()})" for name, d in zip(objectives, study.directions,
+                                                                           strict=True))
+    print(f"pareto set: {len(pareto)} trials, none beaten on every objective: {directions}")
+    print("\n".join(pareto_lines(objectives, pareto, limit=len(pareto) + 1)))
+    print("  (python -m fcnn_opt evaluate --trial N for a trial's test estimate)")
     return EXIT_OK
 
 
@@ -395,7 +412,7 @@ def cmd_report(args) -> int:
     try:
         report = build_report(study, args.out, trials=args.trials, color_by=args.color_by,
                               style_by=args.style_by, x=args.x, y=args.y, png=not args.no_png,
-                              artifact_dir=args.artifact_dir)
+                              artifact_dir=args.artifact_dir, facts=_estimate_facts(study, args.artifact_dir))
     except PlotError as exc:
         raise UsageError(str(exc)) from None
     print(f"report    {report.html}")
@@ -404,6 +421,22 @@ def cmd_report(args) -> int:
     for title, reason in report.skipped.items():
         print(f"skipped   {title}: {reason}")
     return EXIT_OK
+
+
+def _estimate_facts(study, artifact_dir) -> dict[str, str]:
+    """The best trial's spread over seeds and its scores on the validation and test splits, for
+    the report's header (nothing for a multi-objective study, or one with no complete trial)."""
+    from fcnn_opt.search.evaluation import evaluate_trial
+    from fcnn_opt.search.models import ModelError
+
+    if len(study.directions) > 1 or not any(t.state.name == "COMPLETE" for t in study.trials):
+        return {}
+    try:
+        result = evaluate_trial(study, study.best_trial, artifact_dir)
+    except ModelError as exc:
+        return {"test estimate": f"not computed: {exc}"}
+    return {split: line.split(None, 1)[1] for split, line in
+            zip(("validation", "test estimate"), result.lines()[1:], strict=True)}
 
 
 def cmd_dashboard(args) -> int:

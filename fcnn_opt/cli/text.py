@@ -53,7 +53,10 @@ def run_summary(summary) -> str:
         + (f", {c.skipped} skipped (surplus or duplicate claims, never ran)" if c.skipped else "")
         + f"  (budget {summary.budget}; this run: {summary.ran} in {summary.seconds:.1f} s)",
     ]
-    if summary.best_value is not None:
+    if summary.pareto:
+        lines.append(f"pareto    {len(summary.pareto)} trials trade off {', '.join(summary.objectives)}:")
+        lines += pareto_lines(summary.objectives, summary.pareto, indent="          ")
+    elif summary.best_value is not None:
         lines.append(f"best      trial {summary.best_number}: {summary.direction[:3]} value {summary.best_value:.5g}")
         for key, value in summary.best_params.items():
             lines.append(f"          {key} = {value}")
@@ -64,6 +67,21 @@ def run_summary(summary) -> str:
                      "Run the same command again to resume.")
     lines.append(f"dashboard {dashboard_command(summary.storage)}")
     return "\n".join(lines)
+
+
+def pareto_lines(objectives, pareto, indent: str = "  ", limit: int = 12) -> list[str]:
+    """One line per Pareto trial: its number and objective values (at most ``limit``,
+    spread from one end of the front to the other)."""
+    shown = list(pareto)
+    if len(shown) > limit:
+        shown = [shown[round(i * (len(shown) - 1) / (limit - 1))] for i in range(limit)]
+    lines = []
+    for number, values, *_ in shown:
+        parts = ", ".join(f"{name} {_cell(float(v))}" for name, v in zip(objectives, values, strict=True))
+        lines.append(f"{indent}trial {number}: {parts}")
+    if len(shown) < len(pareto):
+        lines.append(f"{indent}... {len(pareto) - len(shown)} more (python -m fcnn_opt best lists them all)")
+    return lines
 
 
 def created_summary(summary) -> str:

@@ -111,9 +111,9 @@ def evaluate_trial(study, chosen, artifact_dir=None) -> Evaluation:
         splits["test"] = (data.X_test, data.y_test)
     scores: dict[str, dict[str, list]] = {name: {"loss": [], "accuracy": []} for name in splits}
     for r in range(len(seeds)):
-        net = model_of(study, chosen, artifact_dir, repeat=r)._net
+        model = model_of(study, chosen, artifact_dir, repeat=r)
         for name, (X, y) in splits.items():
-            out = net.predict(X)
+            out = model.output(X)
             scores[name]["loss"].append(loss(data.task, out, y))
             value = accuracy(data.task, out, y)
             if value is not None:

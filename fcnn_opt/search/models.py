@@ -117,6 +117,10 @@ def pick_trial(study, trial: int | None, allow_partial: bool = False):
         complete = [t for t in trials.values() if t.state.name == "COMPLETE"]
         if not complete:
             raise ModelError(f"Study {study.study_name!r} has no complete trial yet.")
+        if len(study.directions) > 1:
+            front = sorted(t.number for t in study.best_trials)
+            raise ModelError(f"Study {study.study_name!r} has several objectives, so no single best trial; "
+                             f"choose one of its Pareto set with --trial N: {', '.join(map(str, front))}.")
         chosen = study.best_trial
     elif trial not in trials:
         raise ModelError(f"Study {study.study_name!r} has no trial {trial}. "

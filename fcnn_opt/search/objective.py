@@ -115,6 +115,11 @@ class Objective:
         return self.spec.direction
 
     @property
+    def directions(self) -> list[str]:
+        """One per objective: for ``optuna.create_study(directions=...)``."""
+        return self.spec.directions
+
+    @property
     def dataset(self) -> Dataset:
         if self._dataset is None:
             self._dataset = make_dataset(**self.spec.dataset)
@@ -127,7 +132,7 @@ class Objective:
     def run(self, trial: optuna.Trial, reporter) -> float:
         """Like calling the objective, with per-epoch values going to ``reporter``."""
         config = self.config_for(reporter.params_trial)
-        watch = EpochWatch(reporter, self.spec.metric)
+        watch = EpochWatch(reporter, self.spec.metric, report=not self.spec.multi)
         if self.spec.repeats > 1:
             from fcnn_opt.training.repeats import train_repeats
 
@@ -140,8 +145,10 @@ class Objective:
         """Suggest the trial's hyperparameters and build its TrainConfig."""
         return self.spec.train_config(suggest(trial, self.spec))
 
-    def conclude(self, trial: optuna.Trial, result: TrainResult, reporter, pruned_at: int | None) -> float:
-        """Store the run on the trial; return its metric, NaN if it diverged, or raise TrialPruned."""
+    def conclude(self, trial: optuna.Trial, result: TrainResult, reporter,
+                 pruned_at: int | None) -> float | list[float]:
+        """Store the run on the trial; return its metric (a multi-objective study: each
+        objective's value), NaN if it diverged, or raise TrialPruned."""
         import optuna
 
         metric = self.spec.metric
@@ -161,6 +168,10 @@ class Objective:
             return float("nan")  # Optuna records the trial as FAIL and the study goes on
         if pruned_at is not None:
             raise optuna.TrialPruned(f"pruned at epoch {pruned_at}")
+        if self.spec.multi:
+            values = objective_values(result, self.spec.objectives)
+            reporter.store({"objectives": dict(zip(self.spec.objectives, values, strict=True))})
+            return values
         return float(final)
 
 
@@ -194,17 +205,21 @@ class TrialReporter:
 
 
 class EpochWatch:
-    """``on_epoch`` for training: reports the metric each epoch, stops when told to prune."""
+    """``on_epoch`` for training: reports the metric each epoch, stops when told to prune.
 
-    def __init__(self, reporter, metric: str):
-        self.reporter, self.metric = reporter, metric
+    With ``report=False`` (a multi-objective study: Optuna takes no per-epoch values there)
+    it only stops a run whose metric is no longer finite.
+    """
+
+    def __init__(self, reporter, metric: str, report: bool = True):
+        self.reporter, self.metric, self.reports = reporter, metric, report
         self.pruned_at: int | None = None
 
     def __call__(self, epoch: int, metrics: dict) -> bool:
         value = metrics[self.metric]
         if value is None or not math.isfinite(value):
             return True
-        if self.reporter.report(value, epoch):
+        if self.reports and self.reporter.report(value, epoch):
             self.pruned_at = epoch
             return True
         return False
@@ -221,6 +236,36 @@ def varying_keys(spec: StudySpec) -> list[str]:
 
 
 REPEATS_ATTR = "repeats"
+PREDICT_POINTS = 1024  # predict_ms: milliseconds to predict this many points
+
+
+def objective_values(result: TrainResult, objectives) -> list[float]:
+    """The value of each objective of a multi-objective study for one finished run.
+
+    ``val_loss``, ``val_accuracy``: last epoch's (the mean over seed repeats);
+    ``n_params``: weights and biases of the network; ``train_seconds``: training time (all
+    repeats); ``predict_ms``: the fastest of 5 predictions of 1024 points by the trained
+    model, in its own library, in milliseconds.
+    """
+    import time
+
+    values = []
+    for name in objectives:
+        if name in ("val_loss", "val_accuracy"):
+            values.append(float(getattr(result, name)[-1]))
+        elif name == "n_params":
+            values.append(float(sum(W.size + b.size for W, b in result.weights())))
+        elif name == "train_seconds":
+            values.append(float(sum(result.epoch_seconds)))
+        else:
+            points = result.dataset.grid(32)[2]
+            timings = []
+            for _ in range(5):
+                start = time.perf_counter()
+                result.predict(points)
+                timings.append(time.perf_counter() - start)
+            values.append(1000.0 * min(timings) * PREDICT_POINTS / len(points))
+    return values
 
 
 def repeat_attrs(result: TrainResult, metric: str) -> dict[str, Any]:

@@ -125,7 +125,8 @@ def outcome(run) -> tuple:
         return TrialState.FAIL, None, f"{type(exc).__name__}: {exc}", exc
     except Exception as exc:  # e.g. the database gone for longer than the retry window
         return TrialState.FAIL, None, f"{type(exc).__name__}: {exc}", None
-    if value is None or not math.isfinite(value):
+    values = value if isinstance(value, (list, tuple)) else [value]  # several: multi-objective
+    if any(v is None or not math.isfinite(v) for v in values):
         return TrialState.FAIL, None, None, None
     return TrialState.COMPLETE, value, None, None
 

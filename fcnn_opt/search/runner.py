@@ -120,7 +120,7 @@ def create_or_load(spec: StudySpec, storage, study_name: str, *, concurrent: boo
     import optuna
 
     study = retrying(  # safe to repeat: a study created by a lost commit is loaded
-        optuna.create_study, storage=storage, study_name=study_name, direction=spec.direction,
+        optuna.create_study, storage=storage, study_name=study_name, directions=spec.directions,
         load_if_exists=True, sampler=make_sampler(spec.sampler, spec.seed, spec, concurrent=concurrent),
         pruner=make_pruner(spec.pruner), what="creating the study")
     internals.attach(study, storage)
@@ -135,8 +135,10 @@ def create_or_load(spec: StudySpec, storage, study_name: str, *, concurrent: boo
         raise StudyError(
             f"Study {study_name!r} already exists with a different dataset, metric or search space. "
             "Use --study-name to start a new study, or run it with its original settings.")
-    if study.direction.name.lower() != spec.direction:
-        raise StudyError(f"Study {study_name!r} exists with direction {study.direction.name.lower()}.")
+    stored_directions = [d.name.lower() for d in study.directions]
+    if stored_directions != spec.directions:
+        raise StudyError(f"Study {study_name!r} exists with direction(s) {', '.join(stored_directions)}, "
+                         f"not {', '.join(spec.directions)}.")
     definition = spec.to_dict()
     for key, value in (("sampler", spec.sampler), (DEFINITION_ATTR, definition), (BUDGET_ATTR, budget_of(spec))):
         if attrs.get(key) != value:
@@ -220,6 +222,8 @@ class RunSummary:
     ran: int = 0
     skipped: int = 0  # trials this run claimed but finished unrun (surplus or duplicate)
     failed_workers: list = field(default_factory=list)  # (worker, exit code, last lines) for --workers
+    objectives: tuple = ()  # a multi-objective study's objectives (then no single best)
+    pareto: list = field(default_factory=list)  # its Pareto set: (number, values, params)
 
 
 def budget_of(spec: StudySpec) -> int:
@@ -515,14 +519,17 @@ def prepare_study(spec: StudySpec, *, storage: str | None = None, study_name: st
 
 def new_summary(study: optuna.Study, spec: StudySpec, url: str) -> RunSummary:
     return RunSummary(study_name=study.study_name, storage=mask_url(url), counts=Counts.of(study),
-                      budget=read_budget(study, spec), seconds=0.0, direction=spec.direction)
+                      budget=read_budget(study, spec), seconds=0.0, direction=spec.direction,
+                      objectives=spec.objectives)
 
 
 def fill_final(summary: RunSummary, study: optuna.Study, spec: StudySpec) -> None:
     """The counts, budget and best trial as the storage has them now."""
     summary.counts = Counts.of(study)
     summary.budget = read_budget(study, spec)
-    if summary.counts.complete:
+    if summary.counts.complete and spec.multi:
+        summary.pareto = [(t.number, t.values, t.params) for t in sorted(study.best_trials, key=lambda t: t.values)]
+    elif summary.counts.complete:
         best = study.best_trial
         summary.best_value, summary.best_params, summary.best_number = best.value, best.params, best.number
 
@@ -548,7 +555,7 @@ def _update_bar(bar, study: optuna.Study, counts: Counts, budget: int) -> None:
     finished = counts.done >= budget
     if now - last["drawn"] < 0.2 and not finished:
         return
-    if counts.complete and counts.complete != last["complete"]:
+    if counts.complete and counts.complete != last["complete"] and len(study.directions) == 1:
         last["best"], last["complete"] = study.best_value, counts.complete
     bar.total = budget
     bar.n = min(counts.done, budget)

@@ -36,6 +36,9 @@ from fcnn_opt.training.datasets import list_datasets
 SAMPLERS = ("grid", "random", "tpe", "cmaes", "qmc", "gp", "nsga2")
 PRUNERS = ("median", "percentile", "sha", "hyperband", "patient", "wilcoxon", "none")
 METRICS = {"val_loss": "minimize", "val_accuracy": "maximize"}
+# Objectives of a multi-objective study ([study] objectives), each with its direction.
+OBJECTIVES = {**METRICS, "n_params": "minimize", "train_seconds": "minimize", "predict_ms": "minimize"}
+MULTI_SAMPLERS = ("nsga2", "tpe", "random", "grid")
 
 # [params] keys: kind, and for categorical keys the allowed values
 _PARAM_KINDS: dict[str, tuple[str, tuple | None]] = {
@@ -55,7 +58,7 @@ _PARAM_DEFAULTS = {"lib": "numpy", "n_layers": 1, "units": 8, "activation": "rel
 _DATASET_KEYS = {"name": str, "n_points": int, "noise": float, "val_fraction": float,
                  "test_fraction": float, "seed": int}
 _STUDY_KEYS = {"name": str, "sampler": str, "pruner": str, "metric": str, "n_trials": int,
-               "seed": int, "description": str, "repeats": int}
+               "seed": int, "description": str, "repeats": int, "objectives": list}
 MAX_REPEATS = 100
 _RANGE_KEYS = {"low", "high", "log", "step", "per_layer"}
 _CHOICE_KEYS = {"choices", "per_layer"}
@@ -121,12 +124,23 @@ class StudySpec:
     seed: int = 0
     description: str = ""
     repeats: int = 1  # networks per trial, seeds seed .. seed + repeats - 1
+    objectives: tuple[str, ...] = ()  # several: a multi-objective study (no pruning)
     source: str = "<defaults>"
     train_seed_fixed: bool = field(default=False, repr=False)
 
     @property
     def direction(self) -> str:
+        """The direction of ``metric`` (of a one-objective study; see :attr:`directions`)."""
         return METRICS[self.metric]
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def directions(self) -> list[str]:
+        """One direction per objective: ``[direction]`` for a one-objective study."""
+        return [OBJECTIVES[name] for name in self.objectives] if self.multi else [self.direction]
 
     @property
     def searched(self) -> dict[str, Param]:
@@ -163,6 +177,8 @@ class StudySpec:
                 "params": {k: p.to_json() for k, p in sorted(self.params.items())}}
         if self.repeats > 1:  # absent at 1, so studies made before repeats keep their hash
             data["repeats"] = self.repeats
+        if self.multi:
+            data["objectives"] = list(self.objectives)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
@@ -176,6 +192,8 @@ class StudySpec:
             study["description"] = self.description
         if self.repeats > 1:
             study["repeats"] = self.repeats
+        if self.objectives:
+            study["objectives"] = list(self.objectives)
         return {"study": study, "dataset": dict(self.dataset),
                 "params": {name: p.to_toml() for name, p in self.params.items()}}
 
@@ -209,6 +227,7 @@ class StudySpec:
         spec = StudySpec(**{**self.__dict__, **changes, "params": params, "dataset": data})
         if spec.sampler == "grid":
             spec.grid()  # raise now for ranges given to the grid sampler
+        _check_multi(spec, "the command line", pruner_given=pruner is not None)
         return spec
 
     def train_config(self, values: dict[str, Any]) -> TrainConfig:
@@ -233,6 +252,36 @@ def _check_choice(where: str, value, allowed) -> None:
 def _check_int(where: str, value, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise SpaceError(f"{where}: expected an integer >= {minimum}, got {value!r}.")
+
+
+def _parse_objectives(where: str, raw, task: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not raw or not all(isinstance(name, str) for name in raw):
+        raise SpaceError(f"{where}: expected a list of objective names, e.g. [\"val_loss\", \"n_params\"], "
+                         f"got {raw!r}.")
+    for name in raw:
+        _check_choice(where, name, tuple(OBJECTIVES))
+    if len(set(raw)) != len(raw):
+        raise SpaceError(f"{where}: an objective is listed twice: {raw}.")
+    if len(raw) < 2:
+        raise SpaceError(f"{where}: lists one objective; objectives is for several (e.g. "
+                         f"[\"val_loss\", \"n_params\"]); for one, use metric = \"val_loss\" or \"val_accuracy\".")
+    if "val_accuracy" in raw and task == "regression":
+        raise SpaceError(f"{where}: val_accuracy needs a classification dataset; this one regresses.")
+    return tuple(raw)
+
+
+def _check_multi(spec: StudySpec, where: str, pruner_given: bool) -> None:
+    """A multi-objective study: one of the samplers that handle several objectives, no pruner."""
+    if not spec.multi:
+        return
+    if spec.sampler not in MULTI_SAMPLERS:
+        raise SpaceError(f"{where}: sampler {spec.sampler!r} cannot optimise several objectives "
+                         f"({', '.join(spec.objectives)}). Use one of {{{', '.join(MULTI_SAMPLERS)}}}.")
+    if spec.pruner != "none" and pruner_given:
+        raise SpaceError(f"{where}: pruner {spec.pruner!r} is not offered with several objectives "
+                         "(Optuna's pruners judge one value per epoch); use pruner = \"none\".")
 
 
 def _check_repeats(where: str, value) -> None:
@@ -363,22 +412,31 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None) -> S
     params = {key: _parse_param(key, raw, source) for key, raw in raw_params.items()}
     for key, default in _PARAM_DEFAULTS.items():
         params.setdefault(key, Param(key, _PARAM_KINDS[key][0], value=default))
+    from fcnn_opt.training.datasets import _spec as dataset_spec
+
+    objectives = _parse_objectives(f"{source}: [study].objectives", study.get("objectives"),
+                                   dataset_spec(dataset["name"]).task)
+    # The metric the loss plots and pictures speak of: the first validation objective.
+    metric = next((name for name in objectives if name in METRICS), study.get("metric", "val_loss"))
+    default_pruner = "none" if objectives else "median"
     spec = StudySpec(
         name=study.get("name", name or "fcnn_opt"),
         dataset=dataset,
         params=params,
         sampler=study.get("sampler", "tpe"),
-        pruner=study.get("pruner", "median"),
-        metric=study.get("metric", "val_loss"),
+        pruner=study.get("pruner", default_pruner),
+        metric=metric,
         n_trials=study.get("n_trials"),
         seed=seed,
         description=study.get("description", ""),
         repeats=study.get("repeats", 1),
+        objectives=objectives,
         source=source,
         train_seed_fixed=train_seed_fixed,
     )
     if spec.sampler == "grid":
         spec.grid()
+    _check_multi(spec, f"{source}: [study]", pruner_given="pruner" in study)
     return spec
 
 

@@ -24,7 +24,9 @@ from fcnn_opt.show.figures._common import (
     PlotError,
     direction_of,
     fmt,
+    is_multi,
     metric_name,
+    objective_names,
     safe_name,
     save_png,
     trials_of,
@@ -84,9 +86,84 @@ def _response_trials(study, requested: Sequence[int]) -> list[tuple[str, object]
     return chosen
 
 
-def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifact_dir=None) -> list[_Section]:
-    from fcnn_opt.show.figures import _hp_surface, _libs, _loss, _optuna, _response
+def pareto_picks(study) -> list[tuple[str, object]]:
+    """Three trials of the Pareto set, from the end best at the last objective (e.g. the
+    smallest, roughest network) through the middle to the end best at the first (e.g. the
+    most accurate): sorted by the first objective, worst first."""
+    names = objective_names(study)
+    front = sorted(study.best_trials, key=lambda t: t.values[0],
+                   reverse=study.directions[0].name == "MINIMIZE")
+    if not front:
+        return []
+    picks = [(f"Pareto end best at {names[-1]}", front[0]),
+             ("middle of the Pareto set", front[len(front) // 2]),
+             (f"Pareto end best at {names[0]}", front[-1])]
+    chosen, seen = [], set()
+    for label, trial in picks:
+        if trial.number not in seen:
+            seen.add(trial.number)
+            chosen.append((label, trial))
+    return chosen
 
+
+def _response_section(study, label: str, trial, artifact_dir) -> _Section:
+    from fcnn_opt.show.figures import _response
+
+    return _Section(
+        "response_" + "".join(ch for ch in label.lower() if ch.isalnum()), f"Model response surface: {label} (trial {trial.number})",
+        "The trained network's output over the input plane, training points on top, the ground "
+        "truth beside it and the loss history (rebuilt from the stored weights).",
+        build=lambda trial=trial: _response.response_data(trial, study=study, artifact_dir=artifact_dir),
+        draw_plotly=_response.draw_response_plotly,
+        draw_png=lambda d, p: save_png(_response.draw_response_mpl(d), p))
+
+
+def _loss_section(study, color_by, style_by, artifact_dir) -> _Section:
+    from fcnn_opt.show.figures import _loss
+
+    return _Section(
+        "loss_histories", "Loss histories (the seed article's figure)",
+        "Every trial's training and validation loss per epoch; colour and line style show two "
+        "hyperparameters, the legend only those that vary.",
+        build=lambda: _loss.loss_histories_data(study, color_by, style_by, artifact_dir=artifact_dir),
+        draw_plotly=_loss.draw_loss_plotly, draw_png=lambda d, p: save_png(_loss.draw_loss_mpl(d), p))
+
+
+def _multi_sections(study, *, trials: Sequence[int], color_by, style_by, artifact_dir=None) -> list[_Section]:
+    """A multi-objective study: its Pareto front, three networks along it, the loss histories
+    and the timeline (Optuna's one-value figures do not apply)."""
+    from fcnn_opt.show.figures import _optuna
+
+    sections = [_Section(
+        "pareto_front", "Pareto front",
+        "Every complete trial by its objective values; the Pareto set (no trial better at every "
+        "objective) is highlighted.",
+        build=lambda: _optuna.pareto_front(study), draw_plotly=lambda fig: fig,
+        draw_png=lambda _fig, path: _optuna.pareto_front(study, save=path))]
+    picks = pareto_picks(study)
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for number in trials:
+        if number not in by_number:
+            raise PlotError(f"Study {study.study_name!r} has no trial {number}. "
+                            f"Trials: 0..{max(by_number) if by_number else -1}.")
+        if all(t.number != number for _, t in picks):
+            picks.append((f"trial {number}", by_number[number]))
+    sections += [_response_section(study, label, trial, artifact_dir) for label, trial in picks]
+    sections.append(_loss_section(study, color_by, style_by, artifact_dir))
+    timeline = next(info for info in _optuna.OPTUNA_FIGURES if info.key == "timeline")
+    sections.append(_Section(
+        timeline.key, timeline.title, timeline.caption,
+        build=lambda: _optuna.optuna_figure(study, "timeline"), draw_plotly=lambda fig: fig,
+        draw_png=lambda _fig, path: _optuna.optuna_figure(study, "timeline", save=path)))
+    return sections
+
+
+def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifact_dir=None) -> list[_Section]:
+    from fcnn_opt.show.figures import _hp_surface, _libs, _optuna
+
+    if is_multi(study):
+        return _multi_sections(study, trials=trials, color_by=color_by, style_by=style_by,
+                               artifact_dir=artifact_dir)
     sections = []
     for info in _optuna.OPTUNA_FIGURES:
         sections.append(_Section(
@@ -94,21 +171,9 @@ def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifac
             build=lambda key=info.key: _optuna.optuna_figure(study, key),
             draw_plotly=lambda fig: fig,
             draw_png=lambda _fig, path, key=info.key: _optuna.optuna_figure(study, key, save=path)))
-    sections.append(_Section(
-        "loss_histories", "Loss histories (the seed article's figure)",
-        "Every trial's training and validation loss per epoch; colour and line style show two "
-        "hyperparameters, the legend only those that vary.",
-        build=lambda: _loss.loss_histories_data(study, color_by, style_by, artifact_dir=artifact_dir),
-        draw_plotly=_loss.draw_loss_plotly, draw_png=lambda d, p: save_png(_loss.draw_loss_mpl(d), p)))
-    for label, trial in _response_trials(study, trials):
-        key = f"response_{label.replace(' ', '')}"
-        sections.append(_Section(
-            key, f"Model response surface: {label} (trial {trial.number})",
-            "The trained network's output over the input plane, training points on top, the ground "
-            "truth beside it and the loss history (rebuilt from the stored weights).",
-            build=lambda trial=trial: _response.response_data(trial, study=study, artifact_dir=artifact_dir),
-            draw_plotly=_response.draw_response_plotly,
-            draw_png=lambda d, p: save_png(_response.draw_response_mpl(d), p)))
+    sections.append(_loss_section(study, color_by, style_by, artifact_dir))
+    sections += [_response_section(study, label, trial, artifact_dir)
+                 for label, trial in _response_trials(study, trials)]
     sections.append(_Section(
         "hp_surface", "Hyperparameter response surface",
         "The final metric over two hyperparameters, the others averaged out, and one marginal curve "
@@ -125,7 +190,8 @@ def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifac
 
 def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[int] = (),
                  color_by: str | None = None, style_by: str | None = None, x: str | None = None,
-                 y: str | None = None, png: bool = True, artifact_dir: str | Path | None = None) -> Report:
+                 y: str | None = None, png: bool = True, artifact_dir: str | Path | None = None,
+                 facts: dict[str, str] | None = None) -> Report:
     """Write ``report.html`` and one PNG per figure into ``out_dir``.
 
     Args:
@@ -138,6 +204,8 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
         png: also write the PNGs (matplotlib).
         artifact_dir: the study's artifact folder, where its trials' weights are (default: the
             folder they were written to).
+        facts: more lines for the report's header, ``{label: text}`` (the command line adds
+            the best trial's test estimate, from :mod:`fcnn_opt.search.evaluation`).
 
     Raises:
         PlotError: no complete trial, or an unknown trial number or hyperparameter.
@@ -152,7 +220,7 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
                          artifact_dir=artifact_dir)
     if color_by or style_by:
         loss_histories_data(study, color_by, style_by, artifact_dir=artifact_dir)
-    if x or y:
+    if (x or y) and not is_multi(study):
         hp_surface_data(study, x, y)
     _headless()
     out = Path(out_dir) if out_dir is not None else default_out_dir(study.study_name)
@@ -178,7 +246,7 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
                 report.skipped[f"{section.title} (PNG)"] = f"{type(exc).__name__}: {exc}"
                 png_name = None
         parts.append((section, _figure_html(section, fig, png_name)))
-    report.html.write_text(_page(study, parts), encoding="utf-8")
+    report.html.write_text(_page(study, parts, facts or {}), encoding="utf-8")
     return report
 
 
@@ -195,6 +263,16 @@ def _skipped_html(section: _Section, reason: str) -> str:
             f'<p class="skipped">Not drawn: {html.escape(reason)}</p></section>')
 
 
+def _pareto_rows(study) -> str:
+    rows = []
+    for t in sorted(study.best_trials, key=lambda t: t.values):
+        values = "".join(f"<td>{v:.5g}</td>" for v in t.values)
+        params = ", ".join(f"{k}={fmt(v)}" for k, v in t.params.items())
+        rows.append(f"<tr><td>{t.number}</td>{values}<td>{html.escape(params)}</td>"
+                    f"<td>{html.escape(str(t.user_attrs.get('description', '')))}</td></tr>")
+    return "".join(rows)
+
+
 def _summary_rows(study) -> str:
     complete = [t for t in trials_of(study) if t.value is not None]
     ranked = sorted(complete, key=lambda t: t.value, reverse=direction_of(study) == "maximize")[:10]
@@ -207,7 +285,7 @@ def _summary_rows(study) -> str:
     return "".join(rows)
 
 
-def _page(study, parts: list[tuple[_Section, str]]) -> str:
+def _page(study, parts: list[tuple[_Section, str]], facts: dict[str, str]) -> str:
     from plotly.offline import get_plotlyjs
 
     from fcnn_opt import __version__
@@ -220,8 +298,23 @@ def _page(study, parts: list[tuple[_Section, str]]) -> str:
     dataset = attrs.get("dataset", {})
     dataset_text = ", ".join(f"{k}={v}" for k, v in dataset.items()) if isinstance(dataset, dict) else str(dataset)
     name = html.escape(study.study_name)
-    best = study.best_trial
     metric = html.escape(metric_name(study))
+    if is_multi(study):
+        names = objective_names(study)
+        objective = ", ".join(f"{html.escape(n)} ({d.name.lower()})" for n, d in zip(names, study.directions,
+                                                                                      strict=True))
+        best_line = f"Pareto set of {len(study.best_trials)} trials (no single best)"
+        table = ("<h2>Pareto set</h2><table><tr><th>trial</th>"
+                 + "".join(f"<th>{html.escape(n)}</th>" for n in names)
+                 + f"<th>parameters</th><th>description</th></tr>{_pareto_rows(study)}</table>")
+    else:
+        best = study.best_trial
+        objective = f"{metric} ({direction_of(study)})"
+        best_line = (f"trial {best.number}: {best.value:.5g}; "
+                     f"{html.escape(str(best.user_attrs.get('description', best.params)))}")
+        table = (f"<h2>Best trials</h2><table><tr><th>trial</th><th>{metric}</th><th>parameters</th>"
+                 f"<th>description</th><th>s/epoch</th></tr>{_summary_rows(study)}</table>")
+    extra = "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(text)}</dd>" for label, text in facts.items())
     toc = "".join(f'<li><a href="#{s.key}">{html.escape(s.title)}</a></li>' for s, _ in parts)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -240,15 +333,14 @@ dl {{ display: grid; grid-template-columns: max-content auto; gap: 2px 1em; }} d
 <h1>Study {name}</h1>
 <dl>
 <dt>trials</dt><dd>{html.escape(counts)}</dd>
-<dt>objective</dt><dd>{metric} ({direction_of(study)})</dd>
-<dt>best</dt><dd>trial {best.number}: {best.value:.5g}; {html.escape(str(best.user_attrs.get('description', best.params)))}</dd>
+<dt>objective</dt><dd>{objective}</dd>
+<dt>best</dt><dd>{best_line}</dd>
+{extra}
 <dt>dataset</dt><dd>{html.escape(dataset_text or '-')}</dd>
 <dt>sampler</dt><dd>{html.escape(str(attrs.get('sampler', '-')))}</dd>
 <dt>made</dt><dd>{time.strftime('%Y-%m-%d %H:%M')} by fcnn_opt {__version__}</dd>
 </dl>
-<h2>Best trials</h2>
-<table><tr><th>trial</th><th>{metric}</th><th>parameters</th><th>description</th><th>s/epoch</th></tr>
-{_summary_rows(study)}</table>
+{table}
 <h2>Figures</h2><ol>{toc}</ol>
 {''.join(body for _, body in parts)}
 </body></html>

@@ -108,3 +108,40 @@ def test_ground_truth_is_noise_free():
     truth = data.ground_truth(points)
     assert truth.shape == (len(points),) and set(np.unique(truth)) == {0.0, 1.0}
     assert make_dataset("spiral").ground_truth(points) is None
+
+
+# --- the test split ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["circles", "xor", "spiral", "polynom"])
+def test_a_test_split_is_disjoint_and_stable_under_the_seed(name):
+    data = make_dataset(name, n_points=1000, test_fraction=0.2, seed=3)
+    assert (len(data.X_train), len(data.X_val), len(data.X_test)) == (600, 200, 200)
+    # The three splits together are the dataset's points, each exactly once (as a multiset: the
+    # spiral has two points at the origin).
+    whole = make_dataset(name, n_points=1000, seed=3)
+    parts = np.concatenate([data.X_train, data.X_val, data.X_test])
+    assert np.array_equal(np.sort(parts.view(np.complex64).ravel()), np.sort(whole.X.view(np.complex64).ravel()))
+    again = make_dataset(name, n_points=1000, test_fraction=0.2, seed=3)
+    for field in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test"):
+        assert np.array_equal(getattr(data, field), getattr(again, field))
+    other = make_dataset(name, n_points=1000, test_fraction=0.2, seed=4)
+    assert not np.array_equal(data.X_test, other.X_test)
+
+
+def test_test_fraction_zero_leaves_training_and_validation_as_they_were():
+    """Studies made before test splits existed train on exactly the same points."""
+    before = make_dataset("circles", n_points=500, seed=1)
+    zero = make_dataset("circles", n_points=500, seed=1, test_fraction=0.0)
+    assert zero.X_test is None and not zero.has_test
+    for field in ("X_train", "y_train", "X_val", "y_val"):
+        assert np.array_equal(getattr(before, field), getattr(zero, field))
+    # With a test split, validation is unchanged; the test points come out of training.
+    split = make_dataset("circles", n_points=500, seed=1, test_fraction=0.2)
+    assert np.array_equal(split.X_val, before.X_val)
+    assert np.array_equal(np.concatenate([split.X_test, split.X_train]), before.X_train)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 0.85, "0.2"])
+def test_bad_test_fractions_say_what_is_allowed(bad):
+    with pytest.raises(ValueError, match="test_fraction"):
+        make_dataset("circles", n_points=100, test_fraction=bad)

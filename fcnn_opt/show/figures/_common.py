@@ -73,6 +73,29 @@ def direction_of(study: optuna.Study) -> str:
     return study.direction.name.lower()
 
 
+def is_multi(study: optuna.Study) -> bool:
+    """Whether ``study`` has several objectives (a Pareto set, no single best trial)."""
+    return len(study.directions) > 1
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """A multi-objective study's objective names, as its definition lists them."""
+    names = ((study.user_attrs.get("spec") or {}).get("study") or {}).get("objectives")
+    return list(names) if names else [f"objective {i}" for i in range(len(study.directions))]
+
+
+def value_text(trial, study: optuna.Study | None = None) -> str:
+    """``", value 0.0623"``; a multi-objective trial's values, named after the objectives of
+    ``study`` when given; ``""`` when it has none."""
+    values = trial.values
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f", value {values[0]:.4g}"
+    names = objective_names(study) if study is not None else [f"objective {i}" for i in range(len(values))]
+    return ", " + ", ".join(f"{name} {v:.4g}" for name, v in zip(names, values, strict=True))
+
+
 def fmt(value: Any) -> str:
     """A short label for a parameter value."""
     if isinstance(value, float):

@@ -191,3 +191,36 @@ def _matplotlib(study, key: str, kwargs, save=None):
 
             plt.close(fig)
     return fig
+
+
+def pareto_front(study, *, backend: str = "plotly", save=None):
+    """Optuna's Pareto-front plot of a multi-objective study, axes named after its objectives
+    (with more than three objectives, the first two; the others are in the report's table)."""
+    import optuna
+
+    from fcnn_opt.show.figures._common import objective_names
+
+    if not trials_of(study):
+        raise PlotError("needs at least one complete trial.")
+    names = objective_names(study)
+    title = f"Pareto front: {' vs '.join(names[:3])} (red: the Pareto set, {len(study.best_trials)} trials)"
+    kwargs: dict = {"target_names": names}
+    if len(names) > 3:
+        kwargs = {"targets": lambda t: (t.values[0], t.values[1]), "target_names": names[:2]}
+    if save is not None or backend == "matplotlib":
+        import matplotlib
+        import matplotlib.pyplot as plt
+
+        with matplotlib.rc_context(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ax = optuna.visualization.matplotlib.plot_pareto_front(study, **kwargs)
+            fig = ax.figure
+            fig.set_size_inches(8, 6)
+            ax.set_title(title)
+            if save is not None:
+                fig.savefig(save, dpi=110, bbox_inches="tight")
+                plt.close(fig)
+        return fig
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return optuna.visualization.plot_pareto_front(study, **kwargs).update_layout(title=title)

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fcnn_opt.show.figures._common import TAB10, PlotError, new_mpl_figure, render, require_plotly
+from fcnn_opt.show.figures._common import (
+    TAB10,
+    PlotError,
+    new_mpl_figure,
+    render,
+    require_plotly,
+    value_text,
+)
 from fcnn_opt.show.figures._points import VALUE_CMAP, scatter_mpl, scatter_plotly
 from fcnn_opt.training.datasets import BINARY, MULTICLASS, REGRESSION, Dataset, make_dataset
 
@@ -123,7 +130,7 @@ def response_data(source, *, study=None, dataset: Dataset | None = None,
         a1, a2, output, truth = grid_output(data, net.predict, resolution)
         attrs = source.user_attrs
         description = attrs.get("description") or ", ".join(f"{k}: {v}" for k, v in source.params.items())
-        value = f", value {source.value:.4g}" if source.value is not None else ""
+        value = value_text(source, study)
         subtitle = f"trial {source.number} ({source.state.name.lower()}{value}), {data.name}"
         from fcnn_opt.store.artifact_files import load_histories
 
