@@ -8,13 +8,13 @@ import math
 import numpy as np
 import optuna
 import pytest
+from conftest import ROOT, run_cli, write_toml
 
 from fcnn_opt import make_dataset, train
 from fcnn_opt.search.evaluation import evaluate
 from fcnn_opt.search.runner import run_study
 from fcnn_opt.search.space import SpaceError, parse_spec
 from fcnn_opt.store.artifact_files import load_weights
-from tests.conftest import ROOT, run_cli, write_toml
 
 
 def _spec(**study):
@@ -68,6 +68,18 @@ def test_repeats_store_the_mean_the_spread_and_every_network(sqlite_url, batch_t
                 info["val_loss"][r], rel=1e-4)
         # The pruner saw the mean of the repeats each epoch.
         assert trial.intermediate_values[8] == pytest.approx(trial.value, rel=1e-6)
+
+
+def test_the_hyperparameter_figure_shows_each_trials_spread_over_seeds(sqlite_url):
+    from fcnn_opt.plots import plot_hp_surface
+
+    run_study(_spec(repeats=2), storage=sqlite_url, progress=False, artifacts="none")
+    study = optuna.load_study(study_name="r", storage=sqlite_url)
+    fig = plot_hp_surface(study)
+    bars = [t for t in fig.data if t.error_y is not None and t.error_y.array is not None]
+    assert bars, "no trial carries its seeds' spread"
+    spreads = sorted(t.user_attrs["val_loss_std"] for t in study.trials)
+    assert sorted(bars[0].error_y.array) == pytest.approx(spreads)
 
 
 def test_repeats_with_pruning_stop_every_network_together(sqlite_url):

@@ -7,6 +7,7 @@ them with apt-get (as root), else skips, or fails under FCNN_OPT_REQUIRE_SERVICE
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -72,12 +73,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def dashboard(small_study, tmp_path_factory):
-    """The dashboard command serving the small study on a free local port."""
-    url, study = small_study
+@contextlib.contextmanager
+def _serving(url: str, log: Path):
+    """The dashboard command serving storage ``url`` on a free local port; yields its base URL."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("dashboard") / "dashboard.log"
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "fcnn_opt", "dashboard", "--storage", url,
                                  "--port", str(port)], env=cli_env(), stdout=out, stderr=subprocess.STDOUT)
@@ -93,7 +92,7 @@ def dashboard(small_study, tmp_path_factory):
                 if proc.poll() is not None or time.time() > deadline:
                     pytest.fail(f"the dashboard did not start:\n{log.read_text()}")
                 time.sleep(0.3)
-        yield base, study, log
+        yield base
     finally:
         proc.terminate()
         try:
@@ -101,6 +100,15 @@ def dashboard(small_study, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def dashboard(small_study, tmp_path_factory):
+    """The dashboard command serving the small study on a free local port."""
+    url, study = small_study
+    log = tmp_path_factory.mktemp("dashboard") / "dashboard.log"
+    with _serving(url, log) as base:
+        yield base, study, log
 
 
 def _wait_for(driver, condition, timeout=30.0, what="page"):
@@ -155,3 +163,36 @@ def test_require_service_skips_locally_and_fails_in_ci(monkeypatch):
     monkeypatch.setenv("FCNN_OPT_REQUIRE_SERVICES", "1")
     with pytest.raises(pytest.fail.Exception, match="services must be present"):
         require_service("chromium", "gone")
+
+
+def test_a_multi_objective_study_shows_its_pareto_front_in_chromium(browser, tmp_path):
+    import optuna
+    from conftest import run_cli, write_toml
+
+    cfg = write_toml(tmp_path / "m.toml", """
+[study]
+name = "multi"
+sampler = "nsga2"
+n_trials = 10
+objectives = ["val_loss", "n_params"]
+[dataset]
+name = "circles"
+n_points = 300
+[params]
+epochs = 5
+units = [2, 4, 8, 16]
+""")
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    assert run_cli("study", "--config", cfg, "--storage", url, "--no-progress", cwd=tmp_path).returncode == 0
+    study = optuna.load_study(study_name="multi", storage=url)
+    driver = browser
+    body = lambda: driver.find_element("tag name", "body").text  # noqa: E731
+    with _serving(url, tmp_path / "dashboard.log") as base:
+        driver.get(f"{base}/dashboard/studies/{study._study_id}")
+        _wait_for(driver, lambda: "Pareto Front" in body(), what="the Pareto front")
+        # The plot is drawn: one point per complete trial in the front's plotly graph.
+        points = _wait_for(driver, lambda: driver.execute_script(
+            "return Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => (g.data || [])"
+            ".reduce((n, t) => n + (t.x ? t.x.length : 0), 0)).reduce((a, b) => Math.max(a, b), 0);"),
+            what="the Pareto front's points")
+        assert points >= len(study.best_trials)

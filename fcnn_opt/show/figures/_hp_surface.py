@@ -54,6 +54,7 @@ class Marginal:
     count: list[int]
     values: list  # each trial's raw parameter value
     metric: list[float]  # each trial's final metric
+    spread: list[float] | None = None  # with seed repeats: each trial's std over its seeds
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,15 @@ def default_axes(study, trials) -> tuple[str | None, str | None]:
     return ranked[0], ranked[1]
 
 
+def _seed_spread(trials, metric: str) -> list[float] | None:
+    """Each trial's standard deviation over its seed repeats (``<metric>_std``), or None when
+    the trials have no repeats."""
+    spread = [t.user_attrs.get(f"{metric}_std") for t in trials]
+    if all(v is None for v in spread):
+        return None
+    return [v if v is not None and math.isfinite(v) else 0.0 for v in spread]
+
+
 def hp_surface_data(study, x: str | None = None, y: str | None = None) -> HPSurfaceData:
     """The mean final metric of complete trials per cell of ``x`` and ``y`` and per value of
     every varying hyperparameter."""
@@ -162,7 +172,8 @@ def hp_surface_data(study, x: str | None = None, y: str | None = None) -> HPSurf
         ax = _axis(name, subset)
         sub_metric = np.array([t.value for t in subset], dtype=float)
         mean, std, count = _cells(ax, sub_metric)
-        marginals.append(Marginal(ax, mean, std, count, [t.params[name] for t in subset], list(sub_metric)))
+        marginals.append(Marginal(ax, mean, std, count, [t.params[name] for t in subset], list(sub_metric),
+                                  _seed_spread(subset, metric_name(study))))
     x_axis = y_axis = z = counts = None
     binned = any(m.axis.binned for m in marginals)
     if x is not None and y is not None:
@@ -248,6 +259,9 @@ def draw_hp_mpl(data: HPSurfaceData):
             raw = np.asarray(m.axis.index, dtype=float)
             ax.set_xticks(positions, m.axis.labels, rotation=30 if len(m.axis.labels) > 3 else 0)
         mean, std = np.asarray(m.mean), np.asarray(m.std)
+        if m.spread is not None:
+            ax.errorbar(raw, m.metric, yerr=m.spread, fmt="none", ecolor="0.55", alpha=0.5, lw=0.8,
+                        label="± 1 std over seeds")
         ax.scatter(raw, m.metric, s=10, color="0.55", alpha=0.6, linewidths=0, label="trials")
         ax.plot(positions, mean, "o-", color="#1f77b4", lw=2, label="mean")
         ax.fill_between(positions, mean - std, mean + std, color="#1f77b4", alpha=0.2, label="± 1 std")
@@ -308,8 +322,11 @@ def draw_hp_plotly(data: HPSurfaceData):
         fig.add_trace(go.Scatter(x=list(positions) + list(positions)[::-1], y=upper + lower[::-1], fill="toself", mode="lines",
                                  fillcolor="rgba(31,119,180,0.2)", line={"width": 0}, hoverinfo="skip",
                                  name="± 1 std", showlegend=i == 0, legendgroup="std"), row=row, col=col)
+        seeds = ({"type": "data", "array": m.spread, "visible": True, "thickness": 0.8, "width": 0}
+                 if m.spread is not None else None)
         fig.add_trace(go.Scatter(x=raw, y=m.metric, mode="markers", marker={"color": "#888", "size": 5},
-                                 opacity=0.6, name="trials", showlegend=i == 0, legendgroup="trials"),
+                                 error_y=seeds, opacity=0.6, showlegend=i == 0, legendgroup="trials",
+                                 name="trials (bars: ± 1 std over seeds)" if seeds else "trials"),
                       row=row, col=col)
         fig.add_trace(go.Scatter(x=positions, y=m.mean, mode="lines+markers", line={"color": "#1f77b4"},
                                  name="mean", showlegend=i == 0, legendgroup="mean"), row=row, col=col)
