@@ -314,10 +314,13 @@ def _load_study(args):
 
 def trial_rows(study) -> tuple[list[str], list[list]]:
     names = sorted({k for t in study.trials for k in t.params})
-    headers = ["number", "state", "value", *names, "epochs_run", "seconds_per_epoch", "description"]
+    multi = len(study.directions) > 1
+    headers = ["number", "state", "values" if multi else "value", *names, "epochs_run", "seconds_per_epoch",
+               "description"]
     rows = []
     for t in study.trials:
-        rows.append([t.number, t.state.name, t.value, *[t.params.get(n) for n in names],
+        value = (" / ".join(f"{v:.5g}" for v in t.values) if t.values else None) if multi else t.value
+        rows.append([t.number, t.state.name, value, *[t.params.get(n) for n in names],
                      t.user_attrs.get("epochs_run"), t.user_attrs.get("seconds_per_epoch"),
                      t.user_attrs.get("description") or t.user_attrs.get("fail_reason", "")])
     return headers, rows
@@ -397,8 +400,9 @@ def cmd_studies(args) -> int:
     storage = open_storage(args.storage, heartbeat=False)
     rows = []
     for s in optuna.get_all_study_summaries(storage, include_best_trial=True):
-        best = s.best_trial.value if s.best_trial is not None else None
-        rows.append([s.study_name, s.n_trials, s.direction.name.lower(), best,
+        multi = len(s.directions) > 1
+        best = s.best_trial.value if s.best_trial is not None and not multi else ("Pareto set" if multi else None)
+        rows.append([s.study_name, s.n_trials, ", ".join(d.name.lower() for d in s.directions), best,
                      s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else None])
     print(table(["study", "trials", "direction", "best", "started"], rows) if rows else "no studies")
     return EXIT_OK

@@ -22,7 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnn_opt.search.models import ModelError, dataset_args, load_study, model_of, pick_trial
+from fcnn_opt.search.models import (
+    ModelError,
+    dataset_args,
+    load_study,
+    model_of,
+    pick_trial,
+    single_value,
+)
 
 
 @dataclass
@@ -120,7 +127,7 @@ def evaluate_trial(study, chosen, artifact_dir=None) -> Evaluation:
                 scores[name]["accuracy"].append(value)
     metric = study.user_attrs.get("metric", "val_loss")
     return Evaluation(study_name=study.study_name, trial_number=chosen.number, state=chosen.state.name,
-                      value=chosen.value, metric=metric, seeds=list(seeds),
+                      value=single_value(chosen), metric=metric, seeds=list(seeds),
                       validation=scores["validation"], test=scores.get("test"),
                       n_points={name: len(X) for name, (X, _) in splits.items()}, dataset=args)
 

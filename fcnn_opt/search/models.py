@@ -144,8 +144,14 @@ def model_of(study, chosen, artifact_dir=None, repeat: int = 0) -> TrainedModel:
     config = chosen.user_attrs.get("config") or {}
     task = _task_of(chosen, study)
     return TrainedModel(weights=weights, activation=config.get("activation", "relu"), task=task,
-                        study_name=study.study_name, trial_number=chosen.number, value=chosen.value,
+                        study_name=study.study_name, trial_number=chosen.number, value=single_value(chosen),
                         config=config)
+
+
+def single_value(trial) -> float | None:
+    """The trial's value; None if it has none, or several (a multi-objective study)."""
+    values = trial.values
+    return values[0] if values is not None and len(values) == 1 else None
 
 
 def dataset_args(trial, study) -> dict:

@@ -207,6 +207,17 @@ def test_a_multi_objective_study_on_sqlite(tmp_path, sampler):
     no_trial = run_cli("export", "--study-name", "m", "--storage", url, "--format", "npz", "--out",
                        tmp_path / "m.npz", cwd=tmp_path)
     assert no_trial.returncode == 2 and "no single best trial; choose one of its Pareto set" in no_trial.stderr
+    if sampler != "nsga2":
+        return
+    # Every other command reads a multi-objective study too, given a trial of its Pareto set.
+    number = str(optuna.load_study(study_name="m", storage=url).best_trials[0].number)
+    for args in (["evaluate", "--trial", number], ["export", "--trial", number, "--format", "npz", "--out",
+                                                   tmp_path / "m.npz"], ["trials"], ["studies"]):
+        done = run_cli(*args, "--storage", url, *([] if args == ["studies"] else ["--study-name", "m"]),
+                       cwd=tmp_path)
+        assert done.returncode == 0, (args, done.stderr)
+    assert (tmp_path / "m.npz").exists()
+    assert "minimize, minimize  Pareto set" in run_cli("studies", "--storage", url, cwd=tmp_path).stdout
 
 
 def test_a_multi_objective_study_on_postgresql_with_two_workers(tmp_path, pg_url):

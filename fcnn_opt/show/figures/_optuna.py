@@ -193,6 +193,10 @@ def _matplotlib(study, key: str, kwargs, save=None):
     return fig
 
 
+# Optuna's matplotlib legend, said plainly.
+PARETO_LABELS = {"Best Trial": "Pareto set", "Trial": "dominated trials"}
+
+
 def pareto_front(study, *, backend: str = "plotly", save=None):
     """Optuna's Pareto-front plot of a multi-objective study, axes named after its objectives
     (with more than three objectives, the first two; the others are in the report's table)."""
@@ -217,6 +221,9 @@ def pareto_front(study, *, backend: str = "plotly", save=None):
             fig = ax.figure
             fig.set_size_inches(8, 6)
             ax.set_title(title)
+            legend = ax.get_legend()
+            for text in legend.get_texts() if legend is not None else ():
+                text.set_text(PARETO_LABELS.get(text.get_text(), text.get_text()))
             if save is not None:
                 fig.savefig(save, dpi=110, bbox_inches="tight")
                 plt.close(fig)
