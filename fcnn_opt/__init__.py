@@ -35,6 +35,9 @@ _LAZY = {
     "run_parallel": "search.workers",
     "load_model": "search.models",
     "TrainedModel": "search.models",
+    "evaluate": "search.evaluation",
+    "export_model": "search.export",
+    "train_repeats": "training.repeats",
 }
 
 __all__ = sorted(_LAZY)
