@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the study with N local worker processes (one combined progress bar)")
     p.add_argument("--create-only", action="store_true",
                    help="create the study (and queue its grid), run nothing: for `worker` processes")
+    p.add_argument("--allow-large", action="store_true",
+                   help="accept counts above the limits (points, units, epochs, batch size, trials, table "
+                        "rows and columns); what cannot fit in memory is refused all the same")
     _add_artifacts(p)
     p.set_defaults(func=cmd_study)
 
@@ -163,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--x", metavar="PARAM", help="hyperparameter surface: x axis")
     p.add_argument("--y", metavar="PARAM", help="hyperparameter surface: y axis")
     p.add_argument("--no-png", action="store_true", help="HTML only")
+    p.add_argument("--surrogate", choices=["auto", "gp", "forest"],
+                   help="add a fitted surrogate's partial dependence, surface with uncertainty and "
+                        "importances with error bars (needs scikit-learn)")
     _add_artifact_dir(p)
     p.set_defaults(func=cmd_report)
 
@@ -260,10 +266,12 @@ def cmd_study(args) -> int:
     if args.create_only:
         if args.workers is not None:
             raise UsageError("--create-only runs nothing; leave out --workers, then start `worker` processes.")
-        study, summary = prepare_study(spec, storage=args.storage, study_name=name)
+        study, summary = prepare_study(spec, storage=args.storage, study_name=name,
+                                       allow_large=args.allow_large)
         print(created_summary(summary))
         return EXIT_OK
-    engine = {"batch_trials": args.batch_trials, "device": args.device, **_artifact_options(args)}
+    engine = {"batch_trials": args.batch_trials, "device": args.device, "allow_large": args.allow_large,
+              **_artifact_options(args)}
     if args.workers is not None:
         summary = run_parallel(spec, storage=args.storage, study_name=name, n_workers=args.workers,
                                timeout=args.timeout, progress=not args.no_progress, **engine)
@@ -279,7 +287,10 @@ def _report(summary, text: str) -> int:
         print(f"fcnn_opt: worker {worker} exited with code {code}: {tail or 'no output'}", file=sys.stderr)
     if summary.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_ERROR if summary.failed_workers else EXIT_OK
+    if summary.all_failed:
+        print(f"fcnn_opt: every trial of this run failed ({next(iter(summary.failures), 'no reason recorded')}); "
+              "see `python -m fcnn_opt trials`", file=sys.stderr)
+    return EXIT_ERROR if summary.failed_workers or summary.all_failed else EXIT_OK
 
 
 def cmd_worker(args) -> int:
@@ -416,7 +427,8 @@ def cmd_report(args) -> int:
     try:
         report = build_report(study, args.out, trials=args.trials, color_by=args.color_by,
                               style_by=args.style_by, x=args.x, y=args.y, png=not args.no_png,
-                              artifact_dir=args.artifact_dir, facts=_estimate_facts(study, args.artifact_dir))
+                              artifact_dir=args.artifact_dir, facts=_estimate_facts(study, args.artifact_dir),
+                              surrogate=args.surrogate)
     except PlotError as exc:
         raise UsageError(str(exc)) from None
     print(f"report    {report.html}")

@@ -46,13 +46,17 @@ def dashboard_command(storage: str) -> str:
 def run_summary(summary) -> str:
     """The end-of-run summary: best trial, counts, wall time, how to look further."""
     c = summary.counts
-    lines = [
-        f"study     {summary.study_name}  ({summary.storage})",
+    lines = [f"study     {summary.study_name}  ({summary.storage})"]
+    if summary.data:
+        lines.append(f"data      {summary.data}")
+    lines += [
         f"trials    {c.complete} complete, {c.pruned} pruned, {c.failed} failed"
         + (f", {c.running} running" if c.running else "")
         + (f", {c.skipped} skipped (surplus or duplicate claims, never ran)" if c.skipped else "")
         + f"  (budget {summary.budget}; this run: {summary.ran} in {summary.seconds:.1f} s)",
     ]
+    for reason, count in sorted(summary.failures.items(), key=lambda item: -item[1])[:5]:
+        lines.append(f"failed    {count} trial{'s' if count > 1 else ''}: {reason[:200]}")
     if summary.pareto:
         lines.append(f"pareto    {len(summary.pareto)} trials trade off {', '.join(summary.objectives)}:")
         lines += pareto_lines(summary.objectives, summary.pareto, indent="          ")
@@ -62,6 +66,8 @@ def run_summary(summary) -> str:
             lines.append(f"          {key} = {value}")
     else:
         lines.append("best      no complete trial yet")
+    if summary.stopped:
+        lines.append(f"stopped   {summary.stopped}; see the reasons above, fix them and run again")
     if summary.interrupted:
         lines.append("stopped   interrupted; the running trial was recorded as failed. "
                      "Run the same command again to resume.")

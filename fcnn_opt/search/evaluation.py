@@ -107,10 +107,10 @@ def evaluate(storage, study_name: str, trial: int | None = None, *,
 def evaluate_trial(study, chosen, artifact_dir=None) -> Evaluation:
     """:func:`evaluate` for a trial already loaded from ``study``."""
     from fcnn_opt.training.backends._base import accuracy, loss
-    from fcnn_opt.training.datasets import make_dataset
+    from fcnn_opt.training.tables import build
 
     args = dataset_args(chosen, study)
-    data = make_dataset(**args)
+    data = build(args)
     repeats = chosen.user_attrs.get("repeats") or {}
     seeds = repeats.get("seeds") or [(chosen.user_attrs.get("config") or {}).get("seed", 0)]
     splits = {"validation": (data.X_val, data.y_val)}
@@ -118,7 +118,7 @@ def evaluate_trial(study, chosen, artifact_dir=None) -> Evaluation:
         splits["test"] = (data.X_test, data.y_test)
     scores: dict[str, dict[str, list]] = {name: {"loss": [], "accuracy": []} for name in splits}
     for r in range(len(seeds)):
-        model = model_of(study, chosen, artifact_dir, repeat=r)
+        model = model_of(study, chosen, artifact_dir, repeat=r, raw=False)  # the splits are scaled
         for name, (X, y) in splits.items():
             out = model.output(X)
             scores[name]["loss"].append(loss(data.task, out, y))

@@ -23,7 +23,8 @@ Formats, and how each loads back with no fcnn_opt:
   ``0..k-1``. Needs ``fcnn_opt[sklearn]``; load it with the scikit-learn version that wrote it.
 
 Each export is checked before it is kept: the written file is read back and its predictions
-on a 41 x 41 grid over [-4, 4]^2 (wider than every built-in dataset's picture) must equal
+on a 41 x 41 grid over [-4, 4]^2 (wider than every built-in dataset's picture; for other input
+widths, as many seeded random points in [-4, 4]^d) must equal
 fcnn_opt's to 1e-5, or nothing is written.
 """
 
@@ -290,9 +291,14 @@ def sklearn_estimator(model: TrainedModel):
 
 
 def _check(model: TrainedModel, fmt: str, path: Path) -> None:
-    """Read the export back and compare its predictions with the model's on a grid."""
-    grid = np.stack(np.meshgrid(np.linspace(-4, 4, 41), np.linspace(-4, 4, 41)), axis=-1).reshape(-1, 2)
-    grid = grid.astype(np.float32)[:, : model.weights[0][0].shape[0]]
+    """Read the export back and compare its predictions with the model's on a grid (for a
+    network of other than two inputs, as many seeded random points in [-4, 4]^d)."""
+    n_inputs = model.weights[0][0].shape[0]
+    if n_inputs == 2:
+        grid = np.stack(np.meshgrid(np.linspace(-4, 4, 41), np.linspace(-4, 4, 41)), axis=-1).reshape(-1, 2)
+    else:
+        grid = np.random.default_rng(0).uniform(-4, 4, size=(41 * 41, n_inputs))
+    grid = grid.astype(np.float32)
     expected = model.output(grid)
     got = np.asarray(_READERS[fmt](path, grid, model.task), dtype=np.float64)
     if got.shape != expected.shape or not np.allclose(got, expected, atol=TOLERANCE, rtol=0):

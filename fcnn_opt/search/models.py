@@ -133,14 +133,24 @@ def pick_trial(study, trial: int | None, allow_partial: bool = False):
     return chosen
 
 
-def model_of(study, chosen, artifact_dir=None, repeat: int = 0) -> TrainedModel:
-    """The network of a stored trial (with seed repeats: repeat ``repeat``'s)."""
+def model_of(study, chosen, artifact_dir=None, repeat: int = 0, raw: bool = True) -> TrainedModel:
+    """The network of a stored trial (with seed repeats: repeat ``repeat``'s).
+
+    On your own data the network was trained on standardised features (and, for regression, a
+    standardised target); with ``raw`` (the default) that scaling is folded into its first and
+    last layers, so it takes and gives values in the data's own units. ``raw=False``: the
+    network as trained, for the dataset's standardised arrays.
+    """
     from fcnn_opt.store.artifact_files import WeightsNotFound, load_weights
+    from fcnn_opt.training.tables import fold_scaling, scaling_from_attr
 
     try:
         weights = load_weights(chosen, artifact_dir, repeat=repeat)
     except WeightsNotFound as exc:
         raise ModelError(str(exc)) from None
+    scaling = chosen.user_attrs.get("scaling")
+    if raw and scaling:
+        weights = fold_scaling(weights, *scaling_from_attr(scaling))
     config = chosen.user_attrs.get("config") or {}
     task = _task_of(chosen, study)
     return TrainedModel(weights=weights, activation=config.get("activation", "relu"), task=task,
@@ -164,4 +174,6 @@ def _task_of(trial, study) -> str:
     """The task of the dataset the trial trained on (from its name; nothing is generated)."""
     from fcnn_opt.training.datasets import _spec
 
+    if "task" in trial.user_attrs:  # own data
+        return trial.user_attrs["task"]
     return _spec(dataset_args(trial, study)["name"]).task

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fcnn_opt.search.space import StudySpec, load_spec, parse_spec
-from fcnn_opt.training.datasets import Dataset, make_dataset
+from fcnn_opt.training.datasets import Dataset
 from fcnn_opt.training.loop import TrainResult, train
+from fcnn_opt.training.tables import build
 
 if TYPE_CHECKING:
     import optuna
@@ -122,7 +123,7 @@ class Objective:
     @property
     def dataset(self) -> Dataset:
         if self._dataset is None:
-            self._dataset = make_dataset(**self.spec.dataset)
+            self._dataset = build(self.spec.dataset)
         return self._dataset
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -293,11 +294,15 @@ def result_attrs(result: TrainResult, spec: StudySpec, artifact_dir: Path | None
         "lib": config.lib,
         "dataset": result.dataset.name,
         "dataset_args": dict(spec.dataset),  # to rebuild the points for pictures
-        "units": config.units(n_outputs=result.dataset.n_outputs),
+        "units": config.units(result.dataset.n_features, n_outputs=result.dataset.n_outputs),
         "config": config.to_dict(),
         "seconds_per_epoch": float(f"{sum(result.epoch_seconds) / max(result.epochs_run, 1):.6g}"),
         "epochs_run": result.epochs_run,
     }
+    if result.dataset.input_scaling is not None:  # own data: what a loaded model must undo
+        from fcnn_opt.training.tables import scaling_attr
+
+        attrs.update(task=result.dataset.task, scaling=scaling_attr(result.dataset))
     histories = {"train_loss": _rounded(result.train_loss), "val_loss": _rounded(result.val_loss)}
     if result.val_accuracy is not None:
         histories["val_accuracy"] = _rounded(result.val_accuracy)

@@ -222,6 +222,12 @@ class RunSummary:
     ran: int = 0
     skipped: int = 0  # trials this run claimed but finished unrun (surplus or duplicate)
     failed_workers: list = field(default_factory=list)  # (worker, exit code, last lines) for --workers
+    failures: dict = field(default_factory=dict)  # first line of each failed trial's reason -> count
+    stopped: str = ""  # why the run stopped before the budget was done (too many failures)
+    failed_here: int = 0  # trials this process ran that failed
+    done_here: int = 0  # trials this process ran that completed or were pruned
+    all_failed: bool = False  # this run ran trials and every one of them failed
+    data: str = ""  # your own data: its shape and task, as it was read
     objectives: tuple = ()  # a multi-objective study's objectives (then no single best)
     pareto: list = field(default_factory=list)  # its Pareto set: (number, values, params)
 
@@ -352,9 +358,14 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
                 if not trials:
                     time.sleep(poll)
                     continue
-                _run_claimed(study, trials, objective, summary, budget, grid, grid_size, mirror,
-                             batch_trials, device)
+                states = _run_claimed(study, trials, objective, summary, budget, grid, grid_size, mirror,
+                                      batch_trials, device)
                 claimed = []
+                summary.failed_here += sum(1 for state in states if state.name == "FAIL")
+                summary.done_here += sum(1 for state in states if state.name in ("COMPLETE", "PRUNED"))
+                summary.stopped = _failing(summary, budget) or ""
+                if summary.stopped:
+                    break
     except KeyboardInterrupt:
         _fail_unfinished(study, claimed)
         summary.interrupted = True
@@ -364,6 +375,22 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
     summary.seconds = time.perf_counter() - start
     fill_final(summary, study, spec)
     return summary
+
+
+FAILURES_BEFORE_ANY_SUCCESS = 10
+
+
+def _failing(summary: RunSummary, budget: int) -> str | None:
+    """Why this run should start no more trials, or None: failed trials do not use up the
+    budget (a grid point's failure is run again), so a study whose every trial fails would
+    go on for ever. It stops once this run saw ``min(budget, 10)`` failures and nothing
+    finish, or ``budget`` failures in all."""
+    failed, done = summary.failed_here, summary.done_here
+    if done == 0 and failed >= min(budget, FAILURES_BEFORE_ANY_SUCCESS):
+        return f"the first {failed} trials of this run failed and none finished"
+    if failed >= budget:
+        return f"{failed} trials of this run failed (as many as the budget)"
+    return None
 
 
 def _next_trials(study, spec, watch, grid: bool, want: int, mirror=None):
@@ -408,8 +435,9 @@ def _next_trials(study, spec, watch, grid: bool, want: int, mirror=None):
 
 
 def _run_claimed(study, trials, objective, summary, budget, grid, grid_size, mirror,
-                 batch_trials: int, device: str) -> None:
-    """Let each claimed trial run only if the ledger admits it (see ledger.refusal), then run them."""
+                 batch_trials: int, device: str) -> list:
+    """Let each claimed trial run only if the ledger admits it (see ledger.refusal), then run
+    them; returns the final states of those that ran."""
     from optuna.trial import TrialState
 
     pending = list(trials)  # claimed, and not yet recorded or handed over
@@ -431,15 +459,16 @@ def _run_claimed(study, trials, objective, summary, budget, grid, grid_size, mir
             if mirror is None or not mirror.drawn_here(trial):  # drawn ones were created with it
                 trial.set_user_attr("worker", ledger.worker_name())
         if not admitted:
-            return
+            return []
         pending = []  # from here on, run_trial and run_batch record every outcome themselves
         if batch_trials == 1:
-            run_trial(study, admitted[0], objective, mirror)
+            states = [run_trial(study, admitted[0], objective, mirror)]
         else:
             from fcnn_opt.search.batches import run_batch
 
-            run_batch(study, admitted, objective, mirror, device)
+            states = run_batch(study, admitted, objective, mirror, device)
         summary.ran += len(admitted)
+        return states
     except KeyboardInterrupt:
         for trial in pending:
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
@@ -461,7 +490,7 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
               timeout: float | None = None, progress: bool = True,
               objective: Objective | None = None, batch_trials: int = 1,
               device: str = "cpu", artifacts: str | bool = "complete",
-              artifact_dir: str | Path | None = None) -> RunSummary:
+              artifact_dir: str | Path | None = None, allow_large: bool = False) -> RunSummary:
     """Create or resume the study and run trials in this process until its budget or grid is done.
 
     With ``batch_trials`` K > 1, K trials are asked at once and trained together by the
@@ -472,8 +501,10 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     the pictures ``artifacts`` asks for (``"complete"`` by default, ``"all"``, ``"best"`` or
     ``"none"``; ``True``/``False`` mean complete/none), shown by optuna-dashboard.
     """
-    study, summary = prepare_study(spec, storage=storage, study_name=study_name, concurrent=batch_trials > 1)
+    study, summary = prepare_study(spec, storage=storage, study_name=study_name, concurrent=batch_trials > 1,
+                                   batch_trials=batch_trials, allow_large=allow_large)
     objective = objective or Objective(spec)
+    summary.data = data_summary(spec, objective)
     with trial_artifacts(objective, storage, artifacts, artifact_dir):
         return run_trials(study, spec, objective, summary, timeout=timeout, progress=progress,
                           batch_trials=batch_trials, device=device)
@@ -503,10 +534,15 @@ def trial_artifacts(objective: Objective, storage: str | None, pictures: str | b
 
 
 def prepare_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
-                  concurrent: bool = False) -> tuple[optuna.Study, RunSummary]:
-    """Create or load the study, store its definition and budget, queue its grid."""
+                  concurrent: bool = False, batch_trials: int = 1,
+                  allow_large: bool = False) -> tuple[optuna.Study, RunSummary]:
+    """Check the study's sizes (see :mod:`fcnn_opt.search.sizes`; nothing is written when they
+    are refused), then create or load it, store its definition and budget, queue its grid."""
     import optuna
 
+    from fcnn_opt.search.sizes import check_sizes
+
+    check_sizes(spec, batch_trials=batch_trials, allow_large=allow_large)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage or default_url()
     storage_obj = open_storage(url)
@@ -517,6 +553,20 @@ def prepare_study(spec: StudySpec, *, storage: str | None = None, study_name: st
     return study, new_summary(study, spec, url)
 
 
+def data_summary(spec: StudySpec, objective: Objective) -> str:
+    """Your own data as it was read: rows, features, task and how it was chosen ("" for the
+    built-in datasets)."""
+    from fcnn_opt.training.tables import is_table
+
+    if not is_table(spec.dataset):
+        return ""
+    data = objective.dataset
+    rows = len(data.X_train) + len(data.X_val) + (len(data.X_test) if data.has_test else 0)
+    classes = f", classes {', '.join(data.class_names)}" if data.class_names else ""
+    return (f"{data.name}: {rows:,} rows x {data.n_features} features, {data.task} ({data.task_note})"
+            f"{classes}; features standardised on the training split")
+
+
 def new_summary(study: optuna.Study, spec: StudySpec, url: str) -> RunSummary:
     return RunSummary(study_name=study.study_name, storage=mask_url(url), counts=Counts.of(study),
                       budget=read_budget(study, spec), seconds=0.0, direction=spec.direction,
@@ -524,8 +574,16 @@ def new_summary(study: optuna.Study, spec: StudySpec, url: str) -> RunSummary:
 
 
 def fill_final(summary: RunSummary, study: optuna.Study, spec: StudySpec) -> None:
-    """The counts, budget and best trial as the storage has them now."""
+    """The counts, budget, failures and best trial as the storage has them now."""
+    from optuna.trial import TrialState
+
     summary.counts = Counts.of(study)
+    summary.all_failed = summary.failed_here > 0 and summary.done_here == 0
+    summary.failures = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        reason = str(trial.user_attrs.get("fail_reason") or "no reason recorded").strip().splitlines()
+        first = reason[0] if reason else "no reason recorded"
+        summary.failures[first] = summary.failures.get(first, 0) + 1
     summary.budget = read_budget(study, spec)
     if summary.counts.complete and spec.multi:
         summary.pareto = [(t.number, t.values, t.params) for t in sorted(study.best_trials, key=lambda t: t.values)]

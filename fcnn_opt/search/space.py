@@ -56,7 +56,11 @@ _PARAM_KINDS: dict[str, tuple[str, tuple | None]] = {
 _PARAM_DEFAULTS = {"lib": "numpy", "n_layers": 1, "units": 8, "activation": "relu", "optimizer": "adam",
                    "lr": 0.005, "epochs": 100, "batch_size": 100, "l2": 0.0}
 _DATASET_KEYS = {"name": str, "n_points": int, "noise": float, "val_fraction": float,
-                 "test_fraction": float, "seed": int}
+                 "test_fraction": float, "seed": int,
+                 # your own data (fcnn_opt.training.tables): a file or a scikit-learn dataset
+                 "path": str, "target": str, "features": list, "task": str, "sklearn": str, "sha256": str}
+_TABLE_KEYS = {"path", "target", "features", "task", "sklearn", "sha256"}
+_BUILTIN_ONLY = {"name", "n_points", "noise"}
 _STUDY_KEYS = {"name": str, "sampler": str, "pruner": str, "metric": str, "n_trials": int,
                "seed": int, "description": str, "repeats": int, "objectives": list}
 MAX_REPEATS = 100
@@ -206,7 +210,8 @@ class StudySpec:
         changes: dict[str, Any] = {}
         if lib is not None:
             params["lib"] = _parse_param("lib", LIB_ALIASES.get(lib, lib), "--lib")
-        if dataset is not None:
+        if dataset is not None:  # a built-in dataset instead of the file's
+            data = {k: v for k, v in data.items() if k not in _TABLE_KEYS}
             data["name"] = dataset
             _check_dataset(data, "--dataset")
         if seed is not None:
@@ -290,8 +295,10 @@ def _check_repeats(where: str, value) -> None:
                          f"trial, one per seed), got {value!r}.")
 
 
-def _check_dataset(data: dict, where: str) -> None:
-    from fcnn_opt.training.datasets import make_dataset
+def _check_dataset(data: dict, where: str, base: Path | None = None) -> str:
+    """Check ``[dataset]`` (in place: a data file's path is made absolute, from ``base``, and its
+    content hash added) and return its task (binary, multiclass or regression)."""
+    from fcnn_opt.training import tables
 
     for key, value in data.items():
         if key not in _DATASET_KEYS:
@@ -300,13 +307,50 @@ def _check_dataset(data: dict, where: str) -> None:
         ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
         if not ok or isinstance(value, bool):
             raise SpaceError(f"{where}: [dataset].{key} must be {expected.__name__}, got {value!r}.")
-    if data.get("name") not in list_datasets():
+    if tables.is_table(data):
+        _check_table(data, where, base)
+    elif data.get("name") not in list_datasets():
         raise SpaceError(f"{where}: [dataset].name {data.get('name')!r} is unknown. "
                          f"Valid datasets: {', '.join(list_datasets())}.")
     try:
-        make_dataset(**data)
+        if tables.is_table(data):
+            return tables.build(data).task
+        from fcnn_opt.training.datasets import _spec, check_arguments
+
+        check_arguments(**data)  # nothing drawn: sizes are checked before any work (search.sizes)
+        return _spec(data["name"]).task
     except ValueError as exc:
         raise SpaceError(f"{where}: [dataset]: {exc}") from None
+
+
+def _check_table(data: dict, where: str, base: Path | None) -> None:
+    """Your own data: ``path`` or ``sklearn``, never with a built-in dataset's keys; the file's
+    path made absolute and its hash recorded, or checked against the hash the study stored."""
+    from fcnn_opt.training import tables
+
+    mixed = sorted(_BUILTIN_ONLY & set(data))
+    if mixed:
+        raise SpaceError(f"{where}: [dataset] {', '.join(mixed)} belong to the built-in datasets; with "
+                         "path or sklearn, give target, features, task, val_fraction, test_fraction, seed.")
+    if "path" in data and "sklearn" in data:
+        raise SpaceError(f"{where}: [dataset] takes path or sklearn, not both.")
+    if "features" in data and not all(isinstance(f, str) for f in data["features"]):
+        raise SpaceError(f"{where}: [dataset].features must be a list of column names.")
+    if "sklearn" in data:
+        _check_choice(f"{where}: [dataset].sklearn", data["sklearn"], tables.SKLEARN_DATASETS)
+        return
+    path = Path(data["path"]).expanduser()
+    if not path.is_absolute():
+        path = ((base or Path.cwd()) / path).resolve()
+    if not path.is_file():
+        raise SpaceError(f"{where}: [dataset].path {str(path)!r}: no such file"
+                         + (" on this machine (copy the study's data file there)." if "sha256" in data else "."))
+    digest = tables.file_digest(path)
+    if data.get("sha256") not in (None, digest):
+        raise SpaceError(f"{where}: the data file {str(path)!r} changed since the study was made "
+                         f"(sha256 {digest[:12]}..., the study has {data['sha256'][:12]}...); "
+                         "a study's trials must all see the same data.")
+    data["path"], data["sha256"] = str(path), digest
 
 
 def _check_value(where: str, name: str, kind: str, allowed, value) -> Any:
@@ -383,8 +427,10 @@ def _parse_range(name: str, kind: str, raw: dict, where: str, per_layer: bool) -
     return Param(name, kind, low=low, high=high, log=log, step=step, per_layer=per_layer)
 
 
-def parse_spec(data: dict, source: str = "<dict>", name: str | None = None) -> StudySpec:
-    """Build a StudySpec from a TOML-shaped dict; ``source`` names it in errors."""
+def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
+               base: Path | None = None) -> StudySpec:
+    """Build a StudySpec from a TOML-shaped dict; ``source`` names it in errors, and a data
+    file's relative path is relative to ``base`` (the study file's folder; default: here)."""
     unknown = set(data) - {"dataset", "study", "params"}
     if unknown:
         raise SpaceError(f"{source}: unknown table(s) {sorted(unknown)}. Valid tables: [dataset], [study], [params].")
@@ -403,8 +449,12 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None) -> S
     _check_int(f"{source}: [study].seed", seed, 0)
     _check_repeats(f"{source}: [study].repeats", study.get("repeats", 1))
 
-    dataset = {"name": "circles", **data.get("dataset", {})}
-    _check_dataset(dataset, source)
+    from fcnn_opt.training.tables import is_table
+
+    dataset = dict(data.get("dataset", {}))
+    if not is_table(dataset):
+        dataset = {"name": "circles", **dataset}
+    task = _check_dataset(dataset, source, base)
 
     raw_params = dict(data.get("params", {}))
     train_seed_fixed = "seed" in raw_params
@@ -412,10 +462,7 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None) -> S
     params = {key: _parse_param(key, raw, source) for key, raw in raw_params.items()}
     for key, default in _PARAM_DEFAULTS.items():
         params.setdefault(key, Param(key, _PARAM_KINDS[key][0], value=default))
-    from fcnn_opt.training.datasets import _spec as dataset_spec
-
-    objectives = _parse_objectives(f"{source}: [study].objectives", study.get("objectives"),
-                                   dataset_spec(dataset["name"]).task)
+    objectives = _parse_objectives(f"{source}: [study].objectives", study.get("objectives"), task)
     # The metric the loss plots and pictures speak of: the first validation objective.
     metric = next((name for name in objectives if name in METRICS), study.get("metric", "val_loss"))
     default_pruner = "none" if objectives else "median"
@@ -451,4 +498,4 @@ def load_spec(path: str | Path) -> StudySpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpaceError(f"{path}: not valid TOML ({exc}).") from None
-    return parse_spec(data, source=str(path), name=path.stem)
+    return parse_spec(data, source=str(path), name=path.stem, base=path.parent)

@@ -33,6 +33,7 @@ from fcnn_opt.search.runner import (
     run_trials,
     trial_artifacts,
 )
+from fcnn_opt.search.sizes import check_sizes
 from fcnn_opt.search.space import StudySpec
 from fcnn_opt.store.storages import default_url, mask_url, open_storage, safe_filename
 
@@ -57,6 +58,8 @@ def run_worker(*, storage: str | None = None, study_name: str, timeout: float | 
     url = storage or default_url()
     study, spec = load_for_worker(open_storage(url), study_name, worker_id=worker_id,
                                   concurrent=batch_trials > 1)
+    # Whoever made the study chose its counts; whether they fit is this machine's question.
+    check_sizes(spec, batch_trials=batch_trials, allow_large=True)
     summary = new_summary(study, spec, url)
     objective = Objective(spec)
     with trial_artifacts(objective, url, artifacts, artifact_dir):
@@ -86,7 +89,7 @@ def worker_command(study_name: str, worker_id: int, timeout: float | None, batch
 def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
                  n_workers: int = 2, timeout: float | None = None, progress: bool = True,
                  batch_trials: int = 1, device: str = "cpu", artifacts: str | bool = "complete",
-                 artifact_dir: str | Path | None = None) -> RunSummary:
+                 artifact_dir: str | Path | None = None, allow_large: bool = False) -> RunSummary:
     """Create or resume the study, then run it with ``n_workers`` local workers: this process
     and ``n_workers - 1`` worker processes (``python -m fcnn_opt worker``).
 
@@ -98,7 +101,8 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
     with the end of their output.
     """
     url = storage or default_url()
-    study, summary = prepare_study(spec, storage=url, study_name=study_name, concurrent=batch_trials > 1)
+    study, summary = prepare_study(spec, storage=url, study_name=study_name, concurrent=batch_trials > 1,
+                                   batch_trials=batch_trials * n_workers, allow_large=allow_large)
     name = study.study_name
     done_before = summary.counts.done
     env = dict(os.environ, OPTUNA_STORAGE=url)

@@ -26,6 +26,7 @@ import numpy as np
 from fcnn_opt.show.figures._common import TAB10
 from fcnn_opt.show.figures._response import grid_output, value_range
 from fcnn_opt.training.datasets import BINARY, MULTICLASS, REGRESSION, Dataset
+from fcnn_opt.training.tables import drawn_over_important_plane
 
 # ColorBrewer's Spectral, red to blue (binary: probability of class 1; regression: reversed).
 SPECTRAL = ["#9e0142", "#d53e4f", "#f46d43", "#fdae61", "#fee08b", "#ffffbf", "#e6f598",
@@ -87,13 +88,20 @@ def response_png(dataset: Dataset, weights, activation: str, train_loss, val_los
     """The PNG bytes of a trained network's picture (see the module docstring)."""
     from PIL import Image, ImageDraw
 
-    a1, a2, output, truth = grid_output(dataset, _predictor(dataset, weights, activation), RESOLUTION)
+    predict = _predictor(dataset, weights, activation)
+    dataset = drawn_over_important_plane(dataset, predict)
+    if dataset.feature_names is not None:  # own data: say which inputs the panels show
+        axes = " / ".join(name.replace(" (standardised)", "") for name in dataset.plane_names if name)
+        extra = "; others at medians" if dataset.n_features > 2 else ""
+        subtitle = "; ".join(filter(None, [subtitle, f"across: {axes} (standardised){extra}"]))
+    a1, a2, output, truth = grid_output(dataset, predict, RESOLUTION)
     vrange = value_range(dataset.y_train, output, truth)
 
     width, top, gap = 3 * PANEL + 4 * 36 + 40, 62, 36
     image = Image.new("RGB", (width, top + PANEL + 50), "white")
     lefts = [gap, 2 * gap + PANEL, 3 * gap + 2 * PANEL + 40]
-    output_title = {BINARY: "model: probability of class 1", MULTICLASS: "model: predicted class",
+    positive = dataset.class_names[1] if dataset.class_names else "class 1"
+    output_title = {BINARY: f"model: probability of {positive}", MULTICLASS: "model: predicted class",
                     REGRESSION: "model: predicted value"}[dataset.task]
     canvas = np.asarray(image).copy()  # the surfaces and points are drawn as arrays
     panels = ((lefts[0], output, output_title), (lefts[1], truth, "ground truth"))
@@ -126,7 +134,7 @@ def response_png(dataset: Dataset, weights, activation: str, train_loss, val_los
         draw.text((width // 2, 26), subtitle, fill="#333333", font=_font(12), anchor="ma")
     _loss_panel(draw, lefts[2], top, train_loss, val_loss, dataset.task)
     legend = {MULTICLASS: "dots: training points by class; shaded: predicted class; dashed box: sampled region",
-              BINARY: "dots: training points by class; red to blue: probability of class 1; dashed box: "
+              BINARY: f"dots: training points by class; red to blue: probability of {positive}; dashed box: "
                       "sampled region",
               REGRESSION: f"black dots: training points; colour: value from {vrange[0]:.3g} (blue) to "
                           f"{vrange[1]:.3g} (red); dashed box: sampled region"}
@@ -135,8 +143,9 @@ def response_png(dataset: Dataset, weights, activation: str, train_loss, val_los
         x = lefts[0]
         for k, color in enumerate(_class_colors(dataset)):
             draw.ellipse((x, top + PANEL + 33, x + 8, top + PANEL + 41), fill=color, outline="#333333")
-            draw.text((x + 12, top + PANEL + 30), f"class {k}", fill="#333333", font=_font(12))
-            x += 70
+            name = dataset.class_names[k] if dataset.class_names else f"class {k}"
+            draw.text((x + 12, top + PANEL + 30), name, fill="#333333", font=_font(12))
+            x += max(70, 20 + 7 * len(name))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
@@ -156,7 +165,7 @@ _INSIDE = [(dx, dy) for dx, dy in _DOT if dx * dx + dy * dy <= 1]
 
 def _stamp_points(canvas: np.ndarray, dataset: Dataset, a1, a2, left: int, top: int, limit: int = 2000) -> None:
     """Training points (at most ``limit``, an even sample) drawn into the image array."""
-    X, y = dataset.X_train, dataset.y_train
+    X, y = dataset.on_plane(dataset.X_train), dataset.y_train
     step = max(1, len(X) // limit)
     X, y = X[::step], np.asarray(y[::step]).ravel()
     px = np.round(left + (X[:, 0] - a1[0]) * PANEL / (a1[-1] - a1[0])).astype(int)
@@ -179,7 +188,8 @@ def _sampled_region(draw, dataset: Dataset, a1, a2, left: int, top: int) -> None
     """The dashed box around the region the training points were sampled from."""
     sx = PANEL / (a1[-1] - a1[0])
     sy = PANEL / (a2[-1] - a2[0])
-    lo, hi = dataset.X_train.min(axis=0), dataset.X_train.max(axis=0)
+    plane = dataset.on_plane(dataset.X_train)
+    lo, hi = plane.min(axis=0), plane.max(axis=0)
     x0, x1 = left + (lo[0] - a1[0]) * sx, left + (hi[0] - a1[0]) * sx
     y0, y1 = top + PANEL - (hi[1] - a2[0]) * sy, top + PANEL - (lo[1] - a2[0]) * sy
     for start, end in (((x0, y0), (x1, y0)), ((x0, y1), (x1, y1)), ((x0, y0), (x0, y1)), ((x1, y0), (x1, y1))):

@@ -50,9 +50,9 @@ def dataset_for(args: dict):
     """Each study's dataset, built once per process."""
     key = json.dumps(args, sort_keys=True)
     if key not in _datasets:
-        from fcnn_opt.training.datasets import make_dataset
+        from fcnn_opt.training.tables import build
 
-        _datasets[key] = make_dataset(**args)
+        _datasets[key] = build(args)
     return _datasets[key]
 
 

@@ -158,7 +158,52 @@ def _multi_sections(study, *, trials: Sequence[int], color_by, style_by, artifac
     return sections
 
 
-def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifact_dir=None) -> list[_Section]:
+def _surrogate_sections(study, kind: str, x, y) -> list[_Section]:
+    """A fitted surrogate's partial dependence, its surface with uncertainty, and fANOVA
+    importances with error bars (one surrogate fit for the first two unless x or y is given)."""
+    from fcnn_opt.show.figures import _surrogate
+
+    fitted: dict[str, object] = {}
+
+    def matrix():
+        if "data" not in fitted:
+            fitted["data"] = _surrogate.surrogate_data(study, kind=kind)
+        return fitted["data"]
+
+    def surface():
+        data = matrix() if x is None and y is None else _surrogate.surrogate_data(study, kind=kind, x=x, y=y,
+                                                                                  pairs=False)
+        _surrogate.surface_axes(data)  # PlotError (a skipped section) with one hyperparameter
+        return data
+
+    model = {"auto": "a Gaussian process, or a random forest past 100 trials", "gp": "a Gaussian process",
+             "forest": "a random forest"}[kind]
+    trust = (f"It is drawn only when it predicts trials it was not fitted on (cross-validated R² ≥ "
+             f"{_surrogate.MIN_R2} on ≥ {_surrogate.MIN_TRIALS} complete trials); otherwise the trials "
+             "alone, with the reason. Pruned trials are left out.")
+    return [
+        _Section("surrogate_pd", "Partial dependence of a fitted surrogate",
+                 f"A surrogate model ({model}) of the final metric fitted to the complete trials: each hyperparameter's partial dependence on the diagonal (mean ± the "
+                 "surrogate's std, the trials as dots), each pair below as a filled contour with the "
+                 "trials and the best trial (star). " + trust,
+                 build=matrix, draw_plotly=_surrogate.draw_pd_plotly,
+                 draw_png=lambda d, p: save_png(_surrogate.draw_pd_mpl(d), p)),
+        _Section("surrogate_surface", "Fitted response surface with uncertainty",
+                 "The surrogate's mean over the two most important hyperparameters (the others averaged "
+                 "out over the trials) beside its uncertainty, the trials on top. " + trust,
+                 build=surface, draw_plotly=_surrogate.draw_surface_plotly,
+                 draw_png=lambda d, p: save_png(_surrogate.draw_surface_mpl(d), p)),
+        _Section("importance_uncertainty", "Hyperparameter importances with error bars",
+                 "fANOVA importance of each hyperparameter on 10 bootstrap resamples of the complete "
+                 "trials: bar the mean share, error bar ± 1 standard deviation.",
+                 build=lambda: _surrogate.importance_uncertainty_data(study),
+                 draw_plotly=_surrogate.draw_importance_plotly,
+                 draw_png=lambda d, p: save_png(_surrogate.draw_importance_mpl(d), p)),
+    ]
+
+
+def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifact_dir=None,
+              surrogate: str | None = None) -> list[_Section]:
     from fcnn_opt.show.figures import _hp_surface, _libs, _optuna
 
     if is_multi(study):
@@ -180,6 +225,8 @@ def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifac
         "per hyperparameter (mean, ± 1 standard deviation, and each trial).",
         build=lambda: _hp_surface.hp_surface_data(study, x, y),
         draw_plotly=_hp_surface.draw_hp_plotly, draw_png=lambda d, p: save_png(_hp_surface.draw_hp_mpl(d), p)))
+    if surrogate is not None:
+        sections += _surrogate_sections(study, surrogate, x, y)
     sections.append(_Section(
         "lib_comparison", "Library comparison",
         "Validation curves of each training library side by side, and seconds per epoch.",
@@ -191,7 +238,7 @@ def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifac
 def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[int] = (),
                  color_by: str | None = None, style_by: str | None = None, x: str | None = None,
                  y: str | None = None, png: bool = True, artifact_dir: str | Path | None = None,
-                 facts: dict[str, str] | None = None) -> Report:
+                 facts: dict[str, str] | None = None, surrogate: str | None = None) -> Report:
     """Write ``report.html`` and one PNG per figure into ``out_dir``.
 
     Args:
@@ -200,16 +247,25 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
             Nothing is written outside it.
         trials: trial numbers whose response surface is drawn besides the best and worst.
         color_by, style_by: hyperparameters of the loss-history overlay.
-        x, y: hyperparameters of the hyperparameter response surface.
+        x, y: hyperparameters of the hyperparameter response surface (and of the fitted
+            surface, with ``surrogate``).
         png: also write the PNGs (matplotlib).
         artifact_dir: the study's artifact folder, where its trials' weights are (default: the
             folder they were written to).
         facts: more lines for the report's header, ``{label: text}`` (the command line adds
             the best trial's test estimate, from :mod:`fcnn_opt.search.evaluation`).
+        surrogate: ``"auto"``, ``"gp"`` or ``"forest"`` adds three sections for a
+            single-objective study: a fitted surrogate's partial dependence, its surface with
+            uncertainty and importances with error bars (needs scikit-learn); None: none.
 
     Raises:
-        PlotError: no complete trial, or an unknown trial number or hyperparameter.
+        PlotError: no complete trial, or an unknown trial number, hyperparameter or surrogate.
     """
+    if surrogate is not None:
+        from fcnn_opt.show.figures._surrogate import KINDS
+
+        if surrogate not in KINDS:
+            raise PlotError(f"surrogate must be one of {{{', '.join(KINDS)}}} or None. Received: {surrogate!r}")
     if not trials_of(study):
         raise PlotError(f"Study {study.study_name!r} has no complete trial yet; nothing to report.")
     # Check the user's choices before writing or drawing anything.
@@ -217,7 +273,7 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
     from fcnn_opt.show.figures._loss import loss_histories_data
 
     sections = _sections(study, trials=trials, color_by=color_by, style_by=style_by, x=x, y=y,
-                         artifact_dir=artifact_dir)
+                         artifact_dir=artifact_dir, surrogate=surrogate)
     if color_by or style_by:
         loss_histories_data(study, color_by, style_by, artifact_dir=artifact_dir)
     if (x or y) and not is_multi(study):

@@ -129,18 +129,20 @@ class TrainConfig:
         widths = [n_inputs, *self.dims] + ([n_outputs] if n_outputs is not None else [])
         return "-".join(str(w) for w in widths)
 
-    def description(self, keys: Iterable[str] | None = None, *, n_outputs: int | None = None) -> str:
+    def description(self, keys: Iterable[str] | None = None, *, n_outputs: int | None = None,
+                    n_inputs: int = 2) -> str:
         """The original's legend string: ``"key: value, ..."`` for the chosen keys.
 
         Args:
             keys: keys among ``lib, units, depth, activation (act), optimizer (opt), lr,
                 epochs, batch_size, l2, seed``; all of them when None.
             n_outputs: output width, to write ``units`` as ``2-8-4`` rather than ``2-8``.
+            n_inputs: input width (2 for the built-in datasets).
         """
         keys = list(DESCRIPTION_KEYS if keys is None else keys)
         values = {
             "lib": self.lib,
-            "units": self.units(n_outputs=n_outputs),
+            "units": self.units(n_inputs, n_outputs=n_outputs),
             "depth": self.depth,
             "activation": self.activation,
             "optimizer": self.optimizer,

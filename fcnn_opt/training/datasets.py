@@ -12,11 +12,12 @@ same arrays on every machine::
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-BINARY, MULTICLASS, REGRESSION = "binary", "multiclass", "regression"
+from fcnn_opt.training.data import BINARY, MULTICLASS, REGRESSION, Dataset, _cast_targets
+
 TASKS = (BINARY, MULTICLASS, REGRESSION)
 
 
@@ -124,77 +125,6 @@ def _spec(name: str) -> _Spec:
     return _SPECS[key]
 
 
-@dataclass(frozen=True, eq=False)
-class Dataset:
-    """A 2-D dataset split into training, validation and (optionally) test arrays (all
-    float32 inputs). The test split is never seen by a search: ``X_test`` is None when the
-    dataset was made with ``test_fraction=0``.
-
-    Targets: binary and regression ``y`` are float32 of shape ``(n,)``; multi-class ``y``
-    holds int64 class indices.
-    """
-
-    name: str
-    task: str
-    n_classes: int
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
-    noise: float = 0.0
-    seed: int = 0
-    X_test: np.ndarray | None = None
-    y_test: np.ndarray | None = None
-    _label: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
-
-    @property
-    def n_outputs(self) -> int:
-        """Width of the network's output layer."""
-        return self.n_classes if self.task == MULTICLASS else 1
-
-    @property
-    def has_test(self) -> bool:
-        return self.X_test is not None and len(self.X_test) > 0
-
-    @property
-    def X(self) -> np.ndarray:
-        return np.concatenate([self.X_train, self.X_val])
-
-    @property
-    def y(self) -> np.ndarray:
-        return np.concatenate([self.y_train, self.y_val])
-
-    def bounds(self, pad: float = 1.0) -> tuple[float, float, float, float]:
-        """``(x1_min, x1_max, x2_min, x2_max)`` of all points, padded by ``pad``."""
-        X = self.X
-        lo, hi = X.min(axis=0) - pad, X.max(axis=0) + pad
-        return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
-
-    def grid(self, resolution: int = 101, pad: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The prediction grid for pictures: ``(x1 axis, x2 axis, points)``.
-
-        ``points`` has shape ``(resolution**2, 2)`` in row-major order, so a prediction
-        reshaped to ``(resolution, resolution)`` has x2 along rows and x1 along columns.
-        """
-        x1_min, x1_max, x2_min, x2_max = self.bounds(pad)
-        a1 = np.linspace(x1_min, x1_max, resolution)
-        a2 = np.linspace(x2_min, x2_max, resolution)
-        g1, g2 = np.meshgrid(a1, a2)
-        return a1, a2, np.column_stack([g1.ravel(), g2.ravel()]).astype(np.float32)
-
-    def ground_truth(self, X: np.ndarray) -> np.ndarray | None:
-        """The noise-free target at arbitrary points, or None where no formula exists."""
-        if self._label is None:
-            return None
-        return _cast_targets(self._label(np.asarray(X, dtype=np.float64)), self.task)
-
-
-def _cast_targets(y: np.ndarray, task: str) -> np.ndarray:
-    if task == MULTICLASS:
-        return y.astype(np.int64)
-    return y.astype(np.float32)
-
-
 def _add_noise(y: np.ndarray, spec: _Spec, noise: float, rng: np.random.Generator) -> np.ndarray:
     if noise == 0:
         return y
@@ -205,6 +135,35 @@ def _add_noise(y: np.ndarray, spec: _Spec, noise: float, rng: np.random.Generato
         return np.where(flip, 1 - y, y)
     shift = rng.integers(1, spec.n_classes, size=y.shape)  # a different class, uniformly
     return np.where(flip, (y + shift) % spec.n_classes, y)
+
+
+def check_arguments(name: str, *, n_points: int = 2500, noise: float = 0.0, val_fraction: float = 0.2,
+                    test_fraction: float = 0.0, seed: int = 0) -> tuple[int, int]:
+    """Check :func:`make_dataset`'s arguments without drawing a point (cheap for any
+    ``n_points``); returns the validation and test sizes.
+
+    Raises:
+        ValueError: an unknown dataset or an argument out of range, said in one line.
+    """
+    _spec(name)
+    if not isinstance(n_points, int) or isinstance(n_points, bool) or n_points < 10:
+        raise ValueError(f"n_points must be an integer >= 10. Received: {n_points!r}")
+    if not 0.0 <= noise <= 0.5:
+        raise ValueError(f"noise must be in [0, 0.5]. Received: {noise!r}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1). Received: {val_fraction!r}")
+    if not isinstance(test_fraction, (int, float)) or isinstance(test_fraction, bool) \
+            or not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1). Received: {test_fraction!r}")
+    n_val = int(round(n_points * val_fraction))
+    n_test = int(round(n_points * test_fraction))
+    if n_val < 1 or n_points - n_val - n_test < 1 or (test_fraction > 0 and n_test < 1):
+        raise ValueError(f"val_fraction={val_fraction} and test_fraction={test_fraction} leave an empty "
+                         f"split of {n_points} points.")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer. Received: {seed!r}")
+
+    return n_val, n_test
 
 
 def make_dataset(
@@ -231,22 +190,8 @@ def make_dataset(
         seed: seed of the generator that draws the points, noise and split.
     """
     spec = _spec(name)
-    if not isinstance(n_points, int) or isinstance(n_points, bool) or n_points < 10:
-        raise ValueError(f"n_points must be an integer >= 10. Received: {n_points!r}")
-    if not 0.0 <= noise <= 0.5:
-        raise ValueError(f"noise must be in [0, 0.5]. Received: {noise!r}")
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1). Received: {val_fraction!r}")
-    if not isinstance(test_fraction, (int, float)) or isinstance(test_fraction, bool) \
-            or not 0.0 <= test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in [0, 1). Received: {test_fraction!r}")
-    n_val = int(round(n_points * val_fraction))
-    n_test = int(round(n_points * test_fraction))
-    if n_val < 1 or n_points - n_val - n_test < 1 or (test_fraction > 0 and n_test < 1):
-        raise ValueError(f"val_fraction={val_fraction} and test_fraction={test_fraction} leave an empty "
-                         f"split of {n_points} points.")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer. Received: {seed!r}")
+    n_val, n_test = check_arguments(name, n_points=n_points, noise=noise, val_fraction=val_fraction,
+                                    test_fraction=test_fraction, seed=seed)
 
     # Independent streams: changing the noise never moves the points or the split.
     points_rng, noise_rng, split_rng = (np.random.default_rng([seed, i]) for i in range(3))

@@ -61,7 +61,7 @@ class TrainResult:
         return self.model.weights()
 
     def description(self, keys=None) -> str:
-        return self.config.description(keys, n_outputs=self.dataset.n_outputs)
+        return self.config.description(keys, n_outputs=self.dataset.n_outputs, n_inputs=self.dataset.n_features)
 
 
 def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None) -> TrainResult:

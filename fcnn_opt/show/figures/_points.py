@@ -28,6 +28,7 @@ class PointsData:
     X_val: np.ndarray
     y_val: np.ndarray
     title: str
+    axes: tuple[str, str] = ("x1", "x2")
 
 
 def points_data(dataset: Dataset) -> PointsData:
@@ -38,8 +39,8 @@ def points_data(dataset: Dataset) -> PointsData:
     noise = f", noise {dataset.noise:g}" if dataset.noise else ""
     title = (f"{dataset.name}: {dataset.task}, {len(dataset.X)} points{noise}"
              f"{'; per class' + counts if counts else ''}")
-    return PointsData(dataset.name, dataset.task, dataset.n_classes, dataset.X_train, dataset.y_train,
-                      dataset.X_val, dataset.y_val, title)
+    return PointsData(dataset.name, dataset.task, dataset.n_classes, dataset.on_plane(dataset.X_train),
+                      dataset.y_train, dataset.on_plane(dataset.X_val), dataset.y_val, title, dataset.plane_names)
 
 
 def class_label(task: str, k: int) -> str:
@@ -71,7 +72,7 @@ def _mpl(data: PointsData):
         fig.colorbar(mappable, ax=ax, label="target value")
     else:
         fig.legend(loc="outside right upper", frameon=False)
-    ax.set(xlabel="x1", ylabel="x2", title=data.title, aspect="equal")
+    ax.set(xlabel=data.axes[0], ylabel=data.axes[1], title=data.title, aspect="equal")
     ax.title.set_fontsize(10)
     return fig
 
@@ -105,7 +106,7 @@ def _plotly(data: PointsData):
     X = np.concatenate([data.X_train, data.X_val])
     y = np.concatenate([data.y_train, data.y_val])
     fig = go.Figure(scatter_plotly(X, y, data.task, data.n_classes, size=6))
-    fig.update_layout(title=data.title, xaxis_title="x1", yaxis_title="x2", width=700, height=600,
+    fig.update_layout(title=data.title, xaxis_title=data.axes[0], yaxis_title=data.axes[1], width=700, height=600,
                       template="plotly_white")
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig

@@ -25,7 +25,8 @@ from fcnn_opt.show.figures._common import (
     value_text,
 )
 from fcnn_opt.show.figures._points import VALUE_CMAP, scatter_mpl, scatter_plotly
-from fcnn_opt.training.datasets import BINARY, MULTICLASS, REGRESSION, Dataset, make_dataset
+from fcnn_opt.training.datasets import BINARY, MULTICLASS, REGRESSION, Dataset
+from fcnn_opt.training.tables import build, drawn_over_important_plane
 
 RESULT_KEYS = ("lib", "units", "activation", "optimizer", "lr", "epochs")
 
@@ -47,6 +48,7 @@ class ResponseData:
     description: str
     subtitle: str
     dataset: str
+    axes: tuple[str, str] = ("x1", "x2")  # the two inputs drawn
 
     @property
     def loss_name(self) -> str:
@@ -64,7 +66,7 @@ def trial_dataset(trial, study=None) -> Dataset:
         if name is None:
             raise PlotError(f"Trial {trial.number} stores no dataset; was it run by fcnn_opt's Objective?")
         args = {"name": name}
-    return make_dataset(**args)
+    return build(args)
 
 
 def trial_network(trial, task: str, artifact_dir=None):
@@ -120,6 +122,7 @@ def response_data(source, *, study=None, dataset: Dataset | None = None,
         if source.model is None:
             raise PlotError("This TrainResult has no model to draw.")
         data = dataset or source.dataset
+        data = drawn_over_important_plane(data, source.predict)
         a1, a2, output, truth = grid_output(data, source.predict, resolution)
         description = source.description(RESULT_KEYS)
         subtitle = f"{data.name}, {source.epochs_run} epochs, final val_loss {source.val_loss[-1]:.4g}"
@@ -127,6 +130,7 @@ def response_data(source, *, study=None, dataset: Dataset | None = None,
     elif hasattr(source, "user_attrs") and hasattr(source, "number"):
         data = dataset or trial_dataset(source, study)
         net = trial_network(source, data.task, artifact_dir)
+        data = drawn_over_important_plane(data, net.predict)
         a1, a2, output, truth = grid_output(data, net.predict, resolution)
         attrs = source.user_attrs
         description = attrs.get("description") or ", ".join(f"{k}: {v}" for k, v in source.params.items())
@@ -140,9 +144,18 @@ def response_data(source, *, study=None, dataset: Dataset | None = None,
         raise PlotError(f"Cannot draw a response surface from {type(source).__name__}; "
                         "give a TrainResult or a finished Optuna trial.")
     return ResponseData(task=data.task, n_classes=data.n_classes, a1=a1, a2=a2, output=output,
-                        truth=truth, X=data.X_train, y=data.y_train, train_loss=train_loss,
-                        val_loss=val_loss, description=description, subtitle=subtitle,
-                        dataset=data.name)
+                        truth=truth, X=data.on_plane(data.X_train), y=data.y_train, train_loss=train_loss,
+                        val_loss=val_loss, description=description,
+                        subtitle="; ".join(filter(None, [subtitle, _slice_note(data)])),
+                        dataset=data.name, axes=data.plane_names)
+
+
+def _slice_note(data: Dataset) -> str:
+    """What a picture of more than two features shows: a slice through the others' medians."""
+    if data.n_features <= 2:
+        return ""
+    return (f"a slice: {data.names[data.plane[0]]} and {data.names[data.plane[1]]} vary, the other "
+            f"{data.n_features - 2} features stay at their medians")
 
 
 def value_range(y, output, truth) -> tuple[float, float]:
@@ -214,8 +227,8 @@ def draw_response_mpl(data: ResponseData, *, point_size: float = 7):
                             legend=ax is axes[0])
         lo, hi = data.X.min(axis=0), data.X.max(axis=0)
         ax.add_patch(Rectangle(lo, *(hi - lo), fill=False, ls=(0, (4, 3)), lw=0.9, ec="0.2"))
-        ax.set(xlim=(data.a1[0], data.a1[-1]), ylim=(data.a2[0], data.a2[-1]), xlabel="x1",
-               ylabel="x2", aspect="equal")
+        ax.set(xlim=(data.a1[0], data.a1[-1]), ylim=(data.a2[0], data.a2[-1]), xlabel=data.axes[0],
+               ylabel=data.axes[1], aspect="equal")
         ax.set_title(title, fontsize=10)
     cax = fig.add_subplot(grid[0, 2])
     if data.task == MULTICLASS:
@@ -282,8 +295,8 @@ def draw_response_plotly(data: ResponseData):
             if data.task == REGRESSION:
                 trace.marker.update(cmin=vrange[0], cmax=vrange[1], showscale=False)
             fig.add_trace(trace, row=1, col=col)
-        fig.update_xaxes(range=[data.a1[0], data.a1[-1]], title_text="x1", row=1, col=col)
-        fig.update_yaxes(range=[data.a2[0], data.a2[-1]], title_text="x2", row=1, col=col,
+        fig.update_xaxes(range=[data.a1[0], data.a1[-1]], title_text=data.axes[0], row=1, col=col)
+        fig.update_yaxes(range=[data.a2[0], data.a2[-1]], title_text=data.axes[1], row=1, col=col,
                          scaleanchor=f"x{'' if col == 1 else col}", scaleratio=1)
     epochs = list(range(1, len(data.val_loss) + 1))
     fig.add_trace(go.Scatter(x=epochs, y=data.train_loss, name="train loss", mode="lines",

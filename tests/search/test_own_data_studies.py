@@ -1,0 +1,127 @@
+"""Studies on your own data, and sizes checked before any work starts."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+from conftest import STUDIES, run_cli, write_toml
+
+import fcnn_opt
+
+CSV_STUDY = """
+[study]
+name = "own"
+sampler = "random"
+n_trials = 4
+[dataset]
+path = "data/table.csv"
+target = "kind"
+test_fraction = 0.2
+[params]
+epochs = 8
+units = [4, 8]
+"""
+
+
+@pytest.fixture
+def table(tmp_path):
+    """A CSV with three measurements on very different scales and a labelled target."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(loc=[100.0, 0.0, -5.0], scale=[30.0, 0.01, 1.0], size=(400, 3))
+    kind = np.where((X[:, 0] - 100) / 30 + X[:, 1] / 0.01 > 0, "hot", "cold")
+    (tmp_path / "data").mkdir()
+    lines = ["temperature,drift,offset,kind"] + [f"{a},{b},{c},{k}" for (a, b, c), k in zip(X, kind, strict=True)]
+    (tmp_path / "data" / "table.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path, X, kind
+
+
+def test_a_csv_study_runs_and_its_model_takes_raw_measurements(table):
+    folder, X, kind = table
+    cfg = write_toml(folder / "own.toml", CSV_STUDY)
+    url = f"sqlite:///{folder / 'own.db'}"
+    run = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", cwd=folder / "data")
+    assert run.returncode == 0, run.stderr
+    assert "data      table: 400 rows x 3 features, binary" in run.stdout and "classes cold, hot" in run.stdout
+    study = optuna.load_study(study_name="own", storage=url)
+    best = study.best_trial
+    assert best.user_attrs["task"] == "binary" and len(best.user_attrs["scaling"]["input_mean"]) == 3
+    assert best.user_attrs["units"].startswith("3-")
+    # The loaded model folds the standardisation in: raw rows in, the trial's own accuracy out.
+    from fcnn_opt.training.tables import build
+
+    model = fcnn_opt.load_model(url, "own")
+    data = build(study.user_attrs["dataset"])
+    mean, std = data.input_scaling
+    raw_val = data.X_val * std + mean
+    assert np.abs(np.subtract.outer(raw_val[:, 0], X[:, 0])).min(axis=1).max() < 1e-3  # the file's rows
+    evaluation = fcnn_opt.evaluate(url, "own")
+    assert evaluation.validation["loss"][0] == pytest.approx(best.value, rel=1e-4)
+    assert np.mean(model.predict(raw_val) == data.y_val) == pytest.approx(evaluation.validation["accuracy"][0])
+    assert np.mean(np.array(["cold", "hot"])[model.predict(X)] == kind) > 0.6
+    assert evaluation.n_points["test"] == 80
+    out = folder / "model.onnx"
+    exported = run_cli("export", "--study-name", "own", "--storage", url, "--format", "onnx", "--out", out,
+                       cwd=folder)
+    assert exported.returncode == 0, exported.stderr
+    report = run_cli("report", "--study-name", "own", "--storage", url, "--out", folder / "report", cwd=folder)
+    assert report.returncode == 0 and "skipped   Model response" not in report.stdout, report.stdout
+
+
+def test_a_worker_refuses_a_data_file_that_changed(table):
+    folder, *_ = table
+    cfg = write_toml(folder / "own.toml", CSV_STUDY)
+    url = f"sqlite:///{folder / 'own.db'}"
+    assert run_cli("study", "--config", cfg, "--storage", url, "--create-only", cwd=folder).returncode == 0
+    csv = folder / "data" / "table.csv"
+    csv.write_text(csv.read_text().replace("hot", "warm", 1))
+    worker = run_cli("worker", "--storage", url, "--study-name", "own", cwd=folder)
+    assert worker.returncode == 2 and "changed since the study was made" in worker.stderr
+    assert len(worker.stderr.strip().splitlines()) == 1
+    assert len(optuna.load_study(study_name="own", storage=url).trials) == 0
+
+
+def test_the_shipped_breast_cancer_study_runs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'bc.db'}"
+    run = run_cli("study", "--config", STUDIES / "breast_cancer.toml", "--n-trials", 3, "--storage", url,
+                  "--no-progress", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "breast_cancer: 569 rows x 30 features, binary" in run.stdout
+    assert "classes malignant, benign" in run.stdout or "classes benign, malignant" in run.stdout
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[dataset]\nn_points = 10000000000\n", "n_points = 10,000,000,000 is above the limit of 1,000,000"),
+    ("[params]\nunits = 100000\n", "units = 100,000 is above the limit of 4,096"),
+    ("[params]\nepochs = 1000000\n", "epochs = 1,000,000 is above the limit"),
+    ("[dataset]\npath = \"nope.csv\"\ntarget = \"y\"\n", "no such file"),
+    ("[dataset]\nsklearn = \"mnist\"\n", "expected one of {iris, wine, breast_cancer, digits, diabetes}"),
+    ("[dataset]\nsklearn = \"iris\"\nn_points = 10\n", "belong to the built-in datasets"),
+])
+def test_sizes_and_sources_are_checked_before_anything_is_written(tmp_path, text, message):
+    cfg = write_toml(tmp_path / "s.toml", text)
+    db = tmp_path / "s.db"
+    result = run_cli("study", "--config", cfg, "--storage", f"sqlite:///{db}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr and not db.exists()
+
+
+def test_what_cannot_fit_in_memory_is_refused_even_when_large_is_allowed(tmp_path):
+    cfg = write_toml(tmp_path / "s.toml", "[params]\nunits = 10000000\n")
+    result = run_cli("study", "--config", cfg, "--storage", f"sqlite:///{tmp_path / 's.db'}", "--allow-large",
+                     cwd=tmp_path)
+    assert result.returncode == 2 and "the largest case needs about" in result.stderr
+    assert "available" in result.stderr and not (tmp_path / "s.db").exists()
+
+
+def test_a_run_whose_every_trial_fails_stops_says_why_and_exits_1(tmp_path):
+    cfg = write_toml(tmp_path / "s.toml", '[study]\nsampler = "random"\nn_trials = 50\n'
+                                          '[params]\nlr = 1e6\noptimizer = "sgd"\nepochs = 3\n')
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    result = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", cwd=tmp_path, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "failed    10 trials: diverged: val_loss became nan at epoch 1" in result.stdout
+    assert "stopped   the first 10 trials of this run failed and none finished" in result.stdout
+    assert "every trial of this run failed" in result.stderr
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 10

@@ -1,0 +1,131 @@
+"""Your own data: arrays, DataFrames, CSV, NPZ, Parquet and scikit-learn's tables as datasets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fcnn_opt import Dataset, TrainConfig, train
+from fcnn_opt.training.data import DataError
+from fcnn_opt.training.tables import build, fold_scaling, important_plane, load_sklearn, read_table
+
+
+def _table(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(loc=[10.0, -3.0, 0.0], scale=[5.0, 0.1, 1.0], size=(n, 3))
+    y = np.where(X[:, 0] - 10 + 20 * (X[:, 1] + 3) > 0, "yes", "no")
+    return X, y
+
+
+def test_arrays_become_a_standardised_split_dataset_with_named_classes():
+    X, y = _table()
+    data = Dataset.from_arrays(X, y, feature_names=["a", "b", "c"], test_fraction=0.2, seed=1)
+    assert (data.task, data.n_classes, data.class_names) == ("binary", 2, ("no", "yes"))
+    assert (len(data.X_train), len(data.X_val), len(data.X_test)) == (240, 80, 80)
+    # Standardised with the training split's statistics only.
+    assert np.allclose(data.X_train.mean(axis=0), 0, atol=1e-5)
+    assert np.allclose(data.X_train.std(axis=0), 1, atol=1e-4)
+    mean, std = data.input_scaling
+    back = np.concatenate([data.X_train, data.X_val, data.X_test]) * std + mean  # the raw rows, each once
+    assert np.allclose(np.sort(back[:, 0]), np.sort(X[:, 0]), atol=1e-4)
+    # Same seed, same split; the labels stay with their rows.
+    again = Dataset.from_arrays(X, y, feature_names=["a", "b", "c"], test_fraction=0.2, seed=1)
+    assert np.array_equal(data.X_test, again.X_test)
+    raw = data.X_val * std + mean
+    labels = np.where(raw[:, 0] - 10 + 20 * (raw[:, 1] + 3) > 0, 1.0, 0.0)
+    assert np.array_equal(labels, data.y_val)
+
+
+@pytest.mark.parametrize("y, task, expected", [
+    (np.arange(300) % 3, None, "multiclass"),  # a few integers: classes
+    (np.linspace(0, 1, 300), None, "regression"),  # many values: regression
+    (np.arange(300) % 3, "regress", "regression"),  # the user decides
+    (np.array(["a", "b"] * 150), None, "binary"),
+])
+def test_the_task_is_inferred_and_the_rule_is_said(y, task, expected):
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    data = Dataset.from_arrays(X, y, task=task)
+    assert data.task == expected and data.task_note
+    if expected == "regression":
+        assert data.target_scaling is not None and abs(float(data.y_train.mean())) < 1e-5
+
+
+@pytest.mark.parametrize("X, y, message", [
+    (np.ones((50, 2)), np.zeros(50), "one class"),
+    (np.where(np.arange(100).reshape(50, 2) == 7, np.nan, 1.0), np.arange(50) % 2,
+     "feature column 'x2' has missing or infinite values in 1 rows"),
+    (np.array([["a", "b"]] * 50), np.arange(50) % 2, "must be numbers"),
+    (np.ones((5, 2)), np.arange(5) % 2, "at least 10"),
+])
+def test_bad_arrays_are_refused_in_one_line(X, y, message):
+    with pytest.raises(DataError, match=message):
+        Dataset.from_arrays(X, y)
+
+
+def test_a_dataframe_and_a_csv_and_a_parquet_and_an_npz_give_the_same_dataset(tmp_path):
+    pd = pytest.importorskip("pandas")  # the [data] extra, installed by [test]
+    X, y = _table(200)
+    frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "label": y})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet")
+    np.savez(tmp_path / "t.npz", X=X, y=y, feature_names=np.array(["a", "b", "c"]))
+    made = [Dataset.from_frame(frame, "label"), read_table(tmp_path / "t.csv", target="label"),
+            read_table(tmp_path / "t.parquet", target="label"), read_table(tmp_path / "t.npz")]
+    for data in made:
+        assert data.names == ("a", "b", "c") and data.class_names == ("no", "yes")
+        assert np.allclose(data.X_train, made[0].X_train, atol=1e-6)
+        assert np.array_equal(data.y_val, made[0].y_val)
+    only = read_table(tmp_path / "t.csv", target="label", features=["c", "a"])
+    assert only.names == ("c", "a") and only.n_features == 2
+
+
+@pytest.mark.parametrize("text, kwargs, message", [
+    ("a,b\n" + "1,x\n" * 20, {"target": "a"}, "feature column 'b' is not numeric (row 2: 'x')"),
+    ("a,b\n" + "1,\n" * 20, {"target": "a"}, "feature column 'b' has missing values in 20 rows"),
+    ("a,b\n" + "1,2\n" * 20, {"target": "zz"}, "no column 'zz'. Columns: a, b"),
+    ("a,b\n" + "1,2\n" * 20, {"target": "a", "features": ["a"]}, "also listed as a feature"),
+    ("a,b\n" + "1,2\n" * 20, {}, "name the target column"),
+])
+def test_bad_files_say_what_and_where(tmp_path, text, kwargs, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_table(path, **kwargs)
+    with pytest.raises(DataError, match="no such file"):
+        read_table(tmp_path / "missing.csv", target="a")
+
+
+@pytest.mark.parametrize("name, task, n_features", [("iris", "multiclass", 4), ("wine", "multiclass", 13),
+                                                    ("breast_cancer", "binary", 30), ("digits", "multiclass", 64),
+                                                    ("diabetes", "regression", 10)])
+def test_scikit_learns_tables_load_without_a_download(name, task, n_features):
+    data = load_sklearn(name)
+    assert (data.task, data.n_features) == (task, n_features)
+    assert build({"sklearn": name}).n_features == n_features
+
+
+def test_folding_the_scaling_gives_a_model_on_raw_inputs_and_outputs():
+    """Every backend trains on the standardised arrays; the folded weights compute the same
+    predictions from raw inputs, in the target's own units."""
+    from fcnn_opt.training.backends._numpy import NumpyNet
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(loc=50, scale=[10, 0.01], size=(300, 2))
+    data = Dataset.from_arrays(X, 3 * X[:, 0] + 1000, task="regress")
+    result = train(data, TrainConfig(dims=(8,), epochs=20, lr=0.02))
+    raw_X = data.X_val * data.input_scaling[1] + data.input_scaling[0]
+    folded = NumpyNet(fold_scaling(result.weights(), data.input_scaling, data.target_scaling), "relu",
+                      "regression")
+    expected = result.predict(data.X_val).ravel() * data.target_scaling[1] + data.target_scaling[0]
+    assert np.allclose(folded.predict(raw_X.astype(np.float32)).ravel(), expected, rtol=1e-4)
+
+
+def test_wide_data_is_drawn_over_its_two_most_important_features():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 6))
+    data = Dataset.from_arrays(X, (X[:, 4] + 0.5 * X[:, 1] > 0).astype(int))
+    result = train(data, TrainConfig(dims=(16,), epochs=30, lr=0.02))
+    assert sorted(important_plane(data, result.predict)) == [1, 4]
+    a1, a2, points = data.grid(5)
+    assert points.shape == (25, 6)
+    assert np.allclose(points[:, 2:], np.median(data.X_train, axis=0)[2:])  # a slice at the medians
