@@ -11,11 +11,7 @@ import importlib
 
 from fcnn_opt.show.figures import __all__ as _FIGURES
 
-# The fitted-surrogate figures (fcnn_opt.show.figures._surrogate; they need scikit-learn).
-_SURROGATE = ("plot_partial_dependence", "plot_surrogate_surface", "plot_importance_uncertainty",
-              "surrogate_data", "importance_uncertainty_data")
-
-__all__ = sorted([*_FIGURES, *_SURROGATE, "build_report"])
+__all__ = sorted([*_FIGURES, "build_report"])
 
 
 def __getattr__(name: str):
@@ -23,8 +19,6 @@ def __getattr__(name: str):
         return importlib.import_module("fcnn_opt.show.report").build_report
     if name in _FIGURES:
         return getattr(importlib.import_module("fcnn_opt.show.figures"), name)
-    if name in _SURROGATE:
-        return getattr(importlib.import_module("fcnn_opt.show.figures._surrogate"), name)
     raise AttributeError(f"module 'fcnn_opt.plots' has no attribute {name!r}")
 
 

@@ -118,6 +118,17 @@ def _response_section(study, label: str, trial, artifact_dir) -> _Section:
         draw_png=lambda d, p: save_png(_response.draw_response_mpl(d), p))
 
 
+def _fit_section(study, trial, artifact_dir) -> _Section:
+    from fcnn_opt.show.figures import _fit
+
+    return _Section(
+        "fit_best", f"How the best network fits held-out points (trial {trial.number})",
+        "A confusion matrix (classification) or predicted against true values (regression), on the "
+        "test split when the study has one, else on the validation split.",
+        build=lambda: _fit.fit_data(trial, study=study, artifact_dir=artifact_dir),
+        draw_plotly=_fit.draw_fit_plotly, draw_png=lambda d, p: save_png(_fit.draw_fit_mpl(d), p))
+
+
 def _loss_section(study, color_by, style_by, artifact_dir) -> _Section:
     from fcnn_opt.show.figures import _loss
 
@@ -219,6 +230,9 @@ def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifac
     sections.append(_loss_section(study, color_by, style_by, artifact_dir))
     sections += [_response_section(study, label, trial, artifact_dir)
                  for label, trial in _response_trials(study, trials)]
+    best = next((trial for label, trial in _response_trials(study, ()) if label == "best"), None)
+    if best is not None:
+        sections.append(_fit_section(study, best, artifact_dir))
     sections.append(_Section(
         "hp_surface", "Hyperparameter response surface",
         "The final metric over two hyperparameters, the others averaged out, and one marginal curve "

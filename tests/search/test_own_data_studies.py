@@ -60,6 +60,11 @@ def test_a_csv_study_runs_and_its_model_takes_raw_measurements(table):
     assert np.mean(model.predict(raw_val) == data.y_val) == pytest.approx(evaluation.validation["accuracy"][0])
     assert np.mean(np.array(["cold", "hot"])[model.predict(X)] == kind) > 0.6
     assert evaluation.n_points["test"] == 80
+    from fcnn_opt.plots import fit_data
+
+    fit = fit_data(best, study=study)
+    assert fit.split == "test" and fit.classes == ("cold", "hot") and fit.matrix.sum() == 80
+    assert np.trace(fit.matrix) / 80 == pytest.approx(evaluation.test["accuracy"][0])
     out = folder / "model.onnx"
     exported = run_cli("export", "--study-name", "own", "--storage", url, "--format", "onnx", "--out", out,
                        cwd=folder)
@@ -125,3 +130,21 @@ def test_a_run_whose_every_trial_fails_stops_says_why_and_exits_1(tmp_path):
     assert "stopped   the first 10 trials of this run failed and none finished" in result.stdout
     assert "every trial of this run failed" in result.stderr
     assert len(optuna.load_study(study_name="s", storage=url).trials) == 10
+
+
+def test_a_regression_on_scikit_learns_diabetes_is_scored_in_its_own_units(tmp_path):
+    from fcnn_opt.plots import fit_data
+
+    cfg = write_toml(tmp_path / "d.toml", '[study]\nname = "d"\nsampler = "random"\nn_trials = 2\n'
+                                          '[dataset]\nsklearn = "diabetes"\ntest_fraction = 0.2\n'
+                                          '[params]\nepochs = 20\nunits = 16\nlr = 0.01\n')
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    run = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", cwd=tmp_path)
+    assert run.returncode == 0 and "regression (task regress (as given))" in run.stdout, run.stdout + run.stderr
+    study = optuna.load_study(study_name="d", storage=url)
+    fit = fit_data(study.best_trial, study=study)
+    t_std = study.best_trial.user_attrs["scaling"]["target_std"]
+    assert 24.9 <= fit.true.min() and fit.true.max() <= 346.1  # the disease progression score, not z-scores
+    rmse = np.sqrt(np.mean((fit.predicted - fit.true) ** 2))
+    test_loss = fcnn_opt.evaluate(url, "d").test["loss"][0]  # MSE on the standardised target
+    assert rmse == pytest.approx(np.sqrt(test_loss) * t_std, rel=1e-4)
