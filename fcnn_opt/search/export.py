@@ -24,7 +24,8 @@ Formats, and how each loads back with no fcnn_opt:
 
 Each export is checked before it is kept: the written file is read back and its predictions
 on a 41 x 41 grid over [-4, 4]^2 (wider than every built-in dataset's picture; for other input
-widths, as many seeded random points in [-4, 4]^d) must equal
+widths, as many seeded random points in [-4, 4]^d; on your own data, in standard deviations
+around each input's training mean) must equal
 fcnn_opt's to 1e-5, or nothing is written.
 """
 
@@ -298,6 +299,9 @@ def _check(model: TrainedModel, fmt: str, path: Path) -> None:
         grid = np.stack(np.meshgrid(np.linspace(-4, 4, 41), np.linspace(-4, 4, 41)), axis=-1).reshape(-1, 2)
     else:
         grid = np.random.default_rng(0).uniform(-4, 4, size=(41 * 41, n_inputs))
+    if model.input_scaling is not None:  # own data: 4 standard deviations around each input's mean
+        mean, std = model.input_scaling
+        grid = np.asarray(mean) + np.asarray(std) * grid
     grid = grid.astype(np.float32)
     expected = model.output(grid)
     got = np.asarray(_READERS[fmt](path, grid, model.task), dtype=np.float64)

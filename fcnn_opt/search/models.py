@@ -39,6 +39,9 @@ class TrainedModel:
     trial_number: int
     value: float | None
     config: dict = field(default_factory=dict)
+    # Own data: the (mean, std) of each raw input, already folded into the weights; where the
+    # network's inputs live (exports are checked there).
+    input_scaling: tuple | None = field(default=None, repr=False)
     _net: Any = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -149,13 +152,15 @@ def model_of(study, chosen, artifact_dir=None, repeat: int = 0, raw: bool = True
     except WeightsNotFound as exc:
         raise ModelError(str(exc)) from None
     scaling = chosen.user_attrs.get("scaling")
+    input_scaling = None
     if raw and scaling:
-        weights = fold_scaling(weights, *scaling_from_attr(scaling))
+        input_scaling, target_scaling = scaling_from_attr(scaling)
+        weights = fold_scaling(weights, input_scaling, target_scaling)
     config = chosen.user_attrs.get("config") or {}
     task = _task_of(chosen, study)
     return TrainedModel(weights=weights, activation=config.get("activation", "relu"), task=task,
                         study_name=study.study_name, trial_number=chosen.number, value=single_value(chosen),
-                        config=config)
+                        config=config, input_scaling=input_scaling)
 
 
 def single_value(trial) -> float | None:

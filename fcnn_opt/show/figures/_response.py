@@ -49,6 +49,7 @@ class ResponseData:
     subtitle: str
     dataset: str
     axes: tuple[str, str] = ("x1", "x2")  # the two inputs drawn
+    positive: str = "class 1"  # what a binary network's probability is of
 
     @property
     def loss_name(self) -> str:
@@ -147,7 +148,8 @@ def response_data(source, *, study=None, dataset: Dataset | None = None,
                         truth=truth, X=data.on_plane(data.X_train), y=data.y_train, train_loss=train_loss,
                         val_loss=val_loss, description=description,
                         subtitle="; ".join(filter(None, [subtitle, _slice_note(data)])),
-                        dataset=data.name, axes=data.plane_names)
+                        dataset=data.name, axes=data.plane_names,
+                        positive=data.class_names[1] if data.class_names else "class 1")
 
 
 def _slice_note(data: Dataset) -> str:
@@ -209,7 +211,7 @@ def draw_response_mpl(data: ResponseData, *, point_size: float = 7):
                             top=0.84, bottom=0.2, wspace=0.15)
     axes = [fig.add_subplot(grid[0, i]) for i in (0, 1, 4)]
     vrange = _value_range(data)
-    output_title = {BINARY: "model: probability of class 1", MULTICLASS: "model: predicted class",
+    output_title = {BINARY: f"model: probability of {data.positive}", MULTICLASS: "model: predicted class",
                     REGRESSION: "model: predicted value"}[data.task]
     filled = None
     for ax, z, title in ((axes[0], data.output, output_title), (axes[1], data.truth, "ground truth")):
@@ -238,7 +240,7 @@ def draw_response_mpl(data: ResponseData, *, point_size: float = 7):
                    title="training points (dashed box: sampled region) and predicted regions",
                    title_fontsize=9)
     elif filled is not None:
-        label = "probability of class 1" if data.task == BINARY else "value"
+        label = f"probability of {data.positive}" if data.task == BINARY else "value"
         fig.colorbar(filled, cax=cax, label=label)
         points = "black dots" if data.task == REGRESSION else "dots coloured by class"
         fig.text(0.33, 0.03, f"training points: {points}; dashed box: the sampled region", ha="center",
@@ -270,7 +272,7 @@ def _surface_plotly(data: ResponseData, z: np.ndarray, vrange, showscale: bool):
     if data.task == BINARY:
         return go.Contour(x=data.a1, y=data.a2, z=z, zmin=0, zmax=1, colorscale="Spectral", opacity=0.75,
                           contours={"start": 0, "end": 1, "size": 0.1}, showscale=showscale,
-                          colorbar={"title": {"text": "P(class 1)"}, "len": 0.9},
+                          colorbar={"title": {"text": f"P({data.positive})"}, "len": 0.9},
                           line={"width": 0.3})
     lo, hi = vrange
     return go.Contour(x=data.a1, y=data.a2, z=np.clip(z, lo, hi), zmin=lo, zmax=hi, colorscale="Spectral",
