@@ -74,6 +74,17 @@ def layer_edges(graph: dict[str, set[str]]) -> Counter:
     return edges
 
 
+def _rows(names: list[str], width: int) -> str:
+    """Module names in lines of at most ``width`` characters, so that they stay in their box."""
+    lines: list[str] = []
+    for name in names:
+        if lines and len(lines[-1]) + 2 + len(name) <= width:
+            lines[-1] += "  " + name
+        else:
+            lines.append(name)
+    return "\n".join(lines)
+
+
 def _shown_names(layer: str, names: list[str]) -> list[str]:
     """A layer's modules as drawn: a subpackage once (``backends/``), not each of its files."""
     if layer == "api":
@@ -113,8 +124,8 @@ def draw(path: Path) -> None:
         ax.text(x, y + h / 2 - 0.07, title, ha="center", va="top", fontsize=12, fontweight="bold", zorder=3)
         ax.text(x, y + h / 2 - 0.19, LAYERS[layer][1], ha="center", va="top", fontsize=7.5,
                 style="italic", zorder=3)
-        ax.text(x, y - 0.1, "  ".join(_shown_names(layer, members[layer])), ha="center", va="center",
-                fontsize=8.5, family="monospace", zorder=3, wrap=True)
+        ax.text(x, y - 0.12, _rows(_shown_names(layer, members[layer]), width=int(w * 38)),
+                ha="center", va="center", fontsize=8.5, family="monospace", zorder=3, linespacing=1.4)
     # Arrows: straight down between neighbouring layers; a layer skipped is gone round on the
     # side, out of the source box horizontally, then down a lane of its own into the target.
     for (a, b), count in sorted(layer_edges(graph).items()):
