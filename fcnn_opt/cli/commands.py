@@ -267,7 +267,8 @@ def cmd_study(args) -> int:
         if args.workers is not None:
             raise UsageError("--create-only runs nothing; leave out --workers, then start `worker` processes.")
         study, summary = prepare_study(spec, storage=args.storage, study_name=name,
-                                       allow_large=args.allow_large)
+                                       allow_large=args.allow_large,
+                                       artifact_dir=_artifact_options(args)["artifact_dir"])
         print(created_summary(summary))
         return EXIT_OK
     engine = {"batch_trials": args.batch_trials, "device": args.device, "allow_large": args.allow_large,

@@ -106,11 +106,12 @@ def evaluate(storage, study_name: str, trial: int | None = None, *,
 
 def evaluate_trial(study, chosen, artifact_dir=None) -> Evaluation:
     """:func:`evaluate` for a trial already loaded from ``study``."""
+    from fcnn_opt.store.artifact_files import local_data_args
     from fcnn_opt.training.backends._base import accuracy, loss
     from fcnn_opt.training.tables import build
 
     args = dataset_args(chosen, study)
-    data = build(args)
+    data = build(local_data_args(args, study.user_attrs, artifact_dir))
     repeats = chosen.user_attrs.get("repeats") or {}
     seeds = repeats.get("seeds") or [(chosen.user_attrs.get("config") or {}).get("seed", 0)]
     splits = {"validation": (data.X_val, data.y_val)}

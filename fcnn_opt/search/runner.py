@@ -30,6 +30,8 @@ from fcnn_opt.search.objective import Objective, TrialReporter, suggest
 from fcnn_opt.search.outcomes import outcome, signals_held, tell_all
 from fcnn_opt.search.space import StudySpec, parse_spec
 from fcnn_opt.store import optuna_internals as internals
+from fcnn_opt.store.artifact_files import artifact_dir as default_artifact_dir
+from fcnn_opt.store.artifact_files import local_data_args
 from fcnn_opt.store.storages import (
     db_retry_seconds,
     default_url,
@@ -147,8 +149,11 @@ def create_or_load(spec: StudySpec, storage, study_name: str, *, concurrent: boo
 
 
 def load_for_worker(storage, study_name: str, *, worker_id: int | None = None,
-                    concurrent: bool = False) -> tuple[optuna.Study, StudySpec]:
+                    concurrent: bool = False, artifact_dir: str | Path | None = None) -> tuple[optuna.Study, StudySpec]:
     """Load a study created by ``study`` with the sampler and pruner it was defined with.
+
+    Its own data file, if missing on this machine, is read from the study's copy in the
+    artifact folder (``artifact_dir``, the recorded one or ``$FCNN_OPT_ARTIFACTS``).
 
     Worker ``k`` seeds its sampler with the study's seed + ``k``, so workers never draw the
     same points; without a worker id the sampler is seeded at random.
@@ -166,7 +171,9 @@ def load_for_worker(storage, study_name: str, *, worker_id: int | None = None,
         raise StudyError(f"Study {study_name!r} has no stored definition (it was not created by "
                          "fcnn_opt, or by an older version); create it with "
                          "`python -m fcnn_opt study --config FILE --create-only`.")
-    spec = parse_spec(attrs[DEFINITION_ATTR], source=f"study {study_name!r}")
+    definition = dict(attrs[DEFINITION_ATTR])
+    definition["dataset"] = local_data_args(definition.get("dataset", {}), attrs, artifact_dir)
+    spec = parse_spec(definition, source=f"study {study_name!r}")
     if attrs.get(SPEC_ATTR) not in (None, spec.fingerprint()):
         raise StudyError(f"Study {study_name!r}: the stored definition does not match its fingerprint.")
     seed = None if worker_id is None else spec.seed + worker_id
@@ -502,7 +509,7 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     ``"none"``; ``True``/``False`` mean complete/none), shown by optuna-dashboard.
     """
     study, summary = prepare_study(spec, storage=storage, study_name=study_name, concurrent=batch_trials > 1,
-                                   batch_trials=batch_trials, allow_large=allow_large)
+                                   batch_trials=batch_trials, allow_large=allow_large, artifact_dir=artifact_dir)
     objective = objective or Objective(spec)
     summary.data = data_summary(spec, objective)
     with trial_artifacts(objective, storage, artifacts, artifact_dir):
@@ -534,8 +541,8 @@ def trial_artifacts(objective: Objective, storage: str | None, pictures: str | b
 
 
 def prepare_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
-                  concurrent: bool = False, batch_trials: int = 1,
-                  allow_large: bool = False) -> tuple[optuna.Study, RunSummary]:
+                  concurrent: bool = False, batch_trials: int = 1, allow_large: bool = False,
+                  artifact_dir: str | Path | None = None) -> tuple[optuna.Study, RunSummary]:
     """Check the study's sizes (see :mod:`fcnn_opt.search.sizes`; nothing is written when they
     are refused), then create or load it, store its definition and budget, queue its grid."""
     import optuna
@@ -548,9 +555,25 @@ def prepare_study(spec: StudySpec, *, storage: str | None = None, study_name: st
     storage_obj = open_storage(url)
     name = study_name or spec.name
     study = create_or_load(spec, storage_obj, name, concurrent=concurrent)
+    _keep_data_copy(study, spec, artifact_dir if artifact_dir is not None else default_artifact_dir(url))
     if spec.sampler == "grid":
         enqueue_grid(study, spec)
     return study, new_summary(study, spec, url)
+
+
+def _keep_data_copy(study: optuna.Study, spec: StudySpec, folder) -> None:
+    """Your own data file, copied into the artifact folder (up to a size limit) and recorded
+    with the study, for workers on machines that lack it."""
+    from fcnn_opt.store.artifact_files import DATA_COPY_ATTR, make_folder, save_data_copy
+
+    data = spec.dataset
+    if "path" not in data or "sha256" not in data:
+        return
+    if (study.user_attrs.get(DATA_COPY_ATTR) or {}).get("sha256") == data["sha256"]:
+        return
+    pointer = save_data_copy(make_folder(folder), data["path"], data["sha256"])
+    if pointer is not None:
+        study.set_user_attr(DATA_COPY_ATTR, pointer)
 
 
 def data_summary(spec: StudySpec, objective: Objective) -> str:

@@ -177,7 +177,10 @@ class StudySpec:
 
     def fingerprint(self) -> str:
         """A hash of everything that defines the trials, to refuse mixing two studies."""
-        data = {"dataset": self.dataset, "metric": self.metric,
+        dataset = dict(self.dataset)
+        if "sha256" in dataset:  # a data file is known by its content, wherever it lies
+            dataset.pop("path", None)
+        data = {"dataset": dataset, "metric": self.metric,
                 "params": {k: p.to_json() for k, p in sorted(self.params.items())}}
         if self.repeats > 1:  # absent at 1, so studies made before repeats keep their hash
             data["repeats"] = self.repeats

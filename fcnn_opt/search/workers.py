@@ -57,7 +57,7 @@ def run_worker(*, storage: str | None = None, study_name: str, timeout: float | 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage or default_url()
     study, spec = load_for_worker(open_storage(url), study_name, worker_id=worker_id,
-                                  concurrent=batch_trials > 1)
+                                  concurrent=batch_trials > 1, artifact_dir=artifact_dir)
     # Whoever made the study chose its counts; whether they fit is this machine's question.
     check_sizes(spec, batch_trials=batch_trials, allow_large=True)
     summary = new_summary(study, spec, url)
@@ -102,7 +102,8 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
     """
     url = storage or default_url()
     study, summary = prepare_study(spec, storage=url, study_name=study_name, concurrent=batch_trials > 1,
-                                   batch_trials=batch_trials * n_workers, allow_large=allow_large)
+                                   batch_trials=batch_trials * n_workers, allow_large=allow_large,
+                                   artifact_dir=artifact_dir)
     name = study.study_name
     done_before = summary.counts.done
     env = dict(os.environ, OPTUNA_STORAGE=url)

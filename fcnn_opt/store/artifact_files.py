@@ -200,3 +200,58 @@ def _folders(given, pointer: dict):
         if folder and Path(folder).is_dir() and Path(folder).resolve() not in seen:
             seen.add(Path(folder).resolve())
             yield Path(folder)
+
+
+# Your own data travels with the study: a copy of a data file up to this size is kept in the
+# artifact store, so a worker on a machine without the file reads it from there.
+DATA_COPY_LIMIT = 50 * 1024 * 1024
+DATA_COPY_ATTR = "data_copy"  # study user attribute: {artifact_id, sha256, name, folder}
+
+
+def save_data_copy(folder: str | Path, path: str | Path, sha256: str) -> dict[str, Any] | None:
+    """Keep a copy of the data file ``path`` (whose hash is ``sha256``) in the artifact folder;
+    returns the pointer to store with the study, or None for a file above
+    :data:`DATA_COPY_LIMIT` (workers then need the file at the same path)."""
+    path = Path(path)
+    if path.stat().st_size > DATA_COPY_LIMIT:
+        return None
+    artifact_id = f"data-{sha256[:32]}"  # the same content is stored once
+    target = Path(folder) / artifact_id
+    if not target.exists():
+        write_artifact(folder, artifact_id, path.read_bytes())
+    return {"artifact_id": artifact_id, "sha256": sha256, "name": path.name, "folder": str(Path(folder).resolve())}
+
+
+def fetch_data_copy(pointer: dict[str, Any], folder: str | Path | None = None) -> Path:
+    """A local file with the study's data, from its copy in the artifact folder (``folder``, the
+    one recorded, or ``$FCNN_OPT_ARTIFACTS``), checked against its hash; cached under
+    ``~/.cache/fcnn_opt/data`` so it is read from the store once per machine."""
+    import hashlib
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fcnn_opt" / "data"
+    local = cache / f"{pointer['sha256'][:16]}-{pointer['name']}"
+    if local.is_file():
+        return local
+    for candidate in _folders(folder, pointer):
+        source = candidate / pointer["artifact_id"]
+        if source.is_file():
+            body = source.read_bytes()
+            if hashlib.sha256(body).hexdigest() != pointer["sha256"]:
+                raise WeightsNotFound(f"The study's data copy in {candidate} does not match its hash.")
+            cache.mkdir(parents=True, exist_ok=True)
+            staged = local.with_suffix(local.suffix + ".part")
+            staged.write_bytes(body)
+            os.replace(staged, local)
+            return local
+    raise WeightsNotFound(f"The study's data file {pointer['name']!r} is neither on this machine nor in its "
+                          f"artifact folder; give the shared folder (--artifact-dir, or ${ARTIFACTS_ENV}).")
+
+
+def local_data_args(args: dict, study_attrs: dict, folder: str | Path | None = None) -> dict:
+    """``[dataset]`` arguments that work on this machine: a data file that is not at its
+    recorded path is read from the study's copy in the artifact folder instead."""
+    path = args.get("path")
+    pointer = study_attrs.get(DATA_COPY_ATTR)
+    if not path or Path(path).is_file() or not pointer or pointer.get("sha256") != args.get("sha256"):
+        return args
+    return {**args, "path": str(fetch_data_copy(pointer, folder))}

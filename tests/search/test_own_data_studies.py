@@ -86,6 +86,27 @@ def test_a_worker_refuses_a_data_file_that_changed(table):
     assert len(optuna.load_study(study_name="own", storage=url).trials) == 0
 
 
+def test_a_worker_without_the_file_reads_the_studys_copy(table, monkeypatch):
+    """A machine that lacks the data file (here: the file is gone) reads the copy the study
+    keeps in its artifact folder, checked against the study's hash, and runs the trials."""
+    folder, *_ = table
+    cfg = write_toml(folder / "own.toml", CSV_STUDY)
+    url = f"sqlite:///{folder / 'own.db'}"
+    assert run_cli("study", "--config", cfg, "--storage", url, "--create-only", cwd=folder).returncode == 0
+    pointer = optuna.load_study(study_name="own", storage=url).user_attrs["data_copy"]
+    assert pointer["name"] == "table.csv" and (folder / "artifacts" / pointer["artifact_id"]).is_file()
+    (folder / "data" / "table.csv").unlink()
+    worker = run_cli("worker", "--storage", url, "--study-name", "own", "--no-progress", cwd=folder,
+                     XDG_CACHE_HOME=str(folder / "cache"))
+    assert worker.returncode == 0, worker.stderr
+    study = optuna.load_study(study_name="own", storage=url)
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 4
+    assert list((folder / "cache" / "fcnn_opt" / "data").glob("*table.csv"))
+    # The report and evaluate find the data the same way.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder / "cache2"))
+    assert fcnn_opt.evaluate(url, "own").n_points["test"] == 80
+
+
 def test_the_shipped_breast_cancer_study_runs(tmp_path):
     url = f"sqlite:///{tmp_path / 'bc.db'}"
     run = run_cli("study", "--config", STUDIES / "breast_cancer.toml", "--n-trials", 3, "--storage", url,

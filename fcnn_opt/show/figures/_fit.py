@@ -33,7 +33,7 @@ def fit_data(trial, *, study=None, artifact_dir=None) -> FitData:
     """The trial's network scored on its dataset's test split (else validation)."""
     from fcnn_opt.show.figures._response import trial_dataset, trial_network
 
-    data = trial_dataset(trial, study)
+    data = trial_dataset(trial, study, artifact_dir)
     net = trial_network(trial, data.task, artifact_dir)
     split = "test" if data.has_test else "validation"
     X, y = (data.X_test, data.y_test) if data.has_test else (data.X_val, data.y_val)

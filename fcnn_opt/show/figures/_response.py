@@ -57,8 +57,9 @@ class ResponseData:
                 REGRESSION: "mean squared error"}[self.task]
 
 
-def trial_dataset(trial, study=None) -> Dataset:
-    """The dataset a finished trial was trained on, rebuilt from its stored arguments."""
+def trial_dataset(trial, study=None, artifact_dir=None) -> Dataset:
+    """The dataset a finished trial was trained on, rebuilt from its stored arguments (your own
+    data file from the study's copy in the artifact folder when it is not on this machine)."""
     args = trial.user_attrs.get("dataset_args")
     if args is None and study is not None:
         args = study.user_attrs.get("dataset")
@@ -67,6 +68,10 @@ def trial_dataset(trial, study=None) -> Dataset:
         if name is None:
             raise PlotError(f"Trial {trial.number} stores no dataset; was it run by fcnn_opt's Objective?")
         args = {"name": name}
+    if study is not None:
+        from fcnn_opt.store.artifact_files import local_data_args
+
+        args = local_data_args(args, study.user_attrs, artifact_dir)
     return build(args)
 
 
@@ -129,7 +134,7 @@ def response_data(source, *, study=None, dataset: Dataset | None = None,
         subtitle = f"{data.name}, {source.epochs_run} epochs, final val_loss {source.val_loss[-1]:.4g}"
         train_loss, val_loss = list(source.train_loss), list(source.val_loss)
     elif hasattr(source, "user_attrs") and hasattr(source, "number"):
-        data = dataset or trial_dataset(source, study)
+        data = dataset or trial_dataset(source, study, artifact_dir)
         net = trial_network(source, data.task, artifact_dir)
         data = drawn_over_important_plane(data, net.predict)
         a1, a2, output, truth = grid_output(data, net.predict, resolution)
