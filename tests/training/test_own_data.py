@@ -129,3 +129,15 @@ def test_wide_data_is_drawn_over_its_two_most_important_features():
     a1, a2, points = data.grid(5)
     assert points.shape == (25, 6)
     assert np.allclose(points[:, 2:], np.median(data.X_train, axis=0)[2:])  # a slice at the medians
+
+
+@pytest.mark.parametrize("lib", ["numpy", "torch", "tf", "keras", "sklearn"])
+def test_every_backend_trains_on_a_table_of_any_width(lib):
+    """Four inputs, three classes: each library builds the same network from the same initial
+    weights and reaches a similar loss (the backends' own contract, on wide data)."""
+    data = load_sklearn("iris", seed=0)
+    config = TrainConfig(lib=lib, dims=(8,), epochs=5, batch_size=16, lr=0.01)
+    result = train(data, config)
+    reference = train(data, config.replace(lib="numpy"))
+    assert [W.shape for W, _ in result.weights()] == [(4, 8), (8, 3)]
+    assert result.val_loss[-1] == pytest.approx(reference.val_loss[-1], rel=0.05)
