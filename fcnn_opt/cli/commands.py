@@ -45,6 +45,12 @@ def _add_artifact_dir(p: argparse.ArgumentParser, legacy: bool = False) -> None:
         p.add_argument("--artifacts", metavar="DIR", help=argparse.SUPPRESS)
 
 
+def _add_snapshots(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--snapshots", type=int, default=0, metavar="N",
+                   help="keep each network's weights after N epochs spread over its run: pictures become "
+                        "animated PNGs of the boundary as it learns, and the report animates the best and worst")
+
+
 def _add_artifacts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifacts", metavar="WHICH",
                    help="which finished trials get a picture for optuna-dashboard: complete (default), all, "
@@ -108,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accept counts above the limits (points, units, epochs, batch size, trials, table "
                         "rows and columns); what cannot fit in memory is refused all the same")
     _add_artifacts(p)
+    _add_snapshots(p)
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("worker", help="join a study and run its trials (many may run at once)",
@@ -121,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed the sampler with the study's seed + K (default: a random seed)")
     _add_engine(p)
     _add_artifacts(p)
+    _add_snapshots(p)
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
     p.set_defaults(func=cmd_worker)
 
@@ -245,6 +253,11 @@ def _default_study_name(args, spec) -> str:
 def _check_timeout(args) -> None:
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}.")
+def _check_snapshots(args) -> None:
+    if not 0 <= args.snapshots <= 100:
+        raise UsageError(f"--snapshots must be from 0 to 100 (epochs kept per network), got {args.snapshots}.")
+
+
 def _check_batch(args) -> None:
     if args.batch_trials < 1:
         raise UsageError(f"--batch-trials must be >= 1, got {args.batch_trials}.")
@@ -271,8 +284,9 @@ def cmd_study(args) -> int:
                                        artifact_dir=_artifact_options(args)["artifact_dir"])
         print(created_summary(summary))
         return EXIT_OK
+    _check_snapshots(args)
     engine = {"batch_trials": args.batch_trials, "device": args.device, "allow_large": args.allow_large,
-              **_artifact_options(args)}
+              "snapshots": args.snapshots, **_artifact_options(args)}
     if args.workers is not None:
         summary = run_parallel(spec, storage=args.storage, study_name=name, n_workers=args.workers,
                                timeout=args.timeout, progress=not args.no_progress, **engine)
@@ -300,11 +314,13 @@ def cmd_worker(args) -> int:
 
     _check_timeout(args)
     _check_batch(args)
+    _check_snapshots(args)
     if args.worker_id is not None and args.worker_id < 0:
         raise UsageError(f"--worker-id must be >= 0, got {args.worker_id}.")
     summary = run_worker(storage=args.storage, study_name=args.study_name, timeout=args.timeout,
                          progress=not args.no_progress, worker_id=args.worker_id,
-                         batch_trials=args.batch_trials, device=args.device, **_artifact_options(args))
+                         batch_trials=args.batch_trials, device=args.device, snapshots=args.snapshots,
+                         **_artifact_options(args))
     return _report(summary, run_summary(summary))
 
 

@@ -87,7 +87,8 @@ def _train_together(objective: Objective, configs, together: list[int], watches,
         i, r = owners[k]
         return watches[i](epoch, metrics) if repeats == 1 else means[i].member(r, epoch, metrics)
 
-    trained = train_population(objective.dataset, members, on_epoch=on_epoch, device=device)
+    trained = train_population(objective.dataset, members, on_epoch=on_epoch, device=device,
+                               snapshots=objective.snapshots)
     runs: dict[int, list] = {i: [] for i in together}
     for (i, _), result in zip(owners, trained, strict=True):
         runs[i].append(result)
@@ -102,8 +103,9 @@ def _train_one(objective: Objective, config, watch):
     from fcnn_opt.training.repeats import train_repeats
 
     if objective.spec.repeats > 1:
-        return train_repeats(objective.dataset, config, objective.spec.repeats, on_epoch=watch)
-    return train(objective.dataset, config, on_epoch=watch)
+        return train_repeats(objective.dataset, config, objective.spec.repeats, on_epoch=watch,
+                             snapshots=objective.snapshots)
+    return train(objective.dataset, config, on_epoch=watch, snapshots=objective.snapshots)
 
 
 def _fail():

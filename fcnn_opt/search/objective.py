@@ -84,18 +84,24 @@ class Objective:
             :mod:`fcnn_opt.store.artifact_files`), and its picture.
         pictures: which trials get a picture in ``artifact_dir`` for optuna-dashboard:
             ``"none"`` (default), ``"complete"``, ``"best"`` or ``"all"``.
+        snapshots: keep each network's weights after this many epochs spread over its run
+            (in its run file; needs ``artifact_dir``): the report animates its decision
+            boundary and its picture becomes an animated PNG. 0 (default) keeps none.
     """
 
     def __init__(self, spec: StudySpec | None = None, *, dataset: str | dict = "circles",
                  space: dict | None = None, metric: str = "val_loss",
                  on_trial_end: list[TrialHook] | None = None, artifact_dir: str | Path | None = None,
-                 pictures: str = "none"):
+                 pictures: str = "none", snapshots: int = 0):
         if spec is None:
             data = {"name": dataset} if isinstance(dataset, str) else dict(dataset)
             spec = parse_spec({"dataset": data, "params": space or {}, "study": {"metric": metric}},
                               source="Objective")
         self.spec = spec
         self.on_trial_end = list(on_trial_end or [])
+        if not isinstance(snapshots, int) or isinstance(snapshots, bool) or not 0 <= snapshots <= 100:
+            raise ValueError(f"snapshots must be an integer from 0 to 100, got {snapshots!r}.")
+        self.snapshots = snapshots
         self.artifact_dir = Path(artifact_dir) if artifact_dir is not None else None
         self.pictures = None
         if pictures != "none":
@@ -137,9 +143,10 @@ class Objective:
         if self.spec.repeats > 1:
             from fcnn_opt.training.repeats import train_repeats
 
-            result = train_repeats(self.dataset, config, self.spec.repeats, on_epoch=watch)
+            result = train_repeats(self.dataset, config, self.spec.repeats, on_epoch=watch,
+                                   snapshots=self.snapshots)
         else:
-            result = train(self.dataset, config, on_epoch=watch)
+            result = train(self.dataset, config, on_epoch=watch, snapshots=self.snapshots)
         return self.conclude(trial, result, reporter, watch.pruned_at)
 
     def config_for(self, trial: optuna.Trial):
@@ -312,7 +319,8 @@ def result_attrs(result: TrainResult, spec: StudySpec, artifact_dir: Path | None
         from fcnn_opt.store.artifact_files import RUN_FILE_ATTR, save_run
 
         others = [run.weights() for run in result.repeats[1:]]
-        attrs[RUN_FILE_ATTR] = save_run(artifact_dir, result.weights(), histories, repeats=others)
+        attrs[RUN_FILE_ATTR] = save_run(artifact_dir, result.weights(), histories, repeats=others,
+                                        snapshots=result.snapshots)
     else:
         attrs.update(histories, weights=weights_to_json(result.weights()))
     return attrs

@@ -497,7 +497,8 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
               timeout: float | None = None, progress: bool = True,
               objective: Objective | None = None, batch_trials: int = 1,
               device: str = "cpu", artifacts: str | bool = "complete",
-              artifact_dir: str | Path | None = None, allow_large: bool = False) -> RunSummary:
+              artifact_dir: str | Path | None = None, allow_large: bool = False,
+              snapshots: int = 0) -> RunSummary:
     """Create or resume the study and run trials in this process until its budget or grid is done.
 
     With ``batch_trials`` K > 1, K trials are asked at once and trained together by the
@@ -510,7 +511,7 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     """
     study, summary = prepare_study(spec, storage=storage, study_name=study_name, concurrent=batch_trials > 1,
                                    batch_trials=batch_trials, allow_large=allow_large, artifact_dir=artifact_dir)
-    objective = objective or Objective(spec)
+    objective = objective or Objective(spec, snapshots=snapshots)
     summary.data = data_summary(spec, objective)
     with trial_artifacts(objective, storage, artifacts, artifact_dir):
         return run_trials(study, spec, objective, summary, timeout=timeout, progress=progress,

@@ -44,7 +44,7 @@ STOP_GRACE = 60  # seconds children get to record their running trial after Ctrl
 def run_worker(*, storage: str | None = None, study_name: str, timeout: float | None = None,
                progress: bool = True, worker_id: int | None = None, batch_trials: int = 1,
                device: str = "cpu", artifacts: str | bool = "complete",
-               artifact_dir: str | Path | None = None) -> RunSummary:
+               artifact_dir: str | Path | None = None, snapshots: int = 0) -> RunSummary:
     """Join the study in ``storage`` and run its trials until its budget or grid is done.
 
     Artifacts (each trial's weights, and the pictures ``artifacts`` asks for) go to
@@ -61,7 +61,7 @@ def run_worker(*, storage: str | None = None, study_name: str, timeout: float | 
     # Whoever made the study chose its counts; whether they fit is this machine's question.
     check_sizes(spec, batch_trials=batch_trials, allow_large=True)
     summary = new_summary(study, spec, url)
-    objective = Objective(spec)
+    objective = Objective(spec, snapshots=snapshots)
     with trial_artifacts(objective, url, artifacts, artifact_dir):
         return run_trials(study, spec, objective, summary, timeout=timeout, progress=progress,
                           batch_trials=batch_trials, device=device)
@@ -69,7 +69,7 @@ def run_worker(*, storage: str | None = None, study_name: str, timeout: float | 
 
 def worker_command(study_name: str, worker_id: int, timeout: float | None, batch_trials: int = 1,
                    device: str = "cpu", artifacts: str | bool = "complete",
-                   artifact_dir: str | Path | None = None) -> list[str]:
+                   artifact_dir: str | Path | None = None, snapshots: int = 0) -> list[str]:
     """The command line of one local worker (the storage URL goes in its environment, not here,
     so a password never shows in the process list)."""
     command = [sys.executable, "-m", "fcnn_opt", "worker", f"--study-name={study_name}",
@@ -83,13 +83,16 @@ def worker_command(study_name: str, worker_id: int, timeout: float | None, batch
     command.append(f"--artifacts={picture_mode(artifacts)}")
     if artifact_dir is not None:
         command.append(f"--artifact-dir={Path(artifact_dir).resolve()}")
+    if snapshots:
+        command.append(f"--snapshots={snapshots}")
     return command
 
 
 def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
                  n_workers: int = 2, timeout: float | None = None, progress: bool = True,
                  batch_trials: int = 1, device: str = "cpu", artifacts: str | bool = "complete",
-                 artifact_dir: str | Path | None = None, allow_large: bool = False) -> RunSummary:
+                 artifact_dir: str | Path | None = None, allow_large: bool = False,
+                 snapshots: int = 0) -> RunSummary:
     """Create or resume the study, then run it with ``n_workers`` local workers: this process
     and ``n_workers - 1`` worker processes (``python -m fcnn_opt worker``).
 
@@ -121,7 +124,7 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
             with log_paths[-1].open("wb") as log:
                 # A session of its own: a terminal's Ctrl-C reaches the workers once, through us.
                 procs.append(subprocess.Popen(worker_command(name, i, timeout, batch_trials, device, artifacts,
-                                                             artifact_dir), env=env, stdin=subprocess.DEVNULL,
+                                                             artifact_dir, snapshots), env=env, stdin=subprocess.DEVNULL,
                                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         stopping: list[int] = []
 
@@ -132,7 +135,7 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
                     p.send_signal(signum)
 
         try:
-            objective = Objective(spec)
+            objective = Objective(spec, snapshots=snapshots)
             with trial_artifacts(objective, url, artifacts, artifact_dir):
                 run_trials(study, spec, objective, summary, timeout=timeout, progress=progress,
                            batch_trials=batch_trials, device=device)

@@ -113,17 +113,21 @@ class TrialPictures:
                "title": result.description(["lib", "units", "activation", "optimizer", "lr", "epochs"]),
                "subtitle": f"trial {trial.number} ({state}{value_text}), {result.dataset.name}, "
                            f"{result.epochs_run} epochs"}
-        name = picture_name(trial.number, result.dataset.name)
-        if self.background:
-            artifact_id = str(uuid.uuid4())  # hex and dashes only: optuna-dashboard serves no other ids
-            reporter.store_system(dict([internals.artifact_attr(artifact_id, name)]))
-            self._start().submit(artifact_id, str(self.folder), job)
-            return
-        try:
-            self._upload_now(trial, name, job)
-        except Exception as exc:  # a picture is a bonus: never lose a trial over it
-            self._note_failure(f"trial {trial.number}: {type(exc).__name__}: {exc}")
-            reporter.store({"artifact_error": f"{type(exc).__name__}: {exc}"[:500]})
+        jobs = [(picture_name(trial.number, result.dataset.name), job)]
+        if result.snapshots:  # the boundary as it learns: a second, animated picture
+            jobs.append((picture_name(trial.number, result.dataset.name).replace("response_", "learning_", 1),
+                         {**job, "snapshots": result.snapshots, "weights": None}))
+        for name, one in jobs:
+            if self.background:
+                artifact_id = str(uuid.uuid4())  # hex and dashes only: optuna-dashboard serves no other ids
+                reporter.store_system(dict([internals.artifact_attr(artifact_id, name)]))
+                self._start().submit(artifact_id, str(self.folder), one)
+                continue
+            try:
+                self._upload_now(trial, name, one)
+            except Exception as exc:  # a picture is a bonus: never lose a trial over it
+                self._note_failure(f"trial {trial.number}: {type(exc).__name__}: {exc}")
+                reporter.store({"artifact_error": f"{type(exc).__name__}: {exc}"[:500]})
 
     def _upload_now(self, trial, name: str, job: dict) -> None:
         from optuna.artifacts import upload_artifact

@@ -86,10 +86,77 @@ def _predictor(dataset: Dataset, weights, activation: str):
 def response_png(dataset: Dataset, weights, activation: str, train_loss, val_loss, *, title: str,
                  subtitle: str = "") -> bytes:
     """The PNG bytes of a trained network's picture (see the module docstring)."""
+    predict = _predictor(dataset, weights, activation)
+    image = _response_image(drawn_over_important_plane(dataset, predict), predict, train_loss, val_loss,
+                            title=title, subtitle=subtitle)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+FRAME_MS, LAST_FRAME_MS = 500, 2000  # how long each epoch shows in an animated picture
+
+
+def animated_png(dataset: Dataset, snapshots: dict, activation: str, train_loss, val_loss, *, title: str,
+                 subtitle: str = "") -> bytes:
+    """An animated PNG (APNG: browsers and optuna-dashboard play it, other viewers show the
+    first frame) of the network's output over the plane after each snapshot epoch, above a
+    strip of its validation loss marked at that epoch. Kept small (one panel) so that it
+    costs little beside the trial's still picture; wide data is drawn over the final
+    network's plane throughout."""
     from PIL import Image, ImageDraw
 
-    predict = _predictor(dataset, weights, activation)
-    dataset = drawn_over_important_plane(dataset, predict)
+    epochs = sorted(snapshots)
+    dataset = drawn_over_important_plane(dataset, _predictor(dataset, snapshots[epochs[-1]], activation))
+    left, top, strip = 12, 44, 64
+    width, height = PANEL + 2 * left, top + PANEL + strip + 28
+    losses = [v for v in val_loss if v is not None and np.isfinite(v)]
+    lo, hi = (min(losses), max(losses)) if losses else (0.0, 1.0)
+    frames = []
+    for epoch in epochs:
+        predict = _predictor(dataset, snapshots[epoch], activation)
+        a1, a2, output, truth = grid_output(dataset, predict, RESOLUTION)
+        canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+        smooth = Image.Resampling.NEAREST if dataset.task == MULTICLASS else Image.Resampling.BILINEAR
+        vrange = value_range(dataset.y_train, output, truth)
+        tile = Image.fromarray(_surface_rgb(output, dataset.task, dataset.n_classes, vrange)).resize(
+            (PANEL, PANEL), smooth)
+        canvas[top:top + PANEL, left:left + PANEL] = np.asarray(tile)
+        _stamp_points(canvas, dataset, a1, a2, left, top)
+        image = Image.fromarray(canvas)
+        draw = ImageDraw.Draw(image)
+        draw.text((width // 2, 4), title, fill="black", font=_font(11), anchor="ma")
+        draw.text((width // 2, 22), f"after epoch {epoch} of {len(val_loss)}" + (f"; {subtitle}" if subtitle else ""),
+                  fill="#333333", font=_font(11), anchor="ma")
+        draw.rectangle((left, top, left + PANEL, top + PANEL), outline="#444444")
+        _loss_strip(draw, left, top + PANEL + 10, PANEL, strip, val_loss, lo, hi, epoch)
+        frames.append(image)
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="PNG", save_all=True, append_images=frames[1:], loop=0, compress_level=1,
+                   duration=[FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS])
+    return buffer.getvalue()
+
+
+def _loss_strip(draw, left: int, top: int, width: int, height: int, val_loss, lo: float, hi: float,
+                epoch: int) -> None:
+    """The validation loss per epoch as a thin curve, the epoch shown as a vertical line."""
+    span = (hi - lo) or 1.0
+    n = max(len(val_loss), 1)
+    xy = [(left + width * (i + 0.5) / n, top + height - height * (v - lo) / span)
+          for i, v in enumerate(val_loss) if v is not None and np.isfinite(v)]
+    draw.rectangle((left, top, left + width, top + height), outline="#bbbbbb")
+    if len(xy) > 1:
+        draw.line(xy, fill=VALID, width=2)
+    x = left + width * (epoch - 0.5) / n
+    draw.line((x, top, x, top + height), fill="#333333", width=1)
+    draw.text((left, top + height + 3), f"validation loss {hi:.3g} to {lo:.3g}", fill="#333333", font=_font(10))
+
+
+def _response_image(dataset: Dataset, predict, train_loss, val_loss, *, title: str, subtitle: str = "",
+                    epoch: int | None = None):
+    """The picture as a Pillow image; with ``epoch``, of the network after that epoch (a frame)."""
+    from PIL import Image, ImageDraw
+
     if dataset.feature_names is not None:  # own data: say which inputs the panels show
         axes = " / ".join(name.replace(" (standardised)", "") for name in dataset.plane_names if name)
         extra = "; others at medians" if dataset.n_features > 2 else ""
@@ -103,6 +170,8 @@ def response_png(dataset: Dataset, weights, activation: str, train_loss, val_los
     positive = dataset.class_names[1] if dataset.class_names else "class 1"
     output_title = {BINARY: f"model: probability of {positive}", MULTICLASS: "model: predicted class",
                     REGRESSION: "model: predicted value"}[dataset.task]
+    if epoch is not None:
+        output_title = output_title.replace("model:", f"after epoch {epoch}:")
     canvas = np.asarray(image).copy()  # the surfaces and points are drawn as arrays
     panels = ((lefts[0], output, output_title), (lefts[1], truth, "ground truth"))
     for left, z, _ in panels:
@@ -132,7 +201,7 @@ def response_png(dataset: Dataset, weights, activation: str, train_loss, val_los
     draw.text((width // 2, 6), title, fill="black", font=_font(15), anchor="ma")
     if subtitle:
         draw.text((width // 2, 26), subtitle, fill="#333333", font=_font(12), anchor="ma")
-    _loss_panel(draw, lefts[2], top, train_loss, val_loss, dataset.task)
+    _loss_panel(draw, lefts[2], top, train_loss, val_loss, dataset.task, epoch)
     legend = {MULTICLASS: "dots: training points by class; shaded: predicted class; dashed box: sampled region",
               BINARY: f"dots: training points by class; red to blue: probability of {positive}; dashed box: "
                       "sampled region",
@@ -146,9 +215,7 @@ def response_png(dataset: Dataset, weights, activation: str, train_loss, val_los
             name = dataset.class_names[k] if dataset.class_names else f"class {k}"
             draw.text((x + 12, top + PANEL + 30), name, fill="#333333", font=_font(12))
             x += max(70, 20 + 7 * len(name))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    return image
 
 
 def _class_colors(dataset: Dataset) -> list[str]:
@@ -209,8 +276,9 @@ def _dashed(draw, start, end, dash: float = 5, gap: float = 4) -> None:
         at = stop + gap
 
 
-def _loss_panel(draw, left: int, top: int, train_loss, val_loss, task: str) -> None:
-    """Train and validation loss per epoch, with their range and epochs written on the axes."""
+def _loss_panel(draw, left: int, top: int, train_loss, val_loss, task: str, epoch: int | None = None) -> None:
+    """Train and validation loss per epoch, with their range and epochs written on the axes;
+    ``epoch`` is marked with a vertical line (an animation's frame)."""
     font = _font(11)
     width = PANEL + 20
     name = {BINARY: "binary cross-entropy", MULTICLASS: "cross-entropy", REGRESSION: "mean squared error"}[task]
@@ -238,6 +306,11 @@ def _loss_panel(draw, left: int, top: int, train_loss, val_loss, task: str) -> N
             draw.ellipse((xy[0][0] - 2, xy[0][1] - 2, xy[0][0] + 2, xy[0][1] + 2), fill=color)
     draw.text((left - 4, top), f"{hi:.3g}", fill="#333333", font=font, anchor="ra")
     draw.text((left - 4, top + PANEL), f"{lo:.3g}", fill="#333333", font=font, anchor="rd")
+    if epoch is not None:
+        x = left + width * (epoch - 0.5) / epochs
+        draw.line((x, top + 1, x, top + PANEL - 1), fill="#333333", width=1)
+        draw.text((x + 3 if x < left + width * 0.7 else x - 3, top + PANEL - 6), f"epoch {epoch}", fill="#333333",
+                  font=font, anchor="ld" if x < left + width * 0.7 else "rd")
     draw.text((left, top + PANEL + 4), "epoch 1", fill="#333333", font=font)
     draw.text((left + width, top + PANEL + 4), f"{epochs}", fill="#333333", font=font, anchor="ra")
     key_y = top + 10

@@ -57,10 +57,14 @@ def dataset_for(args: dict):
 
 
 def draw(job: dict) -> bytes:
-    from fcnn_opt.show.pictures import response_png
+    """A job's picture: a PNG, or an animated PNG when the job carries snapshots."""
+    from fcnn_opt.show.pictures import animated_png, response_png
 
-    return response_png(dataset_for(job["dataset"]), job["weights"], job["activation"], job["train_loss"],
-                        job["val_loss"], title=job["title"], subtitle=job["subtitle"])
+    common = {"title": job["title"], "subtitle": job["subtitle"]}
+    data = dataset_for(job["dataset"])
+    if job.get("snapshots"):
+        return animated_png(data, job["snapshots"], job["activation"], job["train_loss"], job["val_loss"], **common)
+    return response_png(data, job["weights"], job["activation"], job["train_loss"], job["val_loss"], **common)
 
 
 class Renderer:

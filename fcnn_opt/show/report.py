@@ -129,6 +129,30 @@ def _fit_section(study, trial, artifact_dir) -> _Section:
         draw_plotly=_fit.draw_fit_plotly, draw_png=lambda d, p: save_png(_fit.draw_fit_mpl(d), p))
 
 
+def _has_snapshots(study) -> bool:
+    """Whether the study's best trial kept snapshots (``study --snapshots N``)."""
+    from fcnn_opt.store.artifact_files import load_snapshots
+
+    ranked = _response_trials(study, ())
+    try:
+        return bool(ranked) and bool(load_snapshots(ranked[0][1]))
+    except Exception:  # a run file that cannot be read: the response sections say why
+        return False
+
+
+def _learning_section(study, artifact_dir) -> _Section:
+    from fcnn_opt.show.figures import _learning
+
+    return _Section(
+        "learning", "The decision boundary as it learns (best and worst trial)",
+        "Each network's output over the input plane after each snapshot epoch; the slider (or play) "
+        "moves through the epochs, the line on the loss curves marks the epoch shown. The PNG shows "
+        "five of them.",
+        build=lambda: _learning.learning_data(study, artifact_dir=artifact_dir),
+        draw_plotly=_learning.draw_learning_plotly,
+        draw_png=lambda d, p: save_png(_learning.draw_learning_mpl(d), p))
+
+
 def _loss_section(study, color_by, style_by, artifact_dir) -> _Section:
     from fcnn_opt.show.figures import _loss
 
@@ -233,6 +257,8 @@ def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifac
     best = next((trial for label, trial in _response_trials(study, ()) if label == "best"), None)
     if best is not None:
         sections.append(_fit_section(study, best, artifact_dir))
+    if _has_snapshots(study):
+        sections.append(_learning_section(study, artifact_dir))
     sections.append(_Section(
         "hp_surface", "Hyperparameter response surface",
         "The final metric over two hyperparameters, the others averaged out, and one marginal curve "

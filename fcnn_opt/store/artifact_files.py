@@ -81,7 +81,8 @@ def write_artifact(folder: str | Path, artifact_id: str, body: bytes) -> None:
     os.replace(temporary, path)  # a reader never sees half a file
 
 
-def save_run(folder: str | Path, weights, histories: dict[str, list], repeats=()) -> dict[str, Any]:
+def save_run(folder: str | Path, weights, histories: dict[str, list], repeats=(),
+             snapshots: dict | None = None) -> dict[str, Any]:
     """Write a trial's ``[(W, b), ...]`` and its histories (lists with None for a missing
     value) into the artifact folder as one .npz; returns the pointer to keep as the trial's
     :data:`RUN_FILE_ATTR` user attribute."""
@@ -90,6 +91,8 @@ def save_run(folder: str | Path, weights, histories: dict[str, list], repeats=()
     arrays = weight_arrays(weights)
     for r, extra in enumerate(repeats, start=1):  # a trial with seed repeats: each network
         arrays.update(weight_arrays(extra, prefix=repeat_prefix(r)))
+    for epoch, snapshot in (snapshots or {}).items():  # the network as it learned
+        arrays.update(weight_arrays(snapshot, prefix=f"{SNAPSHOT_PREFIX}{epoch}_"))
     for name, values in histories.items():
         if values is not None:
             arrays[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
@@ -98,6 +101,20 @@ def save_run(folder: str | Path, weights, histories: dict[str, list], repeats=()
     artifact_id = str(uuid.uuid4())  # as Optuna names artifacts
     write_artifact(folder, artifact_id, body.getvalue())
     return {"artifact_id": artifact_id, "folder": str(Path(folder).resolve())}
+
+
+SNAPSHOT_PREFIX = "epoch"  # run-file arrays epoch<N>_W0, epoch<N>_b0, ...: weights after epoch N
+
+
+def load_snapshots(trial, folder: str | Path | None = None) -> dict[int, list[tuple[Any, Any]]]:
+    """A trial's snapshots (``study --snapshots N``): ``{epoch: [(W, b), ...]}``, by epoch; {}
+    for a trial that kept none."""
+    if not trial.user_attrs.get(RUN_FILE_ATTR):
+        return {}
+    arrays = _run_file(trial, folder)
+    epochs = sorted({int(name[len(SNAPSHOT_PREFIX):].split("_", 1)[0]) for name in arrays
+                     if name.startswith(SNAPSHOT_PREFIX) and name.endswith("_W0")})
+    return {e: weights_from_arrays(arrays, f"{SNAPSHOT_PREFIX}{e}_") for e in epochs}
 
 
 def repeat_prefix(repeat: int) -> str:

@@ -48,6 +48,8 @@ class TrainResult:
     stopped_early: bool = False
     model: Model | None = field(default=None, repr=False)
     repeats: list[TrainResult] = field(default_factory=list, repr=False)
+    # epoch -> the network's weights after it (train(..., snapshots=N)): the boundary as it learns
+    snapshots: dict[int, Weights] = field(default_factory=dict, repr=False)
 
     @property
     def epochs_run(self) -> int:
@@ -64,7 +66,17 @@ class TrainResult:
         return self.config.description(keys, n_outputs=self.dataset.n_outputs, n_inputs=self.dataset.n_features)
 
 
-def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None) -> TrainResult:
+def snapshot_epochs(epochs: int, count: int) -> set[int]:
+    """``count`` epochs spread evenly over ``1..epochs``, the first and the last included."""
+    if count <= 0:
+        return set()
+    if count == 1:
+        return {epochs}
+    return {int(round(1 + i * (epochs - 1) / (count - 1))) for i in range(count)}
+
+
+def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None,
+          snapshots: int = 0) -> TrainResult:
     """Train ``config``'s network on ``dataset``.
 
     Args:
@@ -73,6 +85,8 @@ def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None
         on_epoch: called as ``on_epoch(epoch, metrics)`` after every epoch (epochs count
             from 1; ``metrics`` has ``train_loss``, ``val_loss``, ``val_accuracy``,
             ``seconds``). Returning True stops training.
+        snapshots: keep the network's weights after this many epochs, spread over the run
+            (:func:`snapshot_epochs`), in ``result.snapshots``; 0 keeps none.
 
     Raises:
         ValueError: settings the chosen library cannot honour, before any training.
@@ -86,6 +100,7 @@ def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None
     n_train = len(dataset.X_train)
     weights = init_weights(layer_sizes(config, dataset), config.seed)
     clock = [time.perf_counter()]
+    wanted = snapshot_epochs(config.epochs, snapshots)
 
     def batches(epoch: int) -> list[np.ndarray]:
         return epoch_batches(n_train, config.batch_size, config.seed, epoch)
@@ -101,6 +116,8 @@ def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None
         result.epoch_seconds.append(metrics["seconds"])
         if result.val_accuracy is not None:
             result.val_accuracy.append(metrics["val_accuracy"])
+        if len(result.val_loss) in wanted:
+            result.snapshots[len(result.val_loss)] = model.weights()
         if not np.isfinite(val_loss) or not np.isfinite(train_loss):
             result.stopped_early = True  # diverged: no point going on
             return True

@@ -219,7 +219,7 @@ class _Group:
 
 
 def train_population(dataset: Dataset, configs: Sequence[TrainConfig], on_epoch: PopulationOnEpoch | None = None,
-                     *, device: str = "cpu") -> list[TrainResult]:
+                     *, device: str = "cpu", snapshots: int = 0) -> list[TrainResult]:
     """Train every config in ``configs`` together; results in the same order.
 
     Args:
@@ -228,6 +228,8 @@ def train_population(dataset: Dataset, configs: Sequence[TrainConfig], on_epoch:
         on_epoch: called as ``on_epoch(i, epoch, metrics)`` for member ``i`` after each of
             its epochs; True stops that member (the others go on).
         device: ``cpu`` or ``cuda``.
+        snapshots: as :func:`fcnn_opt.training.loop.train`'s: each member keeps its weights
+            after this many epochs spread over its run.
     """
     for config in configs:
         if config.depth == 0:
@@ -246,12 +248,12 @@ def train_population(dataset: Dataset, configs: Sequence[TrainConfig], on_epoch:
     with cpu_threads(torch_device):
         for members in groups.values():
             _train_group(dataset, [configs[i] for i in members], members, results, on_epoch, X, y,
-                         X_val, y_val)
+                         X_val, y_val, snapshots)
     return results
 
 
 def _train_group(data: Dataset, configs, members: list[int], results: list[TrainResult],
-                 on_epoch, X, y, X_val, y_val) -> None:
+                 on_epoch, X, y, X_val, y_val, snapshots: int = 0) -> None:
     group = _Group(data, configs, X.device)
     ids = list(members)  # result index of each current row
     n = len(X)
@@ -274,6 +276,8 @@ def _train_group(data: Dataset, configs, members: list[int], results: list[Train
         train_losses = (total / n).tolist()
         seconds = (time.perf_counter() - start) / len(ids)
         keep, done = [], []
+        if snapshots:
+            _take_snapshots(group, data, ids, results, epoch, snapshots)
         for row, i in enumerate(ids):
             result = results[i]
             val = val_losses[row]
@@ -300,6 +304,17 @@ def _train_group(data: Dataset, configs, members: list[int], results: list[Train
             ids = [ids[row] for row in keep]
             if ids:
                 group.keep(keep)
+
+
+def _take_snapshots(group, data: Dataset, ids: list[int], results: list[TrainResult], epoch: int,
+                    count: int) -> None:
+    """Copy out the weights of the members for which ``epoch`` is a snapshot epoch."""
+    from fcnn_opt.training.loop import snapshot_epochs
+
+    rows = [row for row, i in enumerate(ids) if epoch in snapshot_epochs(results[i].config.epochs, count)]
+    if rows:
+        for row, net in zip(rows, group.numpy_nets(rows, data), strict=True):
+            results[ids[row]].snapshots[epoch] = net.weights()
 
 
 def _epoch_order(n: int, batch_size: int, seeds: list[int], epoch: int, device) -> torch.Tensor:

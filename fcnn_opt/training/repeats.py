@@ -91,7 +91,7 @@ def _mean(values) -> float | None:
 
 
 def train_repeats(dataset: Dataset, config: TrainConfig, repeats: int, on_epoch: OnEpoch | None = None,
-                  *, device: str = "cpu") -> TrainResult:
+                  *, device: str = "cpu", snapshots: int = 0) -> TrainResult:
     """Train ``config`` ``repeats`` times (seeds ``seed .. seed + repeats - 1``) and combine them.
 
     ``on_epoch(epoch, metrics)`` sees the mean over repeats; True stops them all. Returns
@@ -102,9 +102,9 @@ def train_repeats(dataset: Dataset, config: TrainConfig, repeats: int, on_epoch:
     if trains_together(config):
         from fcnn_opt.training.population import train_population
 
-        results = train_population(dataset, configs, on_epoch=watch.member, device=device)
+        results = train_population(dataset, configs, on_epoch=watch.member, device=device, snapshots=snapshots)
     else:
-        results = [train(dataset, c, on_epoch=lambda epoch, m, r=r: watch.member(r, epoch, m))
+        results = [train(dataset, c, on_epoch=lambda epoch, m, r=r: watch.member(r, epoch, m), snapshots=snapshots)
                    for r, c in enumerate(configs)]
     return combine(results, watch.stopped_at)
 
@@ -131,6 +131,7 @@ def combine(results: Sequence[TrainResult], stopped_at: int | None = None) -> Tr
     if first.val_accuracy is not None:
         combined.val_accuracy = [m["val_accuracy"] for m in per_epoch]
     combined.repeats = list(results)
+    combined.snapshots = {e: w for e, w in first.snapshots.items() if e <= epochs}  # repeat 0's
     return combined
 
 

@@ -34,6 +34,8 @@ _LAZY = {
     "plot_lib_comparison": "_libs",
     "lib_comparison_data": "_libs",
     "plot_fit": "_fit",
+    "plot_learning": "_learning",
+    "learning_data": "_learning",
     # fitted surrogates of the metric (they need scikit-learn)
     "plot_partial_dependence": "_surrogate",
     "plot_surrogate_surface": "_surrogate",
