@@ -42,6 +42,7 @@ class Way:
     n_trials: int | None = None  # a subset of the workload's trials (slow ways)
     workers: int = 1  # local worker processes (python -m fcnn_opt worker)
     default_path: bool = False  # as `study` runs it: a picture per complete trial, progress bar on
+    snapshots: int = 0  # study --snapshots N (with default_path: an animated picture per trial too)
 
 
 def ways(quick: bool) -> dict[str, list[Way]]:
@@ -53,6 +54,8 @@ def ways(quick: bool) -> dict[str, list[Way]]:
                Way("torch, one trial at a time", "torch", n_trials=40 if quick else None),
                Way("numpy, as `study` runs it (pictures, progress bar)", "numpy",
                    n_trials=40 if quick else None, default_path=True),
+               Way("numpy, as `study --snapshots 10` runs it", "numpy", n_trials=40 if quick else None,
+                   default_path=True, snapshots=10),
                Way("numpy, one trial at a time", "numpy", n_trials=40 if quick else None),
                Way("numpy, 2 worker processes", "numpy", n_trials=40 if quick else None, workers=2),
                Way("population K=10", "torch", 10, n_trials=40 if quick else None),
@@ -61,7 +64,7 @@ def ways(quick: bool) -> dict[str, list[Way]]:
 
 
 def run_row(workload: str, lib: str, batch_trials: int, n_trials: int | None, storage: str,
-            workers: int = 1, default_path: bool = False) -> dict:
+            workers: int = 1, default_path: bool = False, snapshots: int = 0) -> dict:
     """Run one workload one way in this process (and its workers); returns the row's figures."""
     import resource
 
@@ -76,7 +79,7 @@ def run_row(workload: str, lib: str, batch_trials: int, n_trials: int | None, st
         summary = run_parallel(spec, storage=storage, n_workers=workers, progress=False, artifacts=pictures)
     else:
         summary = run_study(spec, storage=storage, progress=default_path, batch_trials=batch_trials,
-                            artifacts=pictures)
+                            artifacts=pictures, snapshots=snapshots)
     seconds = time.perf_counter() - start
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # the largest worker
@@ -105,10 +108,11 @@ def _database_kb(path: str) -> float | None:
 
 def _row_in_subprocess(workload: str, way: Way, folder: str) -> dict:
     storage = (f"sqlite:///{folder}/{workload}-{way.lib}-{way.batch_trials}-{way.workers}"
-               f"{'-default' if way.default_path else ''}.db")
+               f"{'-default' if way.default_path else ''}-{way.snapshots}.db")
     code = (f"import json; from fcnn_opt.cli.bench import run_row; "
             f"print(json.dumps(run_row({workload!r}, {way.lib!r}, {way.batch_trials}, {way.n_trials!r}, "
-            f"{storage!r}, workers={way.workers}, default_path={way.default_path})))")
+            f"{storage!r}, workers={way.workers}, default_path={way.default_path}, "
+            f"snapshots={way.snapshots})))")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
     if done.returncode != 0:
@@ -162,6 +166,10 @@ def run_bench(workloads: list[str], quick: bool = False) -> list[dict]:
     if default and plain:
         print(f"W2 as `study` runs it against no pictures: {default['process_seconds'] / plain['process_seconds']:.2f}x "
               "the wall time (target: at most 1.15x)")
+    animated = by_way.get(("W2", "numpy, as `study --snapshots 10` runs it"))
+    if default and animated:
+        print(f"W2 with --snapshots 10 against without: {animated['process_seconds'] / default['process_seconds']:.2f}x "
+              "the wall time (target: at most 1.3x)")
     return rows
 
 

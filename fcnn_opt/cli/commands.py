@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-by", metavar="PARAM", help="loss overlay: line style by this hyperparameter")
     p.add_argument("--x", metavar="PARAM", help="hyperparameter surface: x axis")
     p.add_argument("--y", metavar="PARAM", help="hyperparameter surface: y axis")
+    p.add_argument("--features", metavar="NAME", nargs=2,
+                   help="your own data: draw the response surfaces over these two features (default: the "
+                        "two that matter most to each network; the others stay at their medians)")
     p.add_argument("--no-png", action="store_true", help="HTML only")
     p.add_argument("--surrogate", choices=["auto", "gp", "forest"],
                    help="add a fitted surrogate's partial dependence, surface with uncertainty and "
@@ -445,6 +448,7 @@ def cmd_report(args) -> int:
         report = build_report(study, args.out, trials=args.trials, color_by=args.color_by,
                               style_by=args.style_by, x=args.x, y=args.y, png=not args.no_png,
                               artifact_dir=args.artifact_dir, facts=_estimate_facts(study, args.artifact_dir),
+                              features=args.features,
                               surrogate=args.surrogate)
     except PlotError as exc:
         raise UsageError(str(exc)) from None

@@ -20,7 +20,7 @@ Formats, and how each loads back with no fcnn_opt:
 - ``sklearn``: a pickled, fitted scikit-learn ``MLPClassifier`` (binary, multiclass) or
   ``MLPRegressor`` (regression) whose ``coefs_`` and ``intercepts_`` are the weights:
   ``pickle.load(open(PATH, "rb")).predict_proba(X)`` (or ``.predict(X)``); classes are
-  ``0..k-1``. Needs ``fcnn_opt[sklearn]``; load it with the scikit-learn version that wrote it.
+  ``0..k-1``. Needs scikit-learn; load it with the scikit-learn version that wrote it.
 
 Each export is checked before it is kept: the written file is read back and its predictions
 on a 41 x 41 grid over [-4, 4]^2 (wider than every built-in dataset's picture; for other input
@@ -52,7 +52,7 @@ _NEEDS = {
     "torch": (("torch",), "--format torch needs PyTorch: pip install 'fcnn_opt[torch]'."),
     "keras": (("keras",), "--format keras needs TensorFlow and Keras: pip install 'fcnn_opt[tf]'."),
     "onnx": (("onnx", "onnxruntime"), "--format onnx needs onnx and onnxruntime: pip install 'fcnn_opt[onnx]'."),
-    "sklearn": (("sklearn",), "--format sklearn needs scikit-learn: pip install 'fcnn_opt[sklearn]'."),
+    "sklearn": (("sklearn",), "--format sklearn needs scikit-learn: pip install scikit-learn."),
 }
 
 

@@ -106,14 +106,15 @@ def pareto_picks(study) -> list[tuple[str, object]]:
     return chosen
 
 
-def _response_section(study, label: str, trial, artifact_dir) -> _Section:
+def _response_section(study, label: str, trial, artifact_dir, features=None) -> _Section:
     from fcnn_opt.show.figures import _response
 
     return _Section(
         "response_" + "".join(ch for ch in label.lower() if ch.isalnum()), f"Model response surface: {label} (trial {trial.number})",
         "The trained network's output over the input plane, training points on top, the ground "
         "truth beside it and the loss history (rebuilt from the stored weights).",
-        build=lambda trial=trial: _response.response_data(trial, study=study, artifact_dir=artifact_dir),
+        build=lambda trial=trial: _response.response_data(trial, study=study, artifact_dir=artifact_dir,
+                                                          features=features),
         draw_plotly=_response.draw_response_plotly,
         draw_png=lambda d, p: save_png(_response.draw_response_mpl(d), p))
 
@@ -140,7 +141,7 @@ def _has_snapshots(study) -> bool:
         return False
 
 
-def _learning_section(study, artifact_dir) -> _Section:
+def _learning_section(study, artifact_dir, features=None) -> _Section:
     from fcnn_opt.show.figures import _learning
 
     return _Section(
@@ -148,7 +149,7 @@ def _learning_section(study, artifact_dir) -> _Section:
         "Each network's output over the input plane after each snapshot epoch; the slider (or play) "
         "moves through the epochs, the line on the loss curves marks the epoch shown. The PNG shows "
         "five of them.",
-        build=lambda: _learning.learning_data(study, artifact_dir=artifact_dir),
+        build=lambda: _learning.learning_data(study, artifact_dir=artifact_dir, features=features),
         draw_plotly=_learning.draw_learning_plotly,
         draw_png=lambda d, p: save_png(_learning.draw_learning_mpl(d), p))
 
@@ -164,7 +165,8 @@ def _loss_section(study, color_by, style_by, artifact_dir) -> _Section:
         draw_plotly=_loss.draw_loss_plotly, draw_png=lambda d, p: save_png(_loss.draw_loss_mpl(d), p))
 
 
-def _multi_sections(study, *, trials: Sequence[int], color_by, style_by, artifact_dir=None) -> list[_Section]:
+def _multi_sections(study, *, trials: Sequence[int], color_by, style_by, artifact_dir=None,
+                    features=None) -> list[_Section]:
     """A multi-objective study: its Pareto front, three networks along it, the loss histories
     and the timeline (Optuna's one-value figures do not apply)."""
     from fcnn_opt.show.figures import _optuna
@@ -183,7 +185,7 @@ def _multi_sections(study, *, trials: Sequence[int], color_by, style_by, artifac
                             f"Trials: 0..{max(by_number) if by_number else -1}.")
         if all(t.number != number for _, t in picks):
             picks.append((f"trial {number}", by_number[number]))
-    sections += [_response_section(study, label, trial, artifact_dir) for label, trial in picks]
+    sections += [_response_section(study, label, trial, artifact_dir, features) for label, trial in picks]
     sections.append(_loss_section(study, color_by, style_by, artifact_dir))
     timeline = next(info for info in _optuna.OPTUNA_FIGURES if info.key == "timeline")
     sections.append(_Section(
@@ -238,12 +240,12 @@ def _surrogate_sections(study, kind: str, x, y) -> list[_Section]:
 
 
 def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifact_dir=None,
-              surrogate: str | None = None) -> list[_Section]:
+              surrogate: str | None = None, features=None) -> list[_Section]:
     from fcnn_opt.show.figures import _hp_surface, _libs, _optuna
 
     if is_multi(study):
         return _multi_sections(study, trials=trials, color_by=color_by, style_by=style_by,
-                               artifact_dir=artifact_dir)
+                               artifact_dir=artifact_dir, features=features)
     sections = []
     for info in _optuna.OPTUNA_FIGURES:
         sections.append(_Section(
@@ -252,13 +254,13 @@ def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifac
             draw_plotly=lambda fig: fig,
             draw_png=lambda _fig, path, key=info.key: _optuna.optuna_figure(study, key, save=path)))
     sections.append(_loss_section(study, color_by, style_by, artifact_dir))
-    sections += [_response_section(study, label, trial, artifact_dir)
+    sections += [_response_section(study, label, trial, artifact_dir, features)
                  for label, trial in _response_trials(study, trials)]
     best = next((trial for label, trial in _response_trials(study, ()) if label == "best"), None)
     if best is not None:
         sections.append(_fit_section(study, best, artifact_dir))
     if _has_snapshots(study):
-        sections.append(_learning_section(study, artifact_dir))
+        sections.append(_learning_section(study, artifact_dir, features))
     sections.append(_Section(
         "hp_surface", "Hyperparameter response surface",
         "The final metric over two hyperparameters, the others averaged out, and one marginal curve "
@@ -278,7 +280,8 @@ def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifac
 def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[int] = (),
                  color_by: str | None = None, style_by: str | None = None, x: str | None = None,
                  y: str | None = None, png: bool = True, artifact_dir: str | Path | None = None,
-                 facts: dict[str, str] | None = None, surrogate: str | None = None) -> Report:
+                 facts: dict[str, str] | None = None, surrogate: str | None = None,
+                 features: Sequence[str] | None = None) -> Report:
     """Write ``report.html`` and one PNG per figure into ``out_dir``.
 
     Args:
@@ -292,6 +295,8 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
         png: also write the PNGs (matplotlib).
         artifact_dir: the study's artifact folder, where its trials' weights are (default: the
             folder they were written to).
+        features: your own data's two features to draw the response surfaces over (default:
+            the two that matter most to each network).
         facts: more lines for the report's header, ``{label: text}`` (the command line adds
             the best trial's test estimate, from :mod:`fcnn_opt.search.evaluation`).
         surrogate: ``"auto"``, ``"gp"`` or ``"forest"`` adds three sections for a
@@ -313,11 +318,15 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
     from fcnn_opt.show.figures._loss import loss_histories_data
 
     sections = _sections(study, trials=trials, color_by=color_by, style_by=style_by, x=x, y=y,
-                         artifact_dir=artifact_dir, surrogate=surrogate)
+                         artifact_dir=artifact_dir, surrogate=surrogate, features=features)
     if color_by or style_by:
         loss_histories_data(study, color_by, style_by, artifact_dir=artifact_dir)
     if (x or y) and not is_multi(study):
         hp_surface_data(study, x, y)
+    if features:
+        from fcnn_opt.show.figures._response import trial_dataset
+
+        trial_dataset(trials_of(study)[0], study, artifact_dir, features)
     _headless()
     out = Path(out_dir) if out_dir is not None else default_out_dir(study.study_name)
     out.mkdir(parents=True, exist_ok=True)

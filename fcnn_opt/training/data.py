@@ -69,6 +69,7 @@ class Dataset:
     input_scaling: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     target_scaling: tuple[float, float] | None = field(default=None, repr=False)
     plane: tuple[int, int] = (0, 1)  # the two features pictures are drawn over
+    plane_chosen: bool = False  # True: the user chose them (else wide data uses the two most important)
     _label: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -102,6 +103,18 @@ class Dataset:
         if self.n_features == 1:
             return np.column_stack([X[:, 0], np.zeros(len(X), dtype=X.dtype)])
         return X[:, list(self.plane)]
+
+    def over(self, features: Sequence[str]) -> Dataset:
+        """This dataset, pictured over the two ``features`` named (the others at their medians)."""
+        import dataclasses
+
+        names = list(self.names)
+        unknown = [f for f in features if f not in names]
+        if len(features) != 2 or unknown or features[0] == features[1]:
+            raise DataError(f"{self.name}: name two different features to draw over; got {list(features)}. "
+                            f"Features: {', '.join(names)}.")
+        return dataclasses.replace(self, plane=(names.index(features[0]), names.index(features[1])),
+                                   plane_chosen=True)
 
     @property
     def plane_names(self) -> tuple[str, str]:

@@ -124,7 +124,7 @@ def load_sklearn(name: str, **kwargs) -> Dataset:
     try:
         import sklearn.datasets
     except ImportError:
-        raise DataError(f"[dataset] sklearn = {name!r} needs scikit-learn: pip install 'fcnn_opt[sklearn]'.") \
+        raise DataError(f"[dataset] sklearn = {name!r} needs scikit-learn: pip install scikit-learn.") \
             from None
     bunch = getattr(sklearn.datasets, f"load_{name}")()
     kwargs.setdefault("name", name)
@@ -201,10 +201,10 @@ def important_plane(data: Dataset, predict, seed: int = 0) -> tuple[int, int]:
 
 def drawn_over_important_plane(data: Dataset, predict) -> Dataset:
     """``data`` with its pictures' plane set to the two most important features for this
-    network (unchanged for two or fewer features)."""
+    network (unchanged for two or fewer features, or when the user chose the plane)."""
     import dataclasses
 
-    if data.n_features <= 2:
+    if data.n_features <= 2 or data.plane_chosen:
         return data
     return dataclasses.replace(data, plane=important_plane(data, predict))
 

@@ -71,6 +71,13 @@ def test_a_csv_study_runs_and_its_model_takes_raw_measurements(table):
     assert exported.returncode == 0, exported.stderr
     report = run_cli("report", "--study-name", "own", "--storage", url, "--out", folder / "report", cwd=folder)
     assert report.returncode == 0 and "skipped   Model response" not in report.stdout, report.stdout
+    from fcnn_opt.plots import response_data
+
+    chosen = response_data(best, study=study, features=["offset", "temperature"])
+    assert chosen.axes == ("offset (standardised)", "temperature (standardised)")
+    assert response_data(best, study=study).axes[0] != "offset (standardised)"  # drift and temperature matter
+    bad = run_cli("report", "--study-name", "own", "--storage", url, "--features", "offset", "nope", cwd=folder)
+    assert bad.returncode == 2 and "no" in bad.stderr and "Features: temperature, drift, offset" in bad.stderr
 
 
 def test_a_worker_refuses_a_data_file_that_changed(table):

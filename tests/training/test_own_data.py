@@ -141,3 +141,10 @@ def test_every_backend_trains_on_a_table_of_any_width(lib):
     reference = train(data, config.replace(lib="numpy"))
     assert [W.shape for W, _ in result.weights()] == [(4, 8), (8, 3)]
     assert result.val_loss[-1] == pytest.approx(reference.val_loss[-1], rel=0.05)
+
+
+def test_tables_above_the_size_limits_need_allow_large():
+    X, y = np.zeros((12, 10_001)), np.arange(12) % 2
+    with pytest.raises(DataError, match="12 rows x 10,001 columns is above the limits.*--allow-large"):
+        Dataset.from_arrays(X, y)
+    assert Dataset.from_arrays(X, y, allow_large=True).n_features == 10_001

@@ -43,7 +43,7 @@ class LearningData:
     runs: list[LearningRun]
 
 
-def learning_data(study, *, trials=None, artifact_dir=None) -> LearningData:
+def learning_data(study, *, trials=None, artifact_dir=None, features=None) -> LearningData:
     """The best and worst complete trials' snapshots (or those of the trials given)."""
     import dataclasses
 
@@ -61,7 +61,7 @@ def learning_data(study, *, trials=None, artifact_dir=None) -> LearningData:
         snapshots = load_snapshots(trial, artifact_dir)
         if not snapshots:
             continue
-        data = trial_dataset(trial, study, artifact_dir)
+        data = trial_dataset(trial, study, artifact_dir, features)
         final = trial_network(trial, data.task, artifact_dir)
         data = drawn_over_important_plane(data, final.predict)  # one plane for every frame
         base = response_data(trial, study=study, dataset=data, resolution=RESOLUTION, artifact_dir=artifact_dir)
@@ -182,8 +182,9 @@ def draw_learning_mpl(data: LearningData, columns: int = 5):
     return fig
 
 
-def plot_learning(study, *, trials=None, artifact_dir=None, backend: str = "plotly", save=None):
+def plot_learning(study, *, trials=None, artifact_dir=None, features=None, backend: str = "plotly", save=None):
     """The best and worst trials' boundaries after each snapshot epoch (an animation in plotly,
     small multiples in matplotlib). ``trials``: ``[(label, FrozenTrial), ...]`` instead."""
-    return render(learning_data(study, trials=trials, artifact_dir=artifact_dir), draw_learning_plotly,
+    return render(learning_data(study, trials=trials, artifact_dir=artifact_dir, features=features),
+                  draw_learning_plotly,
                   draw_learning_mpl, backend, save)

@@ -57,7 +57,7 @@ class ResponseData:
                 REGRESSION: "mean squared error"}[self.task]
 
 
-def trial_dataset(trial, study=None, artifact_dir=None) -> Dataset:
+def trial_dataset(trial, study=None, artifact_dir=None, features=None) -> Dataset:
     """The dataset a finished trial was trained on, rebuilt from its stored arguments (your own
     data file from the study's copy in the artifact folder when it is not on this machine)."""
     args = trial.user_attrs.get("dataset_args")
@@ -72,7 +72,13 @@ def trial_dataset(trial, study=None, artifact_dir=None) -> Dataset:
         from fcnn_opt.store.artifact_files import local_data_args
 
         args = local_data_args(args, study.user_attrs, artifact_dir)
-    return build(args)
+    data = build(args)
+    if features:
+        try:
+            data = data.over(features)
+        except ValueError as exc:
+            raise PlotError(str(exc)) from None
+    return data
 
 
 def trial_network(trial, task: str, artifact_dir=None):
@@ -110,7 +116,7 @@ def grid_output(dataset: Dataset, predict, resolution: int):
 
 
 def response_data(source, *, study=None, dataset: Dataset | None = None,
-                  resolution: int = 101, artifact_dir=None) -> ResponseData:
+                  resolution: int = 101, artifact_dir=None, features=None) -> ResponseData:
     """Build a :class:`ResponseData` from a ``TrainResult`` or a finished Optuna trial.
 
     Args:
@@ -134,7 +140,7 @@ def response_data(source, *, study=None, dataset: Dataset | None = None,
         subtitle = f"{data.name}, {source.epochs_run} epochs, final val_loss {source.val_loss[-1]:.4g}"
         train_loss, val_loss = list(source.train_loss), list(source.val_loss)
     elif hasattr(source, "user_attrs") and hasattr(source, "number"):
-        data = dataset or trial_dataset(source, study, artifact_dir)
+        data = dataset or trial_dataset(source, study, artifact_dir, features)
         net = trial_network(source, data.task, artifact_dir)
         data = drawn_over_important_plane(data, net.predict)
         a1, a2, output, truth = grid_output(data, net.predict, resolution)

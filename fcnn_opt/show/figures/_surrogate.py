@@ -44,7 +44,7 @@ GRID = 30  # grid points of a numeric hyperparameter
 MAX_MATRIX = 6  # hyperparameters in the partial-dependence matrix
 MAX_BACKGROUND = 60  # trials averaged over in a 2-D partial dependence (a seeded subsample)
 N_TREES = 100
-INSTALL_HINT = "Install it with `pip install 'fcnn_opt[sklearn]'` (or `pip install scikit-learn`)."
+INSTALL_HINT = "Install it with `pip install scikit-learn`."
 
 
 def _complete(study) -> list:
