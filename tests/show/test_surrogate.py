@@ -24,8 +24,6 @@ from fcnn_opt.plots import (
     surrogate_data,
 )
 
-pytest.importorskip("sklearn")
-
 SURROGATE_KEYS = ["surrogate_pd", "surrogate_surface", "importance_uncertainty"]
 KNOWN = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "units": IntDistribution(2, 64)}
 
@@ -223,3 +221,31 @@ def test_cli_report_with_surrogate(small_study, tmp_path):
     assert "skipped" not in done.stdout
     for key in SURROGATE_KEYS:
         assert len(list(out.glob(f"*_{key}.png"))) == 1, key
+
+
+@pytest.mark.parametrize("dataset, params", [
+    ({"name": "polynom", "n_points": 300}, {"epochs": 10, "lr": {"low": 1e-3, "high": 0.1, "log": True},
+                                            "units": [2, 8, 16]}),
+    ({"name": "circles", "n_points": 300}, {"epochs": 6, "lib": ["numpy", "sklearn"], "units": [2, 8]}),
+], ids=["regression", "lib_varies"])
+def test_real_studies_of_every_kind_give_the_figures(tmp_path, dataset, params):
+    """A regression study and one where the library varies (a categorical with a real effect
+    or none): the surrogate is fitted on every complete trial, says how good it is, and every
+    figure is drawn (with a fit, or with the trials and the reason)."""
+    from fcnn_opt.search.runner import run_study
+    from fcnn_opt.search.space import parse_spec
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = parse_spec({"study": {"name": "s", "sampler": "random", "pruner": "none", "n_trials": 12, "seed": 1},
+                       "dataset": dataset, "params": params})
+    run_study(spec, storage=url, progress=False, artifacts="none")
+    study = optuna.load_study(study_name="s", storage=url)
+    data = surrogate_data(study)
+    assert data.quality.n == sum(t.state.name == "COMPLETE" for t in study.trials) == 12
+    assert math.isfinite(data.quality.rmse) and data.trusted == (data.quality.r2 >= 0.3)
+    assert set(data.params) == {name for t in study.trials for name in t.params}
+    if data.trusted:
+        assert data.dependence and all(np.isfinite(d.mean).all() for d in data.dependence.values())
+    plot_partial_dependence(study, save=tmp_path / "pd.png")
+    plot_importance_uncertainty(study, save=tmp_path / "imp.png")
+    assert (tmp_path / "pd.png").stat().st_size > 5000 and (tmp_path / "imp.png").stat().st_size > 5000

@@ -63,7 +63,7 @@ def test_bad_arrays_are_refused_in_one_line(X, y, message):
 
 
 def test_a_dataframe_and_a_csv_and_a_parquet_and_an_npz_give_the_same_dataset(tmp_path):
-    pd = pytest.importorskip("pandas")  # the [data] extra, installed by [test]
+    import pandas as pd  # the [data] extra, installed by [test]
     X, y = _table(200)
     frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "label": y})
     frame.to_csv(tmp_path / "t.csv", index=False)
