@@ -198,7 +198,7 @@ def _multi_sections(study, *, trials: Sequence[int], color_by, style_by, artifac
 def _surrogate_sections(study, kind: str, x, y) -> list[_Section]:
     """A fitted surrogate's partial dependence, its surface with uncertainty, and fANOVA
     importances with error bars (one surrogate fit for the first two unless x or y is given)."""
-    from fcnn_opt.show.figures import _surrogate
+    from fcnn_opt.show.figures import _importance, _partial_dependence, _surrogate
 
     fitted: dict[str, object] = {}
 
@@ -210,7 +210,7 @@ def _surrogate_sections(study, kind: str, x, y) -> list[_Section]:
     def surface():
         data = matrix() if x is None and y is None else _surrogate.surrogate_data(study, kind=kind, x=x, y=y,
                                                                                   pairs=False)
-        _surrogate.surface_axes(data)  # PlotError (a skipped section) with one hyperparameter
+        _partial_dependence.surface_axes(data)  # PlotError (a skipped section) with one hyperparameter
         return data
 
     model = {"auto": "a Gaussian process, or a random forest past 100 trials", "gp": "a Gaussian process",
@@ -223,19 +223,19 @@ def _surrogate_sections(study, kind: str, x, y) -> list[_Section]:
                  f"A surrogate model ({model}) of the final metric fitted to the complete trials: each hyperparameter's partial dependence on the diagonal (mean ± the "
                  "surrogate's std, the trials as dots), each pair below as a filled contour with the "
                  "trials and the best trial (star). " + trust,
-                 build=matrix, draw_plotly=_surrogate.draw_pd_plotly,
-                 draw_png=lambda d, p: save_png(_surrogate.draw_pd_mpl(d), p)),
+                 build=matrix, draw_plotly=_partial_dependence.draw_pd_plotly,
+                 draw_png=lambda d, p: save_png(_partial_dependence.draw_pd_mpl(d), p)),
         _Section("surrogate_surface", "Fitted response surface with uncertainty",
                  "The surrogate's mean over the two most important hyperparameters (the others averaged "
                  "out over the trials) beside its uncertainty, the trials on top. " + trust,
-                 build=surface, draw_plotly=_surrogate.draw_surface_plotly,
-                 draw_png=lambda d, p: save_png(_surrogate.draw_surface_mpl(d), p)),
+                 build=surface, draw_plotly=_partial_dependence.draw_surface_plotly,
+                 draw_png=lambda d, p: save_png(_partial_dependence.draw_surface_mpl(d), p)),
         _Section("importance_uncertainty", "Hyperparameter importances with error bars",
                  "fANOVA importance of each hyperparameter on 10 bootstrap resamples of the complete "
                  "trials: bar the mean share, error bar ± 1 standard deviation.",
-                 build=lambda: _surrogate.importance_uncertainty_data(study),
-                 draw_plotly=_surrogate.draw_importance_plotly,
-                 draw_png=lambda d, p: save_png(_surrogate.draw_importance_mpl(d), p)),
+                 build=lambda: _importance.importance_uncertainty_data(study),
+                 draw_plotly=_importance.draw_importance_plotly,
+                 draw_png=lambda d, p: save_png(_importance.draw_importance_mpl(d), p)),
     ]
 
 
