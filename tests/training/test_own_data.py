@@ -148,3 +148,22 @@ def test_tables_above_the_size_limits_need_allow_large():
     with pytest.raises(DataError, match="12 rows x 10,001 columns is above the limits.*--allow-large"):
         Dataset.from_arrays(X, y)
     assert Dataset.from_arrays(X, y, allow_large=True).n_features == 10_001
+
+
+def test_a_one_input_network_is_drawn_as_a_curve_of_its_predictions():
+    from fcnn_opt.plots import plot_response, response_data
+    from fcnn_opt.show.figures._response import curve
+    from fcnn_opt.show.pictures import response_png
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 10, size=(300, 1))
+    data = Dataset.from_arrays(X, np.sin(X[:, 0]), feature_names=["time"], task="regress")
+    result = train(data, TrainConfig(dims=(16,), epochs=10, lr=0.01, activation="tanh"))
+    drawn = response_data(result)
+    assert drawn.one_input and drawn.axes == ("time (standardised)", "")
+    x, y, what = curve(drawn)
+    assert np.allclose(y, result.predict(x.reshape(-1, 1).astype(np.float32)).ravel(), atol=1e-5)
+    assert what == "predicted value (standardised)"
+    fig = plot_response(result)
+    assert [t.name for t in fig.data][:2] == ["training points", "model: predicted value (standardised)"]
+    assert response_png(data, result.weights(), "tanh", result.train_loss, result.val_loss, title="t")[:4] == b"\x89PNG"

@@ -48,8 +48,13 @@ class ResponseData:
     description: str
     subtitle: str
     dataset: str
-    axes: tuple[str, str] = ("x1", "x2")  # the two inputs drawn
+    axes: tuple[str, str] = ("x1", "x2")  # the two inputs drawn ("" second: there is one)
     positive: str = "class 1"  # what a binary network's probability is of
+
+    @property
+    def one_input(self) -> bool:
+        """A network of one input: drawn as a curve, not over a plane."""
+        return self.axes[1] == ""
 
     @property
     def loss_name(self) -> str:
@@ -214,8 +219,9 @@ def draw_response_mpl(data: ResponseData, *, point_size: float = 7):
     study as its dashboard artifact, and a fixed layout draws in half the time.
     """
     from matplotlib.patches import Rectangle
-    from matplotlib.ticker import MaxNLocator
 
+    if data.one_input:
+        return _draw_curve_mpl(data, point_size)
     fig = new_mpl_figure(14.6, 4.9, layout=None)
     fig.suptitle(f"{data.description}\n{data.subtitle}", fontsize=11, y=0.985)
     grid = fig.add_gridspec(1, 5, width_ratios=[1, 1, 0.05, 0.3, 1.05], left=0.04, right=0.985,
@@ -256,7 +262,13 @@ def draw_response_mpl(data: ResponseData, *, point_size: float = 7):
         points = "black dots" if data.task == REGRESSION else "dots coloured by class"
         fig.text(0.33, 0.03, f"training points: {points}; dashed box: the sampled region", ha="center",
                  fontsize=9)
-    ax = axes[2]
+    _loss_mpl(axes[2], data)
+    return fig
+
+
+def _loss_mpl(ax, data: ResponseData) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     epochs = np.arange(1, len(data.val_loss) + 1)
     if len(data.train_loss):
         ax.plot(epochs[:len(data.train_loss)], data.train_loss, label="train", color="#1f77b4", lw=1.8)
@@ -267,6 +279,34 @@ def draw_response_mpl(data: ResponseData, *, point_size: float = 7):
     ax.set_title("loss history", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
+
+
+def curve(data: ResponseData) -> tuple[np.ndarray, np.ndarray, str]:
+    """A one-input network's output along its input: ``(x, y, what y is)`` (its grid's output
+    does not change along the picture's second axis)."""
+    what = {BINARY: f"probability of {data.positive}", MULTICLASS: "predicted class",
+            REGRESSION: "predicted value (standardised)"}[data.task]
+    return data.a1, data.output[0], what
+
+
+def _draw_curve_mpl(data: ResponseData, point_size: float):
+    """One input: the model's output as a curve over the training points, beside the loss."""
+    fig = new_mpl_figure(11.5, 4.6, layout=None)
+    fig.suptitle(f"{data.description}\n{data.subtitle}", fontsize=11, y=0.985)
+    grid = fig.add_gridspec(1, 2, width_ratios=[1.3, 1], left=0.07, right=0.98, top=0.82, bottom=0.13, wspace=0.25)
+    ax = fig.add_subplot(grid[0, 0])
+    x, y, what = curve(data)
+    jitter = np.random.default_rng(0).uniform(-0.04, 0.04, len(data.y)) if data.task != REGRESSION else 0
+    ax.scatter(data.X[:, 0], np.asarray(data.y, dtype=float) + jitter, s=point_size, color="0.35", alpha=0.5,
+               linewidths=0, label="training points")
+    ax.plot(x, y, color="#d62728", lw=2.2, label=f"model: {what}")
+    ax.set(xlabel=data.axes[0], ylabel="class" if data.task == MULTICLASS else what, xlim=(x[0], x[-1]))
+    if data.task == MULTICLASS:
+        ax.set_yticks(range(data.n_classes))
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=9)
+    ax.set_title("the model along its one input", fontsize=10)
+    _loss_mpl(fig.add_subplot(grid[0, 1]), data)
     return fig
 
 
@@ -296,6 +336,8 @@ def draw_response_plotly(data: ResponseData):
     go = require_plotly()
     from plotly.subplots import make_subplots
 
+    if data.one_input:
+        return _draw_curve_plotly(data)
     truth_title = "ground truth" if data.truth is not None else "ground truth: no formula (points only)"
     fig = make_subplots(rows=1, cols=3, subplot_titles=("model output", truth_title, "loss history"),
                         horizontal_spacing=0.07)
@@ -321,6 +363,30 @@ def draw_response_plotly(data: ResponseData):
     fig.update_layout(title={"text": f"{data.description}<br><sup>{data.subtitle}</sup>"}, height=480,
                       width=1350, template="plotly_white",
                       legend={"orientation": "h", "y": -0.18, "x": 0.0})
+    return fig
+
+
+def _draw_curve_plotly(data: ResponseData):
+    go = require_plotly()
+    from plotly.subplots import make_subplots
+
+    x, y, what = curve(data)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("the model along its one input", "loss history"),
+                        column_widths=[0.56, 0.44], horizontal_spacing=0.1)
+    fig.add_trace(go.Scatter(x=data.X[:, 0], y=np.asarray(data.y, dtype=float), mode="markers", name="training points",
+                             marker={"color": "#555", "size": 4, "opacity": 0.5}), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"model: {what}", line={"color": "#d62728", "width": 3}),
+                  row=1, col=1)
+    epochs = list(range(1, len(data.val_loss) + 1))
+    fig.add_trace(go.Scatter(x=epochs, y=data.train_loss, name="train loss", mode="lines"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=epochs, y=data.val_loss, name="validation loss", mode="lines",
+                             line={"dash": "dash"}), row=1, col=2)
+    fig.update_xaxes(title_text=data.axes[0], row=1, col=1)
+    fig.update_yaxes(title_text=what, row=1, col=1)
+    fig.update_xaxes(title_text="epoch", row=1, col=2)
+    fig.update_yaxes(title_text=data.loss_name, row=1, col=2)
+    fig.update_layout(title={"text": f"{data.description}<br><sup>{data.subtitle}</sup>"}, height=460,
+                      template="plotly_white")
     return fig
 
 
