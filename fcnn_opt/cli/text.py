@@ -53,8 +53,14 @@ def run_summary(summary) -> str:
         f"trials    {c.complete} complete, {c.pruned} pruned, {c.failed} failed"
         + (f", {c.running} running" if c.running else "")
         + (f", {c.skipped} skipped (surplus or duplicate claims, never ran)" if c.skipped else "")
-        + f"  (budget {summary.budget}; this run: {summary.ran} in {summary.seconds:.1f} s)",
+        + f"  ({_budget(summary)}; this run: {summary.ran} in {summary.seconds:.1f} s)",
     ]
+    if summary.time_budget is not None:
+        left = summary.budget - summary.counts.done
+        lines.append(f"time      {summary.seconds:.1f} s of the {summary.time_budget:g} s given; "
+                     + ("trials ran until the time was up" if summary.budget >= NO_LIMIT
+                        else f"{left} trials of the budget were not run (the same command continues)"
+                        if left > 0 else "the trial budget was done first"))
     for reason, count in sorted(summary.failures.items(), key=lambda item: -item[1])[:5]:
         lines.append(f"failed    {count} trial{'s' if count > 1 else ''}: {reason[:200]}")
     if summary.pareto:
@@ -88,6 +94,13 @@ def pareto_lines(objectives, pareto, indent: str = "  ", limit: int = 12) -> lis
     if len(shown) < len(pareto):
         lines.append(f"{indent}... {len(pareto) - len(shown)} more (python -m fcnn_opt best lists them all)")
     return lines
+
+
+NO_LIMIT = 10**9  # fcnn_opt.search.runner.NO_TRIAL_BUDGET
+
+
+def _budget(summary) -> str:
+    return "no trial budget: a time budget" if summary.budget >= NO_LIMIT else f"budget {summary.budget}"
 
 
 def created_summary(summary) -> str:

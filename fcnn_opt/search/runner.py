@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     import optuna
 
 DEFAULT_N_TRIALS = 20  # for samplers other than grid when neither file nor command says
+NO_TRIAL_BUDGET = 10**9  # a time-budgeted study without n_trials: it runs until its time is up
 SPEC_ATTR = "fcnn_opt_fingerprint"
 DEFINITION_ATTR = "spec"  # the parsed study file as a TOML-shaped dict (JSON in the storage)
 BUDGET_ATTR = "n_trials"  # the study's total budget, shared by every worker
@@ -231,6 +232,7 @@ class RunSummary:
     failed_workers: list = field(default_factory=list)  # (worker, exit code, last lines) for --workers
     failures: dict = field(default_factory=dict)  # first line of each failed trial's reason -> count
     stopped: str = ""  # why the run stopped before the budget was done (too many failures)
+    time_budget: float | None = None  # the seconds this run was given (--timeout, [study] timeout)
     failed_here: int = 0  # trials this process ran that failed
     done_here: int = 0  # trials this process ran that completed or were pruned
     all_failed: bool = False  # this run ran trials and every one of them failed
@@ -240,8 +242,12 @@ class RunSummary:
 
 
 def budget_of(spec: StudySpec) -> int:
+    """The study's total of complete and pruned trials: ``n_trials``; else the grid's size, or
+    no limit when the study has a time budget, or :data:`DEFAULT_N_TRIALS`."""
     if spec.sampler == "grid":
         return spec.n_trials or spec.grid_size()
+    if spec.n_trials is None and spec.timeout is not None:
+        return NO_TRIAL_BUDGET
     return spec.n_trials or DEFAULT_N_TRIALS
 
 
@@ -335,7 +341,9 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
     watch = ledger.StaleWatch(study)
     poll = min(1.0, heartbeat_settings()[0] / 2)
     start = time.perf_counter()
-    bar = _progress_bar(progress, summary.budget, summary.counts)
+    timeout = timeout if timeout is not None else spec.timeout
+    summary.time_budget = timeout
+    bar = _progress_bar(progress, summary.budget, summary.counts, timeout)
     from fcnn_opt.store.mirror import PruningMirror
 
     # Without Optuna's private names (see fcnn_opt.store.optuna_internals) there is no mirror:
@@ -359,7 +367,7 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
                         _raise_if_lost(exc)
                     time.sleep(poll)
                     continue
-                _update_bar(bar, study, counts, budget)
+                _update_bar(bar, study, counts, budget, timeout and (timeout, start))
                 if trials == "done":
                     break
                 if not trials:
@@ -378,6 +386,9 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
         summary.interrupted = True
     finally:
         if bar is not None:
+            if bar.unit == "s":  # a time budget: show where the time ended
+                bar.n = min(time.perf_counter() - start, timeout)
+                bar.refresh()
             bar.close()
     summary.seconds = time.perf_counter() - start
     fill_final(summary, study, spec)
@@ -616,16 +627,21 @@ def fill_final(summary: RunSummary, study: optuna.Study, spec: StudySpec) -> Non
         summary.best_value, summary.best_params, summary.best_number = best.value, best.params, best.number
 
 
-def _progress_bar(enabled: bool, budget: int, counts: Counts):
+def _progress_bar(enabled: bool, budget: int, counts: Counts, timeout: float | None = None):
+    """The live bar: trials done of the budget; with a time budget and no trial budget, the
+    seconds spent of the time given (and the trials done beside them)."""
     if not enabled:
         return None
     from tqdm import tqdm
 
+    if timeout is not None and budget >= NO_TRIAL_BUDGET:
+        return tqdm(total=round(timeout), unit="s", dynamic_ncols=True, desc="time", mininterval=0.2,
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s{postfix}")
     return tqdm(total=budget, initial=min(counts.done, budget), unit="trial", dynamic_ncols=True,
                 desc="trials", mininterval=0.2)
 
 
-def _update_bar(bar, study: optuna.Study, counts: Counts, budget: int) -> None:
+def _update_bar(bar, study: optuna.Study, counts: Counts, budget: int, clock=None) -> None:
     """Redraw the bar at most every 0.2 s (as tqdm's own ``mininterval``), reading the best
     value from the storage only when the number of complete trials has changed: each redraw
     and each best-value query was a cost per trial (6 % of W2 when done every trial)."""
@@ -639,9 +655,14 @@ def _update_bar(bar, study: optuna.Study, counts: Counts, budget: int) -> None:
         return
     if counts.complete and counts.complete != last["complete"] and len(study.directions) == 1:
         last["best"], last["complete"] = study.best_value, counts.complete
-    bar.total = budget
-    bar.n = min(counts.done, budget)
     postfix = {"running": counts.running, "pruned": counts.pruned, "failed": counts.failed}
+    if bar.unit == "s" and clock:  # a time budget: the seconds spent, the trials beside them
+        timeout, start = clock
+        bar.n = min(time.perf_counter() - start, timeout)
+        postfix = {"trials": counts.done, **postfix}
+    else:
+        bar.total = budget
+        bar.n = min(counts.done, budget)
     if last["best"] is not None:
         postfix = {"best": f"{last['best']:.4g}", **postfix}
     bar.set_postfix(postfix, refresh=False)

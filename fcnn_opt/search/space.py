@@ -62,7 +62,7 @@ _DATASET_KEYS = {"name": str, "n_points": int, "noise": float, "val_fraction": f
 _TABLE_KEYS = {"path", "target", "features", "task", "sklearn", "sha256"}
 _BUILTIN_ONLY = {"name", "n_points", "noise"}
 _STUDY_KEYS = {"name": str, "sampler": str, "pruner": str, "metric": str, "n_trials": int,
-               "seed": int, "description": str, "repeats": int, "objectives": list}
+               "seed": int, "description": str, "repeats": int, "objectives": list, "timeout": float}
 MAX_REPEATS = 100
 _RANGE_KEYS = {"low", "high", "log", "step", "per_layer"}
 _CHOICE_KEYS = {"choices", "per_layer"}
@@ -129,6 +129,7 @@ class StudySpec:
     description: str = ""
     repeats: int = 1  # networks per trial, seeds seed .. seed + repeats - 1
     objectives: tuple[str, ...] = ()  # several: a multi-objective study (no pruning)
+    timeout: float | None = None  # seconds each run may take; without n_trials, the budget is time
     source: str = "<defaults>"
     train_seed_fixed: bool = field(default=False, repr=False)
 
@@ -201,6 +202,8 @@ class StudySpec:
             study["repeats"] = self.repeats
         if self.objectives:
             study["objectives"] = list(self.objectives)
+        if self.timeout is not None:
+            study["timeout"] = self.timeout
         return {"study": study, "dataset": dict(self.dataset),
                 "params": {name: p.to_toml() for name, p in self.params.items()}}
 
@@ -441,7 +444,9 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
     for key, value in study.items():
         if key not in _STUDY_KEYS:
             raise SpaceError(f"{source}: unknown key [study].{key}. Valid keys: {', '.join(_STUDY_KEYS)}.")
-        if not isinstance(value, _STUDY_KEYS[key]) or isinstance(value, bool):
+        expected = _STUDY_KEYS[key]
+        if not (isinstance(value, expected) or (expected is float and isinstance(value, int))) \
+                or isinstance(value, bool):
             raise SpaceError(f"{source}: [study].{key} must be {_STUDY_KEYS[key].__name__}, got {value!r}.")
     _check_choice(f"{source}: [study].sampler", study.get("sampler", "tpe"), SAMPLERS)
     _check_choice(f"{source}: [study].pruner", study.get("pruner", "median"), PRUNERS)
@@ -451,6 +456,9 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
     seed = study.get("seed", 0)
     _check_int(f"{source}: [study].seed", seed, 0)
     _check_repeats(f"{source}: [study].repeats", study.get("repeats", 1))
+    timeout = study.get("timeout")
+    if timeout is not None and not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise SpaceError(f"{source}: [study].timeout must be a number of seconds > 0, got {timeout!r}.")
 
     from fcnn_opt.training.tables import is_table
 
@@ -481,6 +489,7 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
         description=study.get("description", ""),
         repeats=study.get("repeats", 1),
         objectives=objectives,
+        timeout=float(timeout) if timeout is not None else None,
         source=source,
         train_seed_fixed=train_seed_fixed,
     )

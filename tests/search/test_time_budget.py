@@ -1,0 +1,61 @@
+"""A time budget as a way to run a study: `[study] timeout` (or `--timeout`) without n_trials."""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+import pytest
+from conftest import run_cli, write_toml
+
+from fcnn_opt.search.runner import NO_TRIAL_BUDGET, budget_of
+from fcnn_opt.search.space import SpaceError, parse_spec
+
+STUDY = """
+[study]
+name = "tb"
+sampler = "tpe"
+timeout = 3
+[dataset]
+n_points = 400
+[params]
+epochs = 20
+lr = { low = 1e-3, high = 0.1, log = true }
+units = [2, 4, 8, 16]
+"""
+
+
+def test_a_time_budget_without_n_trials_has_no_trial_budget():
+    spec = parse_spec({"study": {"timeout": 30}})
+    assert spec.timeout == 30.0 and budget_of(spec) == NO_TRIAL_BUDGET
+    assert budget_of(parse_spec({"study": {"timeout": 30, "n_trials": 5}})) == 5
+    assert parse_spec(spec.to_dict()).timeout == 30.0  # workers read it back
+    with pytest.raises(SpaceError, match=r"\[study\].timeout must be a number of seconds > 0"):
+        parse_spec({"study": {"timeout": 0}})
+
+
+def test_a_time_budgeted_run_ends_on_time_leaves_nothing_running_and_resumes(tmp_path):
+    cfg = write_toml(tmp_path / "tb.toml", STUDY)
+    url = f"sqlite:///{tmp_path / 'tb.db'}"
+    start = time.perf_counter()
+    first = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", cwd=tmp_path)
+    wall = time.perf_counter() - start
+    assert first.returncode == 0, first.stderr
+    assert "no trial budget: a time budget" in first.stdout
+    assert "of the 3 s given; trials ran until the time was up" in first.stdout
+    assert wall < 3 + 10  # the run's own 3 s, plus a process start and one short trial
+    study = optuna.load_study(study_name="tb", storage=url)
+    states = {t.state.name for t in study.trials}
+    assert "RUNNING" not in states and "WAITING" not in states and len(study.trials) > 5
+    ran_before = len(study.trials)
+    # Resuming gives the study another 3 s (--timeout overrides the file's).
+    second = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", "--timeout", 2, cwd=tmp_path)
+    assert second.returncode == 0 and "of the 2 s given" in second.stdout
+    assert len(optuna.load_study(study_name="tb", storage=url).trials) > ran_before
+
+
+def test_a_trial_budget_reached_before_the_time_says_so(tmp_path):
+    cfg = write_toml(tmp_path / "tb.toml", STUDY.replace("timeout = 3", "timeout = 60\nn_trials = 4"))
+    run = run_cli("study", "--config", cfg, "--storage", f"sqlite:///{tmp_path / 'tb.db'}", "--no-progress",
+                  cwd=tmp_path)
+    assert run.returncode == 0 and "the trial budget was done first" in run.stdout
