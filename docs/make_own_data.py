@@ -8,22 +8,12 @@ to docs/images/own_data_response.png and docs/images/own_data_fit.png. About 20 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-IMAGES = ROOT / "docs" / "images"
-
-
-def cli(*args: str, cwd: Path) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-m", "fcnn_opt", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, check=True)
-    print(f"$ python -m fcnn_opt {' '.join(args)}\n{done.stdout}")
-    return done.stdout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_results import IMAGES, ROOT, cli  # noqa: E402  (the same way of running the commands)
 
 
 def main() -> None:

@@ -76,6 +76,11 @@ def _response_trials(study, requested: Sequence[int]) -> list[tuple[str, object]
         chosen.append(("best", ranked[0]))
         if len(ranked) > 1:
             chosen.append(("worst", ranked[-1]))
+    return _with_requested(study, chosen, requested)
+
+
+def _with_requested(study, chosen: list[tuple[str, object]], requested: Sequence[int]) -> list[tuple[str, object]]:
+    """``chosen`` and, after them, the trials ``requested`` by number that are not already in it."""
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     for number in requested:
         if number not in by_number:
@@ -177,14 +182,7 @@ def _multi_sections(study, *, trials: Sequence[int], color_by, style_by, artifac
         "objective) is highlighted.",
         build=lambda: _optuna.pareto_front(study), draw_plotly=lambda fig: fig,
         draw_png=lambda _fig, path: _optuna.pareto_front(study, save=path))]
-    picks = pareto_picks(study)
-    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
-    for number in trials:
-        if number not in by_number:
-            raise PlotError(f"Study {study.study_name!r} has no trial {number}. "
-                            f"Trials: 0..{max(by_number) if by_number else -1}.")
-        if all(t.number != number for _, t in picks):
-            picks.append((f"trial {number}", by_number[number]))
+    picks = _with_requested(study, pareto_picks(study), trials)
     sections += [_response_section(study, label, trial, artifact_dir, features) for label, trial in picks]
     sections.append(_loss_section(study, color_by, style_by, artifact_dir))
     timeline = next(info for info in _optuna.OPTUNA_FIGURES if info.key == "timeline")

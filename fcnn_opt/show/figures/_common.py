@@ -73,6 +73,16 @@ def direction_of(study: optuna.Study) -> str:
     return study.direction.name.lower()
 
 
+def check_axes(x: str | None, y: str | None, allowed: Sequence[str], noun: str, label: str) -> None:
+    """Refuse an ``x``/``y`` hyperparameter outside ``allowed`` (``noun``: what it should be,
+    ``label``: how the allowed ones are listed), or the same one twice."""
+    for name, role in ((x, "x"), (y, "y")):
+        if name is not None and name not in allowed:
+            raise PlotError(f"{role}={name!r} is not {noun} of this study. {label}: {', '.join(allowed) or 'none'}.")
+    if x is not None and x == y:
+        raise PlotError(f"x and y must be two different hyperparameters; both are {x!r}.")
+
+
 def is_multi(study: optuna.Study) -> bool:
     """Whether ``study`` has several objectives (a Pareto set, no single best trial)."""
     return len(study.directions) > 1

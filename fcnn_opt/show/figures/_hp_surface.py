@@ -18,6 +18,7 @@ import numpy as np
 
 from fcnn_opt.show.figures._common import (
     PlotError,
+    check_axes,
     direction_of,
     fmt,
     is_number,
@@ -152,12 +153,7 @@ def hp_surface_data(study, x: str | None = None, y: str | None = None) -> HPSurf
     if not varying:
         raise PlotError("needs a hyperparameter that takes more than one value among complete trials.")
     known = sorted({k for t in trials for k in t.params})
-    for name, role in ((x, "x"), (y, "y")):
-        if name is not None and name not in known:
-            raise PlotError(f"{role}={name!r} is not a parameter of this study. "
-                            f"Parameters: {', '.join(known) or 'none'}.")
-    if x is not None and x == y:
-        raise PlotError(f"x and y must be two different hyperparameters; both are {x!r}.")
+    check_axes(x, y, known, "a parameter", "Parameters")
     if x is None and y is None:
         x, y = default_axes(study, trials)
     elif x is None:

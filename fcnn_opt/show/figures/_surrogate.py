@@ -26,6 +26,7 @@ import numpy as np
 
 from fcnn_opt.show.figures._common import (
     PlotError,
+    check_axes,
     direction_of,
     is_multi,
     is_number,
@@ -417,12 +418,7 @@ def surrogate_data(study, *, kind: str = "auto", x: str | None = None, y: str | 
     kept = [p for p in searched if 2 * sum(p in t.params for t in trials) >= len(trials)]
     if not kept:
         raise PlotError("needs a hyperparameter that takes more than one value among complete trials.")
-    for name, role in ((x, "x"), (y, "y")):
-        if name is not None and name not in kept:
-            raise PlotError(f"{role}={name!r} is not a searched hyperparameter of this study. "
-                            f"Searched: {', '.join(kept)}.")
-    if x is not None and x == y:
-        raise PlotError(f"x and y must be two different hyperparameters; both are {x!r}.")
+    check_axes(x, y, kept, "a searched hyperparameter", "Searched")
     require_sklearn("The surrogate figures")
     with _one_thread():
         return _fit_and_explain(study, trials, kept, searched, kind, x, y, seed, pairs)
