@@ -211,7 +211,8 @@ def _surrogate_sections(study, kind: str, x, y) -> list[_Section]:
         _partial_dependence.surface_axes(data)  # PlotError (a skipped section) with one hyperparameter
         return data
 
-    model = {"auto": "a Gaussian process, or a random forest past 100 trials", "gp": "a Gaussian process",
+    model = {"auto": "a Gaussian process or a random forest, whichever predicts held-out trials better",
+             "gp": "a Gaussian process",
              "forest": "a random forest"}[kind]
     trust = (f"It is drawn only when it predicts trials it was not fitted on (cross-validated R² ≥ "
              f"{_surrogate.MIN_R2} on ≥ {_surrogate.MIN_TRIALS} complete trials); otherwise the trials "
