@@ -240,7 +240,7 @@ def _surrogate_sections(study, kind: str, x, y) -> list[_Section]:
 
 def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifact_dir=None,
               surrogate: str | None = None, features=None) -> list[_Section]:
-    from fcnn_opt.show.figures import _hp_surface, _libs, _optuna
+    from fcnn_opt.show.figures import _hp_surface, _libs, _optuna, _progress
 
     if is_multi(study):
         return _multi_sections(study, trials=trials, color_by=color_by, style_by=style_by,
@@ -255,6 +255,12 @@ def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifac
     sections.append(_loss_section(study, color_by, style_by, artifact_dir))
     sections += [_response_section(study, label, trial, artifact_dir, features)
                  for label, trial in _response_trials(study, trials)]
+    sections.append(_Section(
+        "progress", "How the study spent its time",
+        "The best value so far against wall time (when each complete trial ended), and the epochs each "
+        "trial trained: pruned trials (red) stop early.",
+        build=lambda: _progress.progress_data(study), draw_plotly=_progress.draw_progress_plotly,
+        draw_png=lambda d, p: save_png(_progress.draw_progress_mpl(d), p)))
     best = next((trial for label, trial in _response_trials(study, ()) if label == "best"), None)
     if best is not None:
         sections.append(_fit_section(study, best, artifact_dir))

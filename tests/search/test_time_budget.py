@@ -59,3 +59,24 @@ def test_a_trial_budget_reached_before_the_time_says_so(tmp_path):
     run = run_cli("study", "--config", cfg, "--storage", f"sqlite:///{tmp_path / 'tb.db'}", "--no-progress",
                   cwd=tmp_path)
     assert run.returncode == 0 and "the trial budget was done first" in run.stdout
+
+
+def test_the_shipped_minute_study_is_time_budgeted_and_its_report_shows_the_time(tmp_path):
+    from conftest import STUDIES
+
+    from fcnn_opt.plots import progress_data
+    from fcnn_opt.search.space import load_spec
+
+    spec = load_spec(STUDIES / "minute.toml")
+    assert spec.timeout == 60 and spec.n_trials is None and budget_of(spec) == NO_TRIAL_BUDGET
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    run = run_cli("study", "--config", STUDIES / "minute.toml", "--timeout", 3, "--storage", url, "--no-progress",
+                  cwd=tmp_path)
+    assert run.returncode == 0 and "of the 3 s given" in run.stdout, run.stderr
+    study = optuna.load_study(study_name="minute", storage=url)
+    data = progress_data(study)
+    assert list(data.seconds) == sorted(data.seconds) and 0 < data.seconds[-1] < 15
+    assert all(a >= b for a, b in zip(data.best, data.best[1:], strict=False))  # the best only improves
+    assert data.best[-1] == pytest.approx(study.best_value)
+    finished = sorted((t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")), key=lambda t: t.number)
+    assert list(data.epochs) == [t.user_attrs["epochs_run"] for t in finished]

@@ -34,6 +34,8 @@ _LAZY = {
     "plot_lib_comparison": "_libs",
     "lib_comparison_data": "_libs",
     "plot_fit": "_fit",
+    "plot_progress": "_progress",
+    "progress_data": "_progress",
     "plot_learning": "_learning",
     "learning_data": "_learning",
     # fitted surrogates of the metric (they need scikit-learn)
