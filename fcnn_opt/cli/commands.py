@@ -395,9 +395,9 @@ def cmd_best(args) -> int:
 def _print_pareto(study) -> int:
     """A multi-objective study's Pareto set: no trial is best at everything."""
     from fcnn_opt.cli.text import pareto_lines
+    from fcnn_opt.show.figures._common import objective_names
 
-    objectives = (study.user_attrs.get("spec") or {}).get("study", {}).get("objectives") \
-        or [f"objective {i}" for i in range(len(study.directions))]
+    objectives = objective_names(study)
     pareto = sorted(((t.number, t.values) for t in study.best_trials), key=lambda row: row[1])
     directions = ", ".join(f"{name} ({d.name.lower()})" for name, d in zip(objectives, study.directions,
                                                                            strict=True))
@@ -472,8 +472,7 @@ def _estimate_facts(study, artifact_dir) -> dict[str, str]:
         result = evaluate_trial(study, study.best_trial, artifact_dir)
     except ModelError as exc:
         return {"test estimate": f"not computed: {exc}"}
-    return {split: line.split(None, 1)[1] for split, line in
-            zip(("validation", "test estimate"), result.lines()[1:], strict=True)}
+    return {"validation": result.scores_text("validation"), "test estimate": result.scores_text("test")}
 
 
 def cmd_dashboard(args) -> int:

@@ -46,7 +46,7 @@ def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Object
                 results.update(_train_together(objective, configs, together, watches, device))
             for i, config in enumerate(configs):
                 if config is not None and i not in results:
-                    results[i] = _train_one(objective, config, watches[i])
+                    results[i] = objective.train(config, watches[i])  # by its own backend
         except KeyboardInterrupt as exc:
             for trial, reporter in zip(trials, reporters, strict=True):
                 tell(study, trial, reporter, _fail(), reason="interrupted (Ctrl-C or SIGTERM)")
@@ -95,17 +95,6 @@ def _train_together(objective: Objective, configs, together: list[int], watches,
     if repeats == 1:
         return {i: found[0] for i, found in runs.items()}
     return {i: combine(found, means[i].stopped_at) for i, found in runs.items()}
-
-
-def _train_one(objective: Objective, config, watch):
-    """A trial the population engine cannot train: by its own backend (each repeat in turn)."""
-    from fcnn_opt.training.loop import train
-    from fcnn_opt.training.repeats import train_repeats
-
-    if objective.spec.repeats > 1:
-        return train_repeats(objective.dataset, config, objective.spec.repeats, on_epoch=watch,
-                             snapshots=objective.snapshots)
-    return train(objective.dataset, config, on_epoch=watch, snapshots=objective.snapshots)
 
 
 def _fail():

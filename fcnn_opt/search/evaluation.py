@@ -27,6 +27,7 @@ from fcnn_opt.search.models import (
     dataset_args,
     load_study,
     model_of,
+    opened_storage,
     pick_trial,
     single_value,
 )
@@ -59,20 +60,22 @@ class Evaluation:
         return mean_std(values)
 
     def lines(self) -> list[str]:
-        names = ["loss"] + (["accuracy"] if self.validation.get("accuracy") else [])
         count = len(self.seeds)
         out = [f"trial {self.trial_number} ({self.state.lower()}) of {self.study_name!r}: {count} "
                f"network{'s' if count > 1 else ''} (seed{'s' if count > 1 else ''} "
                f"{', '.join(map(str, self.seeds))})"]
-        for split, what in (("validation", "the split that chose this trial"),
-                            ("test", "held out, never seen by the search")):
-            if getattr(self, split) is None:
-                out.append("  test        none: the study has no test split ([dataset] test_fraction = 0); "
-                           "its validation loss, which chose this trial, is the only estimate")
-                continue
-            scores = ", ".join(f"{name} {self.summary(split, name)}" for name in names)
-            out.append(f"  {split:<11} {scores}  ({self.n_points[split]} points, {what})")
-        return out
+        return out + [f"  {split:<11} {self.scores_text(split)}" for split in ("validation", "test")]
+
+    def scores_text(self, split: str) -> str:
+        """One split's scores as the command line and the report's header say them, e.g.
+        ``"loss 0.10 ± 0.023 (3 seeds), accuracy 0.957 ± 0.009 (3 seeds)  (500 points, ...)"``."""
+        if getattr(self, split) is None:
+            return ("none: the study has no test split ([dataset] test_fraction = 0); its validation loss, "
+                    "which chose this trial, is the only estimate")
+        names = ["loss"] + (["accuracy"] if self.validation.get("accuracy") else [])
+        what = {"validation": "the split that chose this trial", "test": "held out, never seen by the search"}
+        scores = ", ".join(f"{name} {self.summary(split, name)}" for name in names)
+        return f"{scores}  ({self.n_points[split]} points, {what[split]})"
 
 
 def mean_std(values: list[float]) -> str:
@@ -90,18 +93,9 @@ def evaluate(storage, study_name: str, trial: int | None = None, *,
         ModelError: no such study or trial, an unfinished trial (without ``allow_partial``),
             or weights that cannot be found.
     """
-    from fcnn_opt.store.storages import open_storage
-
-    opened = isinstance(storage, str)
-    if opened:
-        storage = open_storage(storage, heartbeat=False)
-    try:
-        study = load_study(storage, study_name)
+    with opened_storage(storage) as opened:
+        study = load_study(opened, study_name)
         return evaluate_trial(study, pick_trial(study, trial, allow_partial), artifact_dir)
-    finally:
-        engine = getattr(storage, "engine", None)
-        if opened and engine is not None:
-            engine.dispose()
 
 
 def evaluate_trial(study, chosen, artifact_dir=None) -> Evaluation:

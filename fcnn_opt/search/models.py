@@ -11,6 +11,7 @@ exactly what fcnn_opt's NumPy backend computes. No training library is needed.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,16 +86,25 @@ def load_model(storage, study_name: str, trial: int | None = None, *,
         ModelError: no such study or trial, a trial that did not complete (without
             ``allow_partial``), or a trial whose weights cannot be found.
     """
+    with opened_storage(storage) as opened:
+        return _load(opened, study_name, trial, artifact_dir, allow_partial)
+
+
+@contextmanager
+def opened_storage(storage):
+    """``storage`` itself, or the storage a URL names, opened for this block: one opened here
+    is disposed of afterwards, leaving no connection open behind the caller's back."""
     from fcnn_opt.store.storages import open_storage
 
-    opened = isinstance(storage, str)
-    if opened:
-        storage = open_storage(storage, heartbeat=False)
+    if not isinstance(storage, str):
+        yield storage
+        return
+    storage = open_storage(storage, heartbeat=False)
     try:
-        return _load(storage, study_name, trial, artifact_dir, allow_partial)
+        yield storage
     finally:
         engine = getattr(storage, "engine", None)
-        if opened and engine is not None:  # leave no connection open behind the caller's back
+        if engine is not None:
             engine.dispose()
 
 

@@ -140,14 +140,17 @@ class Objective:
         """Like calling the objective, with per-epoch values going to ``reporter``."""
         config = self.config_for(reporter.params_trial)
         watch = EpochWatch(reporter, self.spec.metric, report=not self.spec.multi)
+        return self.conclude(trial, self.train(config, watch), reporter, watch.pruned_at)
+
+    def train(self, config, on_epoch) -> TrainResult:
+        """Train one trial's network by its own backend (its seed repeats one after another,
+        or together in the population engine; see :mod:`fcnn_opt.training.repeats`)."""
         if self.spec.repeats > 1:
             from fcnn_opt.training.repeats import train_repeats
 
-            result = train_repeats(self.dataset, config, self.spec.repeats, on_epoch=watch,
-                                   snapshots=self.snapshots)
-        else:
-            result = train(self.dataset, config, on_epoch=watch, snapshots=self.snapshots)
-        return self.conclude(trial, result, reporter, watch.pruned_at)
+            return train_repeats(self.dataset, config, self.spec.repeats, on_epoch=on_epoch,
+                                 snapshots=self.snapshots)
+        return train(self.dataset, config, on_epoch=on_epoch, snapshots=self.snapshots)
 
     def config_for(self, trial: optuna.Trial):
         """Suggest the trial's hyperparameters and build its TrainConfig."""

@@ -596,9 +596,8 @@ def data_summary(spec: StudySpec, objective: Objective) -> str:
     if not is_table(spec.dataset):
         return ""
     data = objective.dataset
-    rows = len(data.X_train) + len(data.X_val) + (len(data.X_test) if data.has_test else 0)
     classes = f", classes {', '.join(data.class_names)}" if data.class_names else ""
-    return (f"{data.name}: {rows:,} rows x {data.n_features} features, {data.task} ({data.task_note})"
+    return (f"{data.name}: {data.n_rows:,} rows x {data.n_features} features, {data.task} ({data.task_note})"
             f"{classes}; features standardised on the training split")
 
 

@@ -68,8 +68,7 @@ def data_shape(spec: StudySpec, allow_large: bool = False) -> DataShape:
 
     if is_table(spec.dataset):
         data = build(spec.dataset, allow_large=allow_large)
-        rows = len(data.X_train) + len(data.X_val) + (len(data.X_test) if data.has_test else 0)
-        return DataShape(rows, data.n_features, data.n_outputs, len(data.X_train), len(data.X_val))
+        return DataShape(data.n_rows, data.n_features, data.n_outputs, len(data.X_train), len(data.X_val))
     args = dict(spec.dataset)
     rows = args.get("n_points", 2500)
     n_val, n_test = check_arguments(**args)

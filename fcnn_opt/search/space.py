@@ -255,6 +255,13 @@ class StudySpec:
         return TrainConfig(dims=dims, **merged)
 
 
+def _of_type(value, expected: type) -> bool:
+    """Whether a TOML value has the type a key expects (an integer serves as a float; a
+    boolean is never a number)."""
+    return (isinstance(value, expected) or (expected is float and isinstance(value, int))) \
+        and not isinstance(value, bool)
+
+
 def _check_choice(where: str, value, allowed) -> None:
     if value not in allowed:
         raise SpaceError(f"{where}: expected one of {{{', '.join(map(str, allowed))}}}, got {value!r}.")
@@ -310,8 +317,7 @@ def _check_dataset(data: dict, where: str, base: Path | None = None) -> str:
         if key not in _DATASET_KEYS:
             raise SpaceError(f"{where}: unknown key [dataset].{key}. Valid keys: {', '.join(_DATASET_KEYS)}.")
         expected = _DATASET_KEYS[key]
-        ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
-        if not ok or isinstance(value, bool):
+        if not _of_type(value, expected):
             raise SpaceError(f"{where}: [dataset].{key} must be {expected.__name__}, got {value!r}.")
     if tables.is_table(data):
         _check_table(data, where, base)
@@ -444,9 +450,7 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
     for key, value in study.items():
         if key not in _STUDY_KEYS:
             raise SpaceError(f"{source}: unknown key [study].{key}. Valid keys: {', '.join(_STUDY_KEYS)}.")
-        expected = _STUDY_KEYS[key]
-        if not (isinstance(value, expected) or (expected is float and isinstance(value, int))) \
-                or isinstance(value, bool):
+        if not _of_type(value, _STUDY_KEYS[key]):
             raise SpaceError(f"{source}: [study].{key} must be {_STUDY_KEYS[key].__name__}, got {value!r}.")
     _check_choice(f"{source}: [study].sampler", study.get("sampler", "tpe"), SAMPLERS)
     _check_choice(f"{source}: [study].pruner", study.get("pruner", "median"), PRUNERS)

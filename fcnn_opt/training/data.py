@@ -43,8 +43,8 @@ MAX_COLUMNS = 10_000
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """A 2-D dataset split into training, validation and (optionally) test arrays (all
-    float32 inputs). The test split is never seen by a search: ``X_test`` is None when the
+    """A dataset split into training, validation and (optionally) test arrays (all float32
+    inputs: two for the built-in datasets, any number for your own). The test split is never seen by a search: ``X_test`` is None when the
     dataset was made with ``test_fraction=0``.
 
     Targets: binary and regression ``y`` are float32 of shape ``(n,)``; multi-class ``y``
@@ -69,7 +69,9 @@ class Dataset:
     input_scaling: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     target_scaling: tuple[float, float] | None = field(default=None, repr=False)
     plane: tuple[int, int] = (0, 1)  # the two features pictures are drawn over
-    plane_chosen: bool = False  # True: the user chose them (else wide data uses the two most important)
+    # True once the plane is settled: chosen by the user, or already set to the two features
+    # that matter most to the network drawn (else wide data is given those, once).
+    plane_fixed: bool = False
     _label: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -86,6 +88,11 @@ class Dataset:
     def from_frame(cls, frame, target: str, **kwargs) -> Dataset:
         """A pandas DataFrame as a dataset: see :func:`fcnn_opt.training.data.from_frame`."""
         return from_frame(frame, target, **kwargs)
+
+    @property
+    def n_rows(self) -> int:
+        """Points in all three splits."""
+        return len(self.X_train) + len(self.X_val) + (len(self.X_test) if self.has_test else 0)
 
     @property
     def n_features(self) -> int:
@@ -114,7 +121,7 @@ class Dataset:
             raise DataError(f"{self.name}: name two different features to draw over; got {list(features)}. "
                             f"Features: {', '.join(names)}.")
         return dataclasses.replace(self, plane=(names.index(features[0]), names.index(features[1])),
-                                   plane_chosen=True)
+                                   plane_fixed=True)
 
     @property
     def plane_names(self) -> tuple[str, str]:
@@ -293,15 +300,32 @@ def check_columns(columns: Sequence[str], target: str | None, features, where: s
         raise DataError(f"{where}: the target {target!r} is also listed as a feature.")
 
 
+def split_sizes(n: int, val_fraction: float, test_fraction: float, *, min_train: int = 1,
+                unit: str = "points") -> tuple[int, int]:
+    """The validation and test sizes of ``n`` points (validation first, test next, training the
+    rest, at least ``min_train``), the same for the built-in datasets and your own.
+
+    Raises:
+        ValueError: a fraction out of range, or a split left empty, said in one line.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1). Received: {val_fraction!r}")
+    if not isinstance(test_fraction, (int, float)) or isinstance(test_fraction, bool) \
+            or not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1). Received: {test_fraction!r}")
+    n_val, n_test = int(round(n * val_fraction)), int(round(n * test_fraction))
+    if n_val < 1 or n - n_val - n_test < min_train or (test_fraction > 0 and n_test < 1):
+        raise ValueError(f"val_fraction={val_fraction} and test_fraction={test_fraction} leave an empty "
+                         f"split of {n} {unit}.")
+    return n_val, n_test
+
+
 def _split(X, targets, task, name, names, class_names, note, val_fraction, test_fraction, seed) -> Dataset:
     n = len(X)
-    if not 0.0 < val_fraction < 1.0 or not 0.0 <= test_fraction < 1.0:
-        raise DataError(f"{name}: val_fraction must be in (0, 1) and test_fraction in [0, 1); got "
-                        f"{val_fraction} and {test_fraction}.")
-    n_val, n_test = int(round(n * val_fraction)), int(round(n * test_fraction))
-    if n_val < 1 or n - n_val - n_test < 2 or (test_fraction > 0 and n_test < 1):
-        raise DataError(f"{name}: val_fraction={val_fraction} and test_fraction={test_fraction} leave an "
-                        f"empty split of {n} rows.")
+    try:  # two training rows at least: their spread scales the features
+        n_val, n_test = split_sizes(n, val_fraction, test_fraction, min_train=2, unit="rows")
+    except ValueError as exc:
+        raise DataError(f"{name}: {exc}") from None
     order = np.random.default_rng([seed, 2]).permutation(n)
     X, targets = X[order], targets[order]
     train = slice(n_val + n_test, None)

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fcnn_opt.training.data import BINARY, MULTICLASS, REGRESSION, Dataset, _cast_targets
+from fcnn_opt.training.data import (
+    BINARY,
+    MULTICLASS,
+    REGRESSION,
+    Dataset,
+    _cast_targets,
+    split_sizes,
+)
 
 TASKS = (BINARY, MULTICLASS, REGRESSION)
 
@@ -150,19 +157,9 @@ def check_arguments(name: str, *, n_points: int = 2500, noise: float = 0.0, val_
         raise ValueError(f"n_points must be an integer >= 10. Received: {n_points!r}")
     if not 0.0 <= noise <= 0.5:
         raise ValueError(f"noise must be in [0, 0.5]. Received: {noise!r}")
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1). Received: {val_fraction!r}")
-    if not isinstance(test_fraction, (int, float)) or isinstance(test_fraction, bool) \
-            or not 0.0 <= test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in [0, 1). Received: {test_fraction!r}")
-    n_val = int(round(n_points * val_fraction))
-    n_test = int(round(n_points * test_fraction))
-    if n_val < 1 or n_points - n_val - n_test < 1 or (test_fraction > 0 and n_test < 1):
-        raise ValueError(f"val_fraction={val_fraction} and test_fraction={test_fraction} leave an empty "
-                         f"split of {n_points} points.")
+    n_val, n_test = split_sizes(n_points, val_fraction, test_fraction)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer. Received: {seed!r}")
-
     return n_val, n_test
 
 

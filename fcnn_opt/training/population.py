@@ -47,7 +47,7 @@ from fcnn_opt.training.backends._numpy import NumpyNet
 from fcnn_opt.training.backends._torch import cpu_threads
 from fcnn_opt.training.config import TrainConfig
 from fcnn_opt.training.datasets import BINARY, MULTICLASS, Dataset
-from fcnn_opt.training.loop import TrainResult
+from fcnn_opt.training.loop import TrainResult, snapshot_epochs
 
 # on_epoch(member index, epoch, metrics) -> True to stop that member
 PopulationOnEpoch = Callable[[int, int, dict], "bool | None"]
@@ -309,8 +309,6 @@ def _train_group(data: Dataset, configs, members: list[int], results: list[Train
 def _take_snapshots(group, data: Dataset, ids: list[int], results: list[TrainResult], epoch: int,
                     count: int) -> None:
     """Copy out the weights of the members for which ``epoch`` is a snapshot epoch."""
-    from fcnn_opt.training.loop import snapshot_epochs
-
     rows = [row for row, i in enumerate(ids) if epoch in snapshot_epochs(results[i].config.epochs, count)]
     if rows:
         for row, net in zip(rows, group.numpy_nets(rows, data), strict=True):

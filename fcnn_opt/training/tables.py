@@ -200,13 +200,14 @@ def important_plane(data: Dataset, predict, seed: int = 0) -> tuple[int, int]:
 
 
 def drawn_over_important_plane(data: Dataset, predict) -> Dataset:
-    """``data`` with its pictures' plane set to the two most important features for this
-    network (unchanged for two or fewer features, or when the user chose the plane)."""
+    """``data`` with its pictures' plane set, once, to the two most important features for
+    this network (unchanged for two or fewer features, or when the plane is already fixed:
+    chosen by the user, or set by an earlier call for the same drawing)."""
     import dataclasses
 
-    if data.n_features <= 2 or data.plane_chosen:
+    if data.n_features <= 2 or data.plane_fixed:
         return data
-    return dataclasses.replace(data, plane=important_plane(data, predict))
+    return dataclasses.replace(data, plane=important_plane(data, predict), plane_fixed=True)
 
 
 def is_table(args: dict) -> bool:
@@ -223,11 +224,33 @@ def build(args: dict, allow_large: bool = True) -> Dataset:
 
     if not is_table(args):
         return make_dataset(**args)
-    common = {k: args[k] for k in ("task", "val_fraction", "test_fraction", "seed") if k in args}
-    common["allow_large"] = allow_large
-    if "sklearn" in args:
-        return load_sklearn(args["sklearn"], **common)
-    return read_table(args["path"], target=args.get("target"), features=args.get("features"), **common)
+    key = _read_key(args)
+    if key not in _READ:
+        common = {k: args[k] for k in ("task", "val_fraction", "test_fraction", "seed") if k in args}
+        common["allow_large"] = True  # the limits are checked below, on what was read
+        if "sklearn" in args:
+            data = load_sklearn(args["sklearn"], **common)
+        else:
+            data = read_table(args["path"], target=args.get("target"), features=args.get("features"), **common)
+        _READ.clear()  # one table kept: a run reads its own data, once
+        _READ[key] = data
+    data = _READ[key]
+    check_size(data.n_rows, data.n_features, data.name, allow_large)
+    return data
+
+
+# The last table read, by its arguments and its file's size and time: checking a study file,
+# sizing the study and training all ask for the same table, which is read (and for a CSV
+# parsed) once. A Dataset is not changed by anyone who uses it.
+_READ: dict[tuple, Dataset] = {}
+
+
+def _read_key(args: dict) -> tuple:
+    import json
+
+    path = Path(args["path"]) if "path" in args else None
+    stat = path.stat() if path is not None and path.is_file() else None
+    return json.dumps(args, sort_keys=True, default=str), None if stat is None else (stat.st_size, stat.st_mtime_ns)
 
 
 __all__ = ["DataError", "SKLEARN_DATASETS", "build", "check_size", "file_digest", "fold_scaling",
