@@ -219,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "engine, each in its own process, and print one comparison table.")
     p.add_argument("--workloads", default="W1,W2", help="comma-separated: W1, W2 (default both)")
     p.add_argument("--quick", action="store_true", help="fewer trials per row (a few minutes in all)")
+    p.add_argument("--anytime", action="store_true",
+                   help="instead: the best validation loss after 5, 10, 20, 30 and 60 s of the time-budgeted "
+                        "mode, the W2 study and a plain Optuna + PyTorch objective (about 11 minutes)")
+    p.add_argument("--seconds", type=float, default=60, metavar="S", help="--anytime: seconds per run (default 60)")
+    p.add_argument("--repeats", type=int, default=3, metavar="N",
+                   help="--anytime: repetitions per system, sampler seeds 0..N-1 (default 3)")
     p.set_defaults(func=cmd_bench)
     return parser
 
@@ -525,6 +531,14 @@ def cmd_datasets(args) -> int:
 def cmd_bench(args) -> int:
     from fcnn_opt.cli.bench import WORKLOADS, run_bench
 
+    if args.anytime:
+        from fcnn_opt.cli.anytime import run_anytime
+
+        if args.seconds <= 0 or not 1 <= args.repeats <= 20:
+            raise UsageError(f"--seconds must be > 0 and --repeats from 1 to 20, got {args.seconds:g} and "
+                             f"{args.repeats}.")
+        run_anytime(args.seconds, args.repeats)
+        return EXIT_OK
     chosen = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in chosen if w not in WORKLOADS]
     if unknown or not chosen:

@@ -61,6 +61,13 @@ def run_summary(summary) -> str:
                      + ("trials ran until the time was up" if summary.budget >= NO_LIMIT
                         else f"{left} trials of the budget were not run (the same command continues)"
                         if left > 0 else "the trial budget was done first"))
+    if summary.continued:
+        numbers = ", ".join(str(number) for number, _ in summary.continued[:8])
+        more = f" and {len(summary.continued) - 8} more" if len(summary.continued) > 8 else ""
+        epochs = sorted({added for _, added in summary.continued})
+        span = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]} to {epochs[-1]}"
+        lines.append(f"anneal    continued the best {len(summary.continued)} complete trials ({numbers}{more}) "
+                     f"for {span} more epochs each, the learning rate falling to zero")
     for reason, count in sorted(summary.failures.items(), key=lambda item: -item[1])[:5]:
         lines.append(f"failed    {count} trial{'s' if count > 1 else ''}: {reason[:200]}")
     if summary.pareto:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fcnn_opt.search.space import StudySpec, load_spec, parse_spec
+from fcnn_opt.store.artifact_files import CONTINUES_ATTR
 from fcnn_opt.training.datasets import Dataset
 from fcnn_opt.training.loop import TrainResult, train
 from fcnn_opt.training.tables import build
@@ -138,19 +139,46 @@ class Objective:
 
     def run(self, trial: optuna.Trial, reporter) -> float:
         """Like calling the objective, with per-epoch values going to ``reporter``."""
+        plan = continuation_of(trial, reporter)
+        if plan is not None:
+            return self.continue_run(trial, reporter, plan)
         config = self.config_for(reporter.params_trial)
         watch = EpochWatch(reporter, self.spec.metric, report=not self.spec.multi)
         return self.conclude(trial, self.train(config, watch), reporter, watch.pruned_at)
 
     def train(self, config, on_epoch) -> TrainResult:
         """Train one trial's network by its own backend (its seed repeats one after another,
-        or together in the population engine; see :mod:`fcnn_opt.training.repeats`)."""
+        or together in the population engine; see :mod:`fcnn_opt.training.repeats`). Where the
+        study continues its best trials (``anneal``), the run keeps its state."""
         if self.spec.repeats > 1:
             from fcnn_opt.training.repeats import train_repeats
 
             return train_repeats(self.dataset, config, self.spec.repeats, on_epoch=on_epoch,
                                  snapshots=self.snapshots)
-        return train(self.dataset, config, on_epoch=on_epoch, snapshots=self.snapshots)
+        return train(self.dataset, config, on_epoch=on_epoch, snapshots=self.snapshots,
+                     keep_state=self.spec.anneal > 0)
+
+    def continue_run(self, trial: optuna.Trial, reporter, plan: dict) -> float:
+        """A continuation trial (see :data:`CONTINUES_ATTR`): train the trial it continues on from
+        its stored state for ``plan["epochs"]`` more epochs, the learning rate falling linearly
+        to zero over them. Its epochs are reported (numbered on from the parent's) and never
+        pruned; its histories and network are stored like any trial's."""
+        from fcnn_opt.store import optuna_internals as internals
+        from fcnn_opt.store.artifact_files import load_state
+        from fcnn_opt.training.backends import TrainState
+
+        storage = internals.storage_of(trial.study)
+        parent = storage.get_trial(internals.trial_id_for_number(trial.study, int(plan["trial"])))
+        state = load_state(parent, self.artifact_dir)
+        if state is None:  # recorded as failed, with the reason; the study goes on
+            reporter.store({"fail_reason": f"trial {parent.number} kept no state to continue from (it was not "
+                                           "trained by a study that continues its best trials)"})
+            return float("nan")
+        added = int(plan["epochs"])
+        config = self.config_for(reporter.params_trial).replace(epochs=state["epoch"] + added, decay_epochs=added)
+        watch = EpochWatch(reporter, self.spec.metric, prune=False)
+        result = train(self.dataset, config, on_epoch=watch, resume=TrainState(**state), snapshots=self.snapshots)
+        return self.conclude(trial, result, reporter, None)
 
     def config_for(self, trial: optuna.Trial):
         """Suggest the trial's hyperparameters and build its TrainConfig."""
@@ -186,6 +214,15 @@ class Objective:
         return float(final)
 
 
+def continuation_of(trial: optuna.Trial, reporter) -> dict | None:
+    """The plan of a continuation trial (its :data:`CONTINUES_ATTR`), or None for a new trial.
+    Trials drawn on the pruning mirror are new ones: their attributes are not read back."""
+    if reporter.params_trial is not trial:
+        return None
+    plan = trial.user_attrs.get(CONTINUES_ATTR)
+    return plan if isinstance(plan, dict) else None
+
+
 class TrialReporter:
     """Report each epoch to the trial and ask its pruner, one storage call at a time (Optuna's
     public API; :class:`fcnn_opt.store.mirror.MirrorReporter` is the buffered alternative)."""
@@ -196,6 +233,10 @@ class TrialReporter:
     def report(self, value: float, epoch: int) -> bool:
         self.trial.report(value, epoch)
         return self.trial.should_prune()
+
+    def record(self, value: float, epoch: int) -> None:
+        """Report a value without asking the pruner."""
+        self.trial.report(value, epoch)
 
     def store(self, attrs: dict[str, Any]) -> None:
         for key, value in attrs.items():
@@ -219,18 +260,21 @@ class EpochWatch:
     """``on_epoch`` for training: reports the metric each epoch, stops when told to prune.
 
     With ``report=False`` (a multi-objective study: Optuna takes no per-epoch values there)
-    it only stops a run whose metric is no longer finite.
+    it only stops a run whose metric is no longer finite; with ``prune=False`` it reports
+    each value without asking the pruner (a continuation runs to its end).
     """
 
-    def __init__(self, reporter, metric: str, report: bool = True):
-        self.reporter, self.metric, self.reports = reporter, metric, report
+    def __init__(self, reporter, metric: str, report: bool = True, prune: bool = True):
+        self.reporter, self.metric, self.reports, self.prunes = reporter, metric, report, prune
         self.pruned_at: int | None = None
 
     def __call__(self, epoch: int, metrics: dict) -> bool:
         value = metrics[self.metric]
         if value is None or not math.isfinite(value):
             return True
-        if self.reports and self.reporter.report(value, epoch):
+        if self.reports and not self.prunes:
+            self.reporter.record(value, epoch)
+        elif self.reports and self.reporter.report(value, epoch):
             self.pruned_at = epoch
             return True
         return False
@@ -322,8 +366,12 @@ def result_attrs(result: TrainResult, spec: StudySpec, artifact_dir: Path | None
         from fcnn_opt.store.artifact_files import RUN_FILE_ATTR, save_run
 
         others = [run.weights() for run in result.repeats[1:]]
+        state = None
+        if result.state is not None:  # to continue the run later (see Objective.continue_run)
+            state = {"moments": result.state.moments, "steps": result.state.steps, "epoch": result.state.epoch,
+                     "epoch_seconds": result.state.histories["epoch_seconds"]}
         attrs[RUN_FILE_ATTR] = save_run(artifact_dir, result.weights(), histories, repeats=others,
-                                        snapshots=result.snapshots)
+                                        snapshots=result.snapshots, state=state)
     else:
         attrs.update(histories, weights=weights_to_json(result.weights()))
     return attrs

@@ -95,16 +95,28 @@ def make_sampler(name: str, seed: int | None, spec: StudySpec | None = None, *,
         raise StudyError(f"Sampler {name!r} needs a package that is missing: {exc}") from None
 
 
-def make_pruner(name: str) -> optuna.pruners.BasePruner:
-    """An Optuna pruner by name (median by default; ``none`` never prunes)."""
+def make_pruner(name: str, spec: StudySpec | None = None) -> optuna.pruners.BasePruner:
+    """An Optuna pruner by name (median by default; ``none`` never prunes).
+
+    Where ``spec``'s epochs are a resource (``epochs = { max, min }``), successive halving and
+    Hyperband take their rungs from it: min epochs first, then three times as many, keeping
+    the best third; otherwise their first rung is at 5 epochs.
+    """
     import optuna
 
+    from fcnn_opt.search.space import RUNG_FACTOR
+
     startup = {"n_startup_trials": 5, "n_warmup_steps": 5}
+    epochs = spec.epoch_range if spec is not None else None
+    rungs = {"min_resource": 5}  # Optuna's other defaults: reduction factor 4 (sha), 3 (hyperband)
+    if epochs is not None:
+        rungs = {"min_resource": epochs[0], "reduction_factor": RUNG_FACTOR}
     pruners = {
         "median": lambda: optuna.pruners.MedianPruner(**startup),
         "percentile": lambda: optuna.pruners.PercentilePruner(25.0, **startup),
-        "sha": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=5),
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=5),
+        "sha": lambda: optuna.pruners.SuccessiveHalvingPruner(**rungs),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(
+            **rungs, **({"max_resource": epochs[1]} if epochs is not None else {})),
         "patient": lambda: optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(**startup), patience=5),
         "wilcoxon": lambda: optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=5),
         "none": lambda: optuna.pruners.NopPruner(),
@@ -125,7 +137,7 @@ def create_or_load(spec: StudySpec, storage, study_name: str, *, concurrent: boo
     study = retrying(  # safe to repeat: a study created by a lost commit is loaded
         optuna.create_study, storage=storage, study_name=study_name, directions=spec.directions,
         load_if_exists=True, sampler=make_sampler(spec.sampler, spec.seed, spec, concurrent=concurrent),
-        pruner=make_pruner(spec.pruner), what="creating the study")
+        pruner=make_pruner(spec.pruner, spec), what="creating the study")
     internals.attach(study, storage)
     attrs = study.user_attrs
     stored = attrs.get(SPEC_ATTR)
@@ -178,7 +190,7 @@ def load_for_worker(storage, study_name: str, *, worker_id: int | None = None,
     if attrs.get(SPEC_ATTR) not in (None, spec.fingerprint()):
         raise StudyError(f"Study {study_name!r}: the stored definition does not match its fingerprint.")
     seed = None if worker_id is None else spec.seed + worker_id
-    study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner(spec.pruner),
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner(spec.pruner, spec),
                               sampler=make_sampler(spec.sampler, seed, spec, concurrent=concurrent))
     internals.attach(study, storage)
     return study, spec
@@ -239,6 +251,7 @@ class RunSummary:
     data: str = ""  # your own data: its shape and task, as it was read
     objectives: tuple = ()  # a multi-objective study's objectives (then no single best)
     pareto: list = field(default_factory=list)  # its Pareto set: (number, values, params)
+    continued: list = field(default_factory=list)  # trials this run continued: (number, epochs added)
 
 
 def budget_of(spec: StudySpec) -> int:
@@ -350,10 +363,15 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
     # every trial is asked, reported and told through Optuna's public API.
     mirror = PruningMirror(study) if PruningMirror.supports(study) else None
     claimed: list = []  # trials this process holds RUNNING and has not recorded yet
+    anneal_from = _anneal_start(spec, summary.budget, timeout, batch_trials)
     try:
         with _sigterm_as_interrupt():
             failing_since = None
             while timeout is None or time.perf_counter() - start <= timeout:
+                if anneal_from is not None and time.perf_counter() - start >= anneal_from:
+                    step = _continue_best(study, spec, summary, timeout - (time.perf_counter() - start))
+                    if step == "stop":
+                        break
                 try:
                     with signals_held():
                         trials, budget, counts = _next_trials(study, spec, watch, grid, batch_trials, mirror)
@@ -393,6 +411,28 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
     summary.seconds = time.perf_counter() - start
     fill_final(summary, study, spec)
     return summary
+
+
+def _anneal_start(spec: StudySpec, budget: int, timeout: float | None, batch_trials: int) -> float | None:
+    """Seconds into the run at which it starts continuing its best trials, or None: a time
+    budget without a trial budget, epochs a resource, one trial at a time (the population
+    engine keeps no optimiser state); see :mod:`fcnn_opt.search.anneal`."""
+    if spec.anneal <= 0 or timeout is None or budget < NO_TRIAL_BUDGET or batch_trials != 1:
+        return None
+    return timeout * (1 - spec.anneal)
+
+
+def _continue_best(study, spec: StudySpec, summary: RunSummary, seconds_left: float) -> str:
+    """Queue the next continuation if one fits in the time left: "queued", "search" (nothing to
+    continue yet) or "stop" (too little time)."""
+    from fcnn_opt.search import anneal
+
+    step = anneal.next_continuation(study, spec, seconds_left)
+    if isinstance(step, anneal.Continuation):
+        anneal.enqueue(study, step)
+        summary.continued.append((step.trial, step.epochs))
+        return "queued"
+    return step
 
 
 FAILURES_BEFORE_ANY_SUCCESS = 10

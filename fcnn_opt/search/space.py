@@ -17,6 +17,13 @@ the grid sampler), or a range table ``{low, high, log, step}``; ``units`` may ad
     units = { low = 2, high = 64, log = true, per_layer = true }
     activation = ["relu", "tanh", "sigmoid"]
 
+``epochs = { max = 400 }`` (optionally ``min = 15``) makes epochs a resource the search spends
+instead of a hyperparameter: every trial may train up to ``max`` epochs, and successive halving
+(the default pruner then) lets only the best third of the trials go on at ``min``, ``3 min``,
+``9 min``, ... epochs. With a time budget (``timeout`` and no ``n_trials``) the last
+``anneal`` share of the time (0.2 by default) continues the best trials from their state with
+a learning rate decaying to zero (:mod:`fcnn_opt.search.anneal`).
+
 Every error names the file, the key, the bad value and the expected form.
 """
 
@@ -62,7 +69,12 @@ _DATASET_KEYS = {"name": str, "n_points": int, "noise": float, "val_fraction": f
 _TABLE_KEYS = {"path", "target", "features", "task", "sklearn", "sha256"}
 _BUILTIN_ONLY = {"name", "n_points", "noise"}
 _STUDY_KEYS = {"name": str, "sampler": str, "pruner": str, "metric": str, "n_trials": int,
-               "seed": int, "description": str, "repeats": int, "objectives": list, "timeout": float}
+               "seed": int, "description": str, "repeats": int, "objectives": list, "timeout": float,
+               "anneal": float}
+# epochs = { max = ..., min = ... }: epochs as a resource that successive halving spends
+_RESOURCE_KEYS = {"max", "min"}
+RUNG_FACTOR = 3  # successive halving keeps the best third of the trials at each rung
+DEFAULT_ANNEAL = 0.2  # the share of a time budget spent continuing the best trials
 MAX_REPEATS = 100
 _RANGE_KEYS = {"low", "high", "log", "step", "per_layer"}
 _CHOICE_KEYS = {"choices", "per_layer"}
@@ -94,6 +106,7 @@ class Param:
     log: bool = False
     step: float | None = None
     per_layer: bool = False
+    resource_min: int | None = None  # epochs = { max, min }: value is max; min is the first rung
 
     @property
     def searched(self) -> bool:
@@ -106,6 +119,8 @@ class Param:
         """The ``[params]`` value this parameter was parsed from (read back by parse_spec)."""
         if self.choices is not None:
             return {"choices": list(self.choices), "per_layer": True} if self.per_layer else list(self.choices)
+        if self.resource_min is not None:
+            return {"max": self.value, "min": self.resource_min}
         if self.low is None:
             return self.value
         raw = {"low": self.low, "high": self.high}
@@ -130,6 +145,9 @@ class StudySpec:
     repeats: int = 1  # networks per trial, seeds seed .. seed + repeats - 1
     objectives: tuple[str, ...] = ()  # several: a multi-objective study (no pruning)
     timeout: float | None = None  # seconds each run may take; without n_trials, the budget is time
+    # share of a time budget kept to continue the best trials with a decaying learning rate
+    # (epochs as a resource only; see fcnn_opt.search.anneal); 0 turns it off
+    anneal: float = 0.0
     source: str = "<defaults>"
     train_seed_fixed: bool = field(default=False, repr=False)
 
@@ -150,6 +168,19 @@ class StudySpec:
     @property
     def searched(self) -> dict[str, Param]:
         return {k: p for k, p in self.params.items() if p.searched}
+
+    @property
+    def epoch_range(self) -> tuple[int, int] | None:
+        """``(min, max)`` when epochs are a resource (``epochs = { max = ... }``): every trial may
+        train up to max epochs, and successive halving stops all but the best third of them at
+        min, 3 min, 9 min, ... epochs. None when epochs are a hyperparameter or fixed."""
+        p = self.params["epochs"]
+        return (p.resource_min, p.value) if p.resource_min is not None else None
+
+    @property
+    def anneals(self) -> bool:
+        """Whether runs end by continuing their best trials (a time budget, epochs a resource)."""
+        return self.anneal > 0 and self.timeout is not None and self.n_trials is None
 
     def grid(self) -> dict[str, list]:
         """The grid sampler's search space (Optuna parameter name -> values)."""
@@ -204,6 +235,8 @@ class StudySpec:
             study["objectives"] = list(self.objectives)
         if self.timeout is not None:
             study["timeout"] = self.timeout
+        if self.epoch_range is not None:
+            study["anneal"] = self.anneal
         return {"study": study, "dataset": dict(self.dataset),
                 "params": {name: p.to_toml() for name, p in self.params.items()}}
 
@@ -235,6 +268,8 @@ class StudySpec:
         if repeats is not None:
             _check_repeats("--repeats", repeats)
             changes["repeats"] = repeats
+        if (lib is not None and params["lib"].value != "numpy") or (repeats or 1) > 1:
+            changes["anneal"] = 0.0  # only NumPy continues a run, one network per trial
         spec = StudySpec(**{**self.__dict__, **changes, "params": params, "dataset": data})
         if spec.sampler == "grid":
             spec.grid()  # raise now for ranges given to the grid sampler
@@ -398,6 +433,8 @@ def _parse_param(name: str, raw, where: str) -> Param:
         per_layer = bool(raw.get("per_layer", False))
         if per_layer and name != "units":
             raise SpaceError(f"{where}: [params].{name}: per_layer applies to units only.")
+        if name == "epochs" and "max" in raw:
+            return _parse_resource(raw, where)
         if "choices" in raw:
             extra = set(raw) - _CHOICE_KEYS
             if extra:
@@ -413,6 +450,21 @@ def _parse_param(name: str, raw, where: str) -> Param:
             raise SpaceError(f"{where}: [params].{name} lists a value twice: {list(raw)}.")
         return Param(name, kind, choices=choices, per_layer=per_layer)
     return Param(name, kind, value=_check_value(where, name, kind, allowed, raw))
+
+
+def _parse_resource(raw: dict, where: str) -> Param:
+    """``epochs = { max = 400, min = 15 }``: min defaults to max / 27 rounded up, so the last
+    rung (9 min) comes well before max: a trial stopped there has not spent nearly all of it."""
+    form = "epochs = { max = 400 } or { max = 400, min = 15 }"
+    extra = set(raw) - _RESOURCE_KEYS
+    if extra:
+        raise SpaceError(f"{where}: [params].epochs as a resource must be {form}; got keys {sorted(raw)}.")
+    top = _check_value(where, "epochs", "int", None, raw["max"])
+    low = raw.get("min", max(1, -(-top // RUNG_FACTOR ** 3)))
+    low = _check_value(where, "epochs", "int", None, low)
+    if low > top:
+        raise SpaceError(f"{where}: [params].epochs has min > max ({low} > {top}).")
+    return Param("epochs", "int", value=top, resource_min=low)
 
 
 def _parse_range(name: str, kind: str, raw: dict, where: str, per_layer: bool) -> Param:
@@ -480,7 +532,8 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
     objectives = _parse_objectives(f"{source}: [study].objectives", study.get("objectives"), task)
     # The metric the loss plots and pictures speak of: the first validation objective.
     metric = next((name for name in objectives if name in METRICS), study.get("metric", "val_loss"))
-    default_pruner = "none" if objectives else "median"
+    resource = params["epochs"].resource_min is not None
+    default_pruner = "none" if objectives else ("sha" if resource else "median")
     spec = StudySpec(
         name=study.get("name", name or "fcnn_opt"),
         dataset=dataset,
@@ -494,6 +547,7 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
         repeats=study.get("repeats", 1),
         objectives=objectives,
         timeout=float(timeout) if timeout is not None else None,
+        anneal=_parse_anneal(study, params, objectives, source),
         source=source,
         train_seed_fixed=train_seed_fixed,
     )
@@ -501,6 +555,31 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
         spec.grid()
     _check_multi(spec, f"{source}: [study]", pruner_given="pruner" in study)
     return spec
+
+
+def _parse_anneal(study: dict, params: dict[str, Param], objectives, source: str) -> float:
+    """``[study] anneal``: the share of a time budget spent continuing the best trials; it
+    defaults to 0.2 where it can work (epochs a resource, lib numpy, one network per trial,
+    one objective) and is 0 elsewhere. Asking for it elsewhere is an error."""
+    where = f"{source}: [study].anneal"
+    given = "anneal" in study
+    value = study.get("anneal", DEFAULT_ANNEAL)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+        raise SpaceError(f"{where} must be a share of the time budget from 0 to below 1 (e.g. 0.2), got {value!r}.")
+    blocker = None
+    if params["epochs"].resource_min is None:
+        blocker = "epochs to be a resource: epochs = { max = 400 }"
+    elif params["lib"].searched or params["lib"].value != "numpy":
+        blocker = "lib = \"numpy\" (the backend that continues a run from its state)"
+    elif study.get("repeats", 1) > 1:
+        blocker = "one network per trial (repeats = 1)"
+    elif objectives:
+        blocker = "one objective"
+    if blocker is None:
+        return float(value)
+    if given and value > 0:
+        raise SpaceError(f"{where}: continuing the best trials needs {blocker}; set anneal = 0 or remove it.")
+    return 0.0
 
 
 def load_spec(path: str | Path) -> StudySpec:

@@ -82,13 +82,20 @@ def write_artifact(folder: str | Path, artifact_id: str, body: bytes) -> None:
 
 
 def save_run(folder: str | Path, weights, histories: dict[str, list], repeats=(),
-             snapshots: dict | None = None) -> dict[str, Any]:
+             snapshots: dict | None = None, state: dict | None = None) -> dict[str, Any]:
     """Write a trial's ``[(W, b), ...]`` and its histories (lists with None for a missing
     value) into the artifact folder as one .npz; returns the pointer to keep as the trial's
-    :data:`RUN_FILE_ATTR` user attribute."""
+    :data:`RUN_FILE_ATTR` user attribute. ``state``: the optimiser's state to continue the
+    run from (``moments``, ``steps``, ``epoch`` and ``epoch_seconds``; see :func:`load_state`)."""
     import numpy as np
 
     arrays = weight_arrays(weights)
+    if state is not None:
+        for i, moment in enumerate(state["moments"]):
+            arrays[f"{STATE_PREFIX}m{i}"] = np.asarray(moment, dtype=np.float32)
+        arrays[f"{STATE_PREFIX}steps"] = np.array(state["steps"], dtype=np.int64)
+        arrays[f"{STATE_PREFIX}epoch"] = np.array(state["epoch"], dtype=np.int64)
+        arrays[f"{STATE_PREFIX}epoch_seconds"] = np.asarray(state["epoch_seconds"], dtype=np.float64)
     for r, extra in enumerate(repeats, start=1):  # a trial with seed repeats: each network
         arrays.update(weight_arrays(extra, prefix=repeat_prefix(r)))
     for epoch, snapshot in (snapshots or {}).items():  # the network as it learned
@@ -104,6 +111,28 @@ def save_run(folder: str | Path, weights, histories: dict[str, list], repeats=()
 
 
 SNAPSHOT_PREFIX = "epoch"  # run-file arrays epoch<N>_W0, epoch<N>_b0, ...: weights after epoch N
+STATE_PREFIX = "state_"  # run-file arrays state_m0, state_m1, state_steps, state_epoch, state_epoch_seconds
+# A trial that continues another from its state: {"trial": the number it continues, "epochs": added}
+CONTINUES_ATTR = "continues"
+
+
+def load_state(trial, folder: str | Path | None = None) -> dict[str, Any] | None:
+    """Where a trial's run ended, to continue it: ``epoch``, ``weights``, ``moments`` (the
+    optimiser's buffers), ``steps`` and ``histories`` (``train_loss``, ``val_loss``,
+    ``val_accuracy``, ``epoch_seconds``): the fields of
+    :class:`fcnn_opt.training.backends._base.TrainState`. None for a trial that kept no state
+    (only studies whose epochs are a resource and which continue their best trials keep it)."""
+    if not trial.user_attrs.get(RUN_FILE_ATTR):
+        return None
+    arrays = _run_file(trial, folder)
+    if f"{STATE_PREFIX}steps" not in arrays:
+        return None
+    moments = [arrays[f"{STATE_PREFIX}m{i}"] for i in range(2) if f"{STATE_PREFIX}m{i}" in arrays]
+    histories = load_histories(trial, folder)
+    histories["epoch_seconds"] = [float(v) for v in arrays[f"{STATE_PREFIX}epoch_seconds"]]
+    return {"epoch": int(arrays[f"{STATE_PREFIX}epoch"]), "weights": weights_from_arrays(arrays),
+            "moments": [m.copy() for m in moments], "steps": int(arrays[f"{STATE_PREFIX}steps"]),
+            "histories": histories}
 
 
 def load_snapshots(trial, folder: str | Path | None = None) -> dict[int, list[tuple[Any, Any]]]:

@@ -12,8 +12,9 @@ values, so the decisions are the same. Each trial's intermediate values and attr
 then written to the real storage in one transaction when it ends, before it is told, so
 pruners, plots and optuna-dashboard see every epoch's value.
 
-Pruners whose decisions depend on trial numbers or on attributes they store themselves
-(successive halving, Hyperband) always use the plain way.
+Successive halving is decided here too (:class:`RungRule`), with the rung values it stores
+written under Optuna's own attribute names. Hyperband, whose brackets depend on trial
+numbers, always uses the plain way.
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ MIRRORABLE = ("MedianPruner", "PercentilePruner", "PatientPruner", "WilcoxonPrun
               "ThresholdPruner")
 
 
+def _rule_for(study: optuna.Study) -> PercentileRule | RungRule | None:
+    """The in-memory rule for the study's pruner, or None (then the copy's pruner decides)."""
+    maximize = study.direction.name == "MAXIMIZE"
+    percentile = internals.percentile_settings(study.pruner)
+    if percentile is not None:
+        return PercentileRule(percentile, maximize)
+    rungs = internals.rung_settings(study.pruner)
+    return RungRule(rungs, maximize) if rungs is not None else None
+
+
 class PercentileRule:
     """Optuna's PercentilePruner (MedianPruner is one) deciding on the mirror's completed trials,
     with each step's percentile computed once per change of that step's values instead of
@@ -43,6 +54,24 @@ class PercentileRule:
         self.values: dict[int, list[float]] = {}
         self.n_complete = 0
         self._percentile: dict[int, float] = {}
+
+    def add_trial(self, trial: optuna.trial.FrozenTrial) -> None:
+        """Count a finished trial of the study (its values, if it completed)."""
+        if trial.state.name == "COMPLETE":
+            self.add_complete(trial.intermediate_values)
+
+    def add_finished(self, reporter: MirrorReporter, state) -> None:
+        """Count a trial this process ran, once it is told."""
+        if state.name == "COMPLETE":
+            self.add_complete(reporter.history)
+
+    def decide(self, reporter: MirrorReporter, value: float, step: int) -> bool:
+        """Whether to prune the reporter's trial, which just reported ``value`` at ``step``."""
+        if not math.isnan(value):  # the best so far ignores NaN, as Optuna's nanmin/nanmax do
+            best = reporter.best
+            reporter.best = value if math.isnan(best) else (max if self.maximize else min)(best, value)
+        reporter.last_step = max(reporter.last_step, step)
+        return self.prune(reporter.history, reporter.best, reporter.last_step)
 
     def add_complete(self, intermediate: dict[int, float]) -> None:
         self.n_complete += 1
@@ -81,6 +110,52 @@ class PercentileRule:
         return float(np.nanpercentile(np.array(values, dtype=float), q))
 
 
+class RungRule:
+    """Optuna's SuccessiveHalvingPruner deciding on the mirror's trials.
+
+    At each rung (``min_resource * reduction_factor ** (min_early_stopping_rate + rung)``
+    epochs) a trial goes on only if its value there is among the best ``1 / reduction_factor``
+    of every value recorded at that rung, its own included (of fewer than
+    ``reduction_factor`` values: only if it is the best). Optuna records each trial's value
+    at each rung it reached as a system attribute; here the values of each rung are kept in
+    memory, and a trial's rungs are written under the same attribute names when it ends."""
+
+    def __init__(self, settings: internals.RungSettings, maximize: bool):
+        self.settings, self.maximize = settings, maximize
+        self.values: dict[int, list[float]] = {}  # rung -> values recorded there
+
+    def _add(self, rungs: dict[int, float]) -> None:
+        for rung, value in rungs.items():
+            self.values.setdefault(rung, []).append(value)
+
+    def add_trial(self, trial: optuna.trial.FrozenTrial) -> None:
+        rungs, rung = {}, 0
+        while internals.rung_key(rung) in trial.system_attrs:
+            rungs[rung] = trial.system_attrs[internals.rung_key(rung)]
+            rung += 1
+        self._add(rungs)
+
+    def add_finished(self, reporter: MirrorReporter, state) -> None:
+        self._add(reporter.rungs)
+
+    def decide(self, reporter: MirrorReporter, value: float, step: int) -> bool:
+        s = self.settings
+        rung = len(reporter.rungs)
+        while step >= s.min_resource * s.reduction_factor ** (s.min_early_stopping_rate + rung):
+            if math.isnan(value):
+                return True
+            reporter.rungs[rung] = value
+            reporter.store_system({internals.rung_key(rung): value})
+            competing = sorted(self.values.get(rung, []) + [value], reverse=self.maximize)
+            if len(competing) <= s.bootstrap_count:
+                return True
+            keep = max(len(competing) // s.reduction_factor - 1, 0)  # the index of the last one kept
+            if (value < competing[keep]) if self.maximize else (value > competing[keep]):
+                return True
+            rung += 1
+        return False
+
+
 class PruningMirror:
     """An in-memory copy of a study's finished trials on which its pruner decides, and on
     which the random and TPE samplers draw new trials.
@@ -104,8 +179,7 @@ class PruningMirror:
         self.samples_from_history = type(study.sampler).__name__ != "RandomSampler"
         sampler = copy.deepcopy(study.sampler) if self.samples else optuna.samplers.RandomSampler(seed=0)
         self.copy = optuna.create_study(direction=study.direction, pruner=study.pruner, sampler=sampler)
-        settings = internals.percentile_settings(study.pruner)
-        self.rule = PercentileRule(settings, study.direction.name == "MAXIMIZE") if settings else None
+        self.rule = _rule_for(study)
         self.seen: set[int] = set()  # numbers of the study's trials the copy holds
         self._twins: dict[int, optuna.Trial] = {}  # real trial id -> the copy's trial sampled for it
         self.refresh()
@@ -114,8 +188,9 @@ class PruningMirror:
     def supports(study: optuna.Study) -> bool:
         """Whether the runner can use a mirror for ``study``: Optuna's private names are there
         (the mirror writes through them), one objective, and a pruner that decides on values."""
-        return (internals.fast_path() and type(study.pruner).__name__ in MIRRORABLE
-                and len(study.directions) == 1)
+        mirrorable = (type(study.pruner).__name__ in MIRRORABLE
+                      or internals.rung_settings(study.pruner) is not None)
+        return internals.fast_path() and mirrorable and len(study.directions) == 1
 
     @property
     def sampler(self):
@@ -140,8 +215,8 @@ class PruningMirror:
         for t in new:
             self.seen.add(t.number)
             self.copy.add_trial(t)
-            if self.rule is not None and t.state == TrialState.COMPLETE:
-                self.rule.add_complete(t.intermediate_values)
+            if self.rule is not None:
+                self.rule.add_trial(t)
 
     def ask(self, draw: Callable[[optuna.Trial], Any], count: int = 1,
             user_attrs: dict | None = None) -> list[optuna.Trial]:
@@ -208,6 +283,7 @@ class MirrorReporter:
         self._written: set[int] = set()  # the steps of history already in the storage
         self.best = math.nan
         self.last_step = -1
+        self.rungs: dict[int, float] = {}  # successive halving: the value at each rung passed
 
     def report(self, value: float, epoch: int) -> bool:
         self.history[epoch] = value
@@ -215,10 +291,11 @@ class MirrorReporter:
         if rule is None:
             self.twin.report(value, epoch)
             return self.twin.should_prune()
-        if not math.isnan(value):  # the best so far ignores NaN, as Optuna's nanmin/nanmax do
-            self.best = value if math.isnan(self.best) else (max if rule.maximize else min)(self.best, value)
-        self.last_step = max(self.last_step, epoch)
-        return rule.prune(self.history, self.best, self.last_step)
+        return rule.decide(self, value, epoch)
+
+    def record(self, value: float, epoch: int) -> None:
+        """Keep a value without asking the pruner (written with the rest at the end)."""
+        self.history[epoch] = value
 
     def store(self, attrs: dict[str, Any]) -> None:
         self.attrs.update(attrs)
@@ -252,10 +329,10 @@ class MirrorReporter:
             copy_storage, twin_id = internals.storage_of(mirror.copy), internals.trial_id_of(self.twin)
             for step, value_at in self.history.items():
                 copy_storage.set_trial_intermediate_value(twin_id, step, value_at)
+        if mirror.rule is not None:
+            mirror.rule.add_finished(self, state if value is None or math.isfinite(value) else TrialState.FAIL)
         if state == TrialState.COMPLETE and value is not None and math.isfinite(value):
             mirror.copy.tell(self.twin, value)
-            if mirror.rule is not None:
-                mirror.rule.add_complete(self.history)
         elif state == TrialState.PRUNED:
             mirror.copy.tell(self.twin, state=TrialState.PRUNED)
         else:

@@ -37,6 +37,10 @@ Private names relied on, and why:
 - ``PercentilePruner._n_startup_trials``, ``._n_warmup_steps``, ``._interval_steps``,
   ``._n_min_trials``, ``._percentile`` and ``optuna.pruners._percentile._is_first_in_interval_step``:
   the median/percentile rule decided on the pruning mirror exactly as Optuna decides it.
+- ``SuccessiveHalvingPruner._min_resource``, ``._reduction_factor``, ``._min_early_stopping_rate``,
+  ``._bootstrap_count`` and ``optuna.pruners._successive_halving._completed_rung_key``: successive
+  halving decided on the mirror, and each trial's rung values recorded under Optuna's own
+  attribute names, so Optuna's pruner (a worker on the public API) counts them too.
 
 The fast path is used only when the installed Optuna is inside :data:`TESTED_RANGE` (the
 range in pyproject.toml, which CI tests at both ends) and every name above exists. Otherwise,
@@ -84,6 +88,7 @@ _PRIVATE_NAMES = (
     ("optuna.storages.journal._storage", "JournalOperation.SET_TRIAL_SYSTEM_ATTR"),
     ("optuna.storages.journal._storage", "JournalOperation.SET_TRIAL_STATE_VALUES"),
     ("optuna.pruners._percentile", "_is_first_in_interval_step"),
+    ("optuna.pruners._successive_halving", "_completed_rung_key"),
     ("optuna.artifacts._upload", "ARTIFACTS_ATTR_PREFIX"),
 )
 # Instance attributes, looked for among the names each class's __init__ assigns or reads.
@@ -95,6 +100,8 @@ _INSTANCE_NAMES = (
     ("optuna.storages", "JournalStorage", ("_backend", "_thread_lock", "_replay_result")),
     ("optuna.pruners", "PercentilePruner", ("_n_startup_trials", "_n_warmup_steps", "_interval_steps",
                                             "_n_min_trials", "_percentile")),
+    ("optuna.pruners", "SuccessiveHalvingPruner", ("_min_resource", "_reduction_factor",
+                                                   "_min_early_stopping_rate", "_bootstrap_count")),
 )
 # Optuna's own RDBStorage methods that ResilientRDBStorage retries besides the public ones.
 RETRIED_PRIVATE_METHODS = ("_get_trials", "_get_best_trial_id", "_get_stale_trial_ids", "_set_trial_param")
@@ -639,3 +646,34 @@ def is_first_in_interval_step(step: int, steps, n_warmup_steps: int, interval_st
     from optuna.pruners._percentile import _is_first_in_interval_step
 
     return _is_first_in_interval_step(step, steps, n_warmup_steps, interval_steps)
+
+
+@dataclass(frozen=True)
+class RungSettings:
+    """What Optuna's SuccessiveHalvingPruner was built with (``min_resource`` given, not "auto")."""
+
+    min_resource: int
+    reduction_factor: int
+    min_early_stopping_rate: int
+    bootstrap_count: int
+
+
+def rung_settings(pruner) -> RungSettings | None:
+    """The settings of a SuccessiveHalvingPruner (exactly that type) with a fixed first rung, or None."""
+    import optuna
+
+    if not fast_path() or type(pruner) is not optuna.pruners.SuccessiveHalvingPruner:
+        return None
+    try:
+        settings = RungSettings(pruner._min_resource, pruner._reduction_factor, pruner._min_early_stopping_rate,
+                                pruner._bootstrap_count)
+    except AttributeError:
+        return None
+    return settings if isinstance(settings.min_resource, int) else None
+
+
+def rung_key(rung: int) -> str:
+    """The system attribute under which Optuna's successive halving records a trial's value at ``rung``."""
+    from optuna.pruners._successive_halving import _completed_rung_key
+
+    return _completed_rung_key(rung)

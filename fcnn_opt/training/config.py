@@ -56,6 +56,10 @@ class TrainConfig:
         l2: weight decay on the weight matrices (not biases), >= 0: adds ``l2 * W`` to
             each weight gradient, i.e. a penalty ``l2 / 2 * ||W||^2``.
         seed: seeds the initial weights and the mini-batch order.
+        decay_epochs: the last ``decay_epochs`` epochs lower the learning rate linearly towards
+            zero (epoch ``e`` of them trains at ``lr * (epochs - e + 1) / (decay_epochs + 1)``);
+            0 (default) keeps it constant. Before them the rate is constant, so a run can be
+            continued from any epoch and annealed later (NumPy backend).
         device: ``cpu`` or ``cuda`` (torch only).
     """
 
@@ -69,6 +73,7 @@ class TrainConfig:
     l2: float = 0.0
     seed: int = 0
     device: str = "cpu"
+    decay_epochs: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lib", LIB_ALIASES.get(self.lib, self.lib))
@@ -94,6 +99,9 @@ class TrainConfig:
             raise ValueError(f"l2 must be a finite number >= 0. Received: {self.l2!r}")
         if not _is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer. Received: {self.seed!r}")
+        if not _is_int(self.decay_epochs) or not 0 <= self.decay_epochs <= self.epochs:
+            raise ValueError(f"decay_epochs must be an integer from 0 to epochs ({self.epochs}). "
+                             f"Received: {self.decay_epochs!r}")
         _choice("device", self.device, DEVICES)
         if self.device == "cuda" and self.lib != "torch":
             raise ValueError(f"device='cuda' needs lib='torch'. Received: lib={self.lib!r}")
@@ -104,6 +112,13 @@ class TrainConfig:
     def depth(self) -> int:
         return len(self.dims)
 
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (counted from 1): see ``decay_epochs``."""
+        constant = self.epochs - self.decay_epochs
+        if epoch <= constant:
+            return self.lr
+        return self.lr * (self.epochs - epoch + 1) / (self.decay_epochs + 1)
+
     def replace(self, **changes) -> TrainConfig:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
@@ -111,6 +126,8 @@ class TrainConfig:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["dims"] = list(self.dims)
+        if not self.decay_epochs:  # as written before the field existed
+            del data["decay_epochs"]
         return data
 
     @classmethod

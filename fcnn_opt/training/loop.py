@@ -16,6 +16,7 @@ import numpy as np
 
 from fcnn_opt.training.backends import Model, Weights, get_backend
 from fcnn_opt.training.backends._base import (
+    TrainState,
     accuracy,
     epoch_batches,
     init_weights,
@@ -50,6 +51,8 @@ class TrainResult:
     repeats: list[TrainResult] = field(default_factory=list, repr=False)
     # epoch -> the network's weights after it (train(..., snapshots=N)): the boundary as it learns
     snapshots: dict[int, Weights] = field(default_factory=dict, repr=False)
+    # train(..., keep_state=True): where the run ended, to continue it (see TrainState)
+    state: TrainState | None = field(default=None, repr=False)
 
     @property
     def epochs_run(self) -> int:
@@ -75,8 +78,11 @@ def snapshot_epochs(epochs: int, count: int) -> set[int]:
     return {int(round(1 + i * (epochs - 1) / (count - 1))) for i in range(count)}
 
 
+HISTORIES = ("train_loss", "val_loss", "val_accuracy", "epoch_seconds")
+
+
 def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None,
-          snapshots: int = 0) -> TrainResult:
+          snapshots: int = 0, resume: TrainState | None = None, keep_state: bool = False) -> TrainResult:
     """Train ``config``'s network on ``dataset``.
 
     Args:
@@ -87,6 +93,12 @@ def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None
             ``seconds``). Returning True stops training.
         snapshots: keep the network's weights after this many epochs, spread over the run
             (:func:`snapshot_epochs`), in ``result.snapshots``; 0 keeps none.
+        resume: continue this state of a run of the same network and optimiser (from
+            ``keep_state``) up to ``config.epochs``: the result's histories start with the
+            state's, and ``on_epoch`` is called for the new epochs only. The histories then
+            equal those of one uninterrupted run, whose learning rate was constant up to the
+            state's epoch (NumPy backend).
+        keep_state: keep where the run ended in ``result.state``, to resume it later.
 
     Raises:
         ValueError: settings the chosen library cannot honour, before any training.
@@ -99,6 +111,15 @@ def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None
         result.val_accuracy = []
     n_train = len(dataset.X_train)
     weights = init_weights(layer_sizes(config, dataset), config.seed)
+    extra = {}
+    if keep_state and not backend.resumable:
+        raise ValueError(f"lib={config.lib!r} cannot keep a run's state to continue it: use lib='numpy'.")
+    if resume is not None:
+        _check_resume(backend, config, resume, weights)
+        for name in HISTORIES:
+            if getattr(result, name) is not None:
+                getattr(result, name).extend(resume.histories.get(name) or [])
+        extra = {"start": resume}
     clock = [time.perf_counter()]
     wanted = snapshot_epochs(config.epochs, snapshots)
 
@@ -126,5 +147,23 @@ def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None
         clock[0] = time.perf_counter()  # the caller's own time is not the epoch's
         return stop
 
-    result.model = backend.fit(dataset, config, weights, batches, epoch_end)
+    result.model = backend.fit(dataset, config, weights, batches, epoch_end, **extra)
+    if keep_state:
+        moments, steps = result.model.moments()
+        result.state = TrainState(epoch=result.epochs_run, weights=result.model.weights(), moments=moments,
+                                  steps=steps, histories={name: list(getattr(result, name) or [])
+                                                          for name in HISTORIES})
     return result
+
+
+def _check_resume(backend, config: TrainConfig, state: TrainState, weights) -> None:
+    if not backend.resumable:
+        raise ValueError(f"lib={config.lib!r} cannot continue a run from its state: use lib='numpy'.")
+    if [W.shape for W, _ in state.weights] != [W.shape for W, _ in weights]:
+        raise ValueError("The state to continue from is another network's: its layer sizes differ.")
+    if not 0 <= state.epoch < config.epochs:
+        raise ValueError(f"The state to continue from is at epoch {state.epoch}; "
+                         f"config.epochs ({config.epochs}) must be beyond it.")
+    if state.epoch > config.epochs - config.decay_epochs:
+        raise ValueError(f"The state at epoch {state.epoch} is inside the decay of the run asked for "
+                         f"(its last {config.decay_epochs} epochs): continue from an earlier state.")

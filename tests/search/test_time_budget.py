@@ -69,14 +69,19 @@ def test_the_shipped_minute_study_is_time_budgeted_and_its_report_shows_the_time
 
     spec = load_spec(STUDIES / "minute.toml")
     assert spec.timeout == 60 and spec.n_trials is None and budget_of(spec) == NO_TRIAL_BUDGET
+    assert spec.epoch_range == (15, 400) and spec.pruner == "sha" and spec.anneals
     url = f"sqlite:///{tmp_path / 'm.db'}"
     run = run_cli("study", "--config", STUDIES / "minute.toml", "--timeout", 3, "--storage", url, "--no-progress",
                   cwd=tmp_path)
     assert run.returncode == 0 and "of the 3 s given" in run.stdout, run.stderr
-    study = optuna.load_study(study_name="minute", storage=url)
+    study = optuna.load_study(study_name="best_in_a_minute", storage=url)
     data = progress_data(study)
     assert list(data.seconds) == sorted(data.seconds) and 0 < data.seconds[-1] < 15
     assert all(a >= b for a, b in zip(data.best, data.best[1:], strict=False))  # the best only improves
     assert data.best[-1] == pytest.approx(study.best_value)
     finished = sorted((t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")), key=lambda t: t.number)
-    assert list(data.epochs) == [t.user_attrs["epochs_run"] for t in finished]
+    # A continuation (the last fifth of the time) counts the epochs it added, not its parent's.
+    added = [t.user_attrs["continues"]["epochs"] for t in finished if "continues" in t.user_attrs]
+    assert added and list(data.epochs) == [t.user_attrs["continues"]["epochs"] if "continues" in t.user_attrs
+                                           else t.user_attrs["epochs_run"] for t in finished]
+    assert data.states.count("CONTINUED") == len(added) and data.continued.any()

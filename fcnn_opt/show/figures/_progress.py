@@ -1,5 +1,6 @@
 """How a study spent its time: the best value so far against wall time, and the epochs each
-trial trained (pruned trials stop early), side by side.
+trial trained (pruned trials stop early; a trial that continues another from its state,
+see :mod:`fcnn_opt.search.anneal`, counts only the epochs it added), side by side.
 
     >>> from fcnn_opt.plots import plot_progress
     >>> fig = plot_progress(study, save="progress.png")  # doctest: +SKIP
@@ -22,8 +23,10 @@ from fcnn_opt.show.figures._common import (
     render,
     require_plotly,
 )
+from fcnn_opt.store.artifact_files import CONTINUES_ATTR
 
 STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#d62728", "FAIL": "#7f7f7f"}
+CONTINUED, CONTINUED_COLOR = "CONTINUED", "#2ca02c"  # complete trials that continued another
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,8 @@ class ProgressData:
     best: np.ndarray  # the best value so far at those times
     numbers: np.ndarray  # every finished trial's number
     epochs: np.ndarray  # the epochs it trained
-    states: list[str]  # how it ended
+    states: list[str]  # how it ended (CONTINUED: a complete continuation)
+    continued: np.ndarray  # for each complete trial (as in seconds): whether it continued another
 
 
 def progress_data(study) -> ProgressData:
@@ -50,13 +54,26 @@ def progress_data(study) -> ProgressData:
     values = np.array([t.value for t in complete], dtype=float)
     best = (np.fmin.accumulate if direction_of(study) == "minimize" else np.fmax.accumulate)(values)
     finished.sort(key=lambda t: t.number)
-    epochs = np.array([t.user_attrs.get("epochs_run") or len(t.intermediate_values) for t in finished])
+    epochs = np.array([len(t.intermediate_values) if CONTINUES_ATTR in t.user_attrs
+                       else t.user_attrs.get("epochs_run") or len(t.intermediate_values) for t in finished])
+    states = [CONTINUED if CONTINUES_ATTR in t.user_attrs and t.state.name == "COMPLETE" else t.state.name
+              for t in finished]
     return ProgressData(
         f"How study {study.study_name!r} spent its time: {len(finished)} trials in "
         f"{(max(t.datetime_complete for t in finished) - origin).total_seconds():.1f} s, "
         f"{int(epochs.sum())} epochs trained",
-        metric_name(study), seconds, best, np.array([t.number for t in finished]), epochs,
-        [t.state.name for t in finished])
+        metric_name(study), seconds, best, np.array([t.number for t in finished]), epochs, states,
+        np.array([CONTINUES_ATTR in t.user_attrs for t in complete], dtype=bool))
+
+
+def _bar_groups(data: ProgressData):
+    """(label, color, mask) for each kind of trial present, in the legend's order."""
+    colors = {**STATE_COLORS, CONTINUED: CONTINUED_COLOR}
+    names = {CONTINUED: "continued from its state"}
+    for state, color in colors.items():
+        mask = np.array([s == state for s in data.states])
+        if mask.any():
+            yield f"{names.get(state, state.lower())} ({int(mask.sum())})", color, mask
 
 
 def draw_progress_mpl(data: ProgressData):
@@ -64,15 +81,16 @@ def draw_progress_mpl(data: ProgressData):
     left, right = fig.subplots(1, 2, width_ratios=[1, 1.2])
     left.step(data.seconds, data.best, where="post", color="#1f77b4", lw=2)
     left.plot(data.seconds, data.best, "o", ms=3, color="#1f77b4")
+    if data.continued.any():  # where a continuation set the best so far
+        left.plot(data.seconds[data.continued], data.best[data.continued], "o", ms=5, color=CONTINUED_COLOR,
+                  label="after a continuation")
+        left.legend(frameon=True, framealpha=0.9, fontsize=9, loc="upper right")
     left.set(xlabel="seconds since the first trial started", ylabel=f"best {data.metric} so far")
     left.set_yscale("log" if np.all(data.best > 0) else "linear")
     left.grid(alpha=0.3, which="both")
     left.set_title("best so far against wall time", fontsize=10)
-    for state, color in STATE_COLORS.items():
-        mask = np.array([s == state for s in data.states])
-        if mask.any():
-            right.bar(data.numbers[mask], data.epochs[mask], color=color, width=1.0,
-                      label=f"{state.lower()} ({int(mask.sum())})")
+    for label, color, mask in _bar_groups(data):
+        right.bar(data.numbers[mask], data.epochs[mask], color=color, width=1.0, label=label)
     right.set(xlabel="trial number", ylabel="epochs trained")
     right.legend(frameon=True, framealpha=0.9, fontsize=9, loc="upper right")
     right.set_title("epochs spent per trial", fontsize=10)
@@ -88,11 +106,13 @@ def draw_progress_plotly(data: ProgressData):
                         column_widths=[0.45, 0.55])
     fig.add_trace(go.Scatter(x=data.seconds, y=data.best, mode="lines+markers", line={"shape": "hv"},
                              name=f"best {data.metric}"), row=1, col=1)
-    for state, color in STATE_COLORS.items():
-        mask = np.array([s == state for s in data.states])
-        if mask.any():
-            fig.add_trace(go.Bar(x=data.numbers[mask], y=data.epochs[mask], marker_color=color,
-                                 name=f"{state.lower()} ({int(mask.sum())})"), row=1, col=2)
+    if data.continued.any():
+        fig.add_trace(go.Scatter(x=data.seconds[data.continued], y=data.best[data.continued], mode="markers",
+                                 marker={"color": CONTINUED_COLOR, "size": 8}, name="after a continuation"),
+                      row=1, col=1)
+    for label, color, mask in _bar_groups(data):
+        fig.add_trace(go.Bar(x=data.numbers[mask], y=data.epochs[mask], marker_color=color, name=label),
+                      row=1, col=2)
     fig.update_xaxes(title_text="seconds since the first trial started", row=1, col=1)
     fig.update_yaxes(title_text=f"best {data.metric} so far", type="log" if np.all(data.best > 0) else "linear",
                      row=1, col=1)

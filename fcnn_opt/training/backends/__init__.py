@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import importlib
 
-from fcnn_opt.training.backends._base import Backend, Model, Weights
+from fcnn_opt.training.backends._base import Backend, Model, TrainState, Weights
 from fcnn_opt.training.config import LIB_ALIASES, LIBS
 
-__all__ = ["Backend", "Model", "Weights", "get_backend", "LIBS"]
+__all__ = ["Backend", "Model", "TrainState", "Weights", "get_backend", "LIBS"]
 
 # name -> (module, class, pip package that provides the library)
 _REGISTRY = {

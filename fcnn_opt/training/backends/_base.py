@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -68,6 +69,21 @@ def accuracy(task: str, output: np.ndarray, y: np.ndarray) -> float | None:
     return None
 
 
+@dataclass(eq=False)
+class TrainState:
+    """Where a run stands after ``epoch`` epochs, enough to continue it exactly: the weights,
+    the optimiser's buffers (``moments``: Adam's two, one for RMSprop and Adagrad, SGD's unused
+    one) and its step count, and the histories so far (``train_loss``, ``val_loss``,
+    ``val_accuracy``, ``epoch_seconds``). Mini-batch order depends only on the seed and the
+    epoch, so a continued run sees the batches an uninterrupted one would."""
+
+    epoch: int
+    weights: Weights
+    moments: list[np.ndarray]
+    steps: int
+    histories: dict[str, list] = field(default_factory=dict)
+
+
 # Called after every epoch with the model and the epoch's mean train loss; True stops.
 EpochEnd = Callable[["Model", float], bool]
 
@@ -82,6 +98,8 @@ class Backend(ABC):
     name: str = ""
     package: str = ""
     optimizers: tuple[str, ...] = OPTIMIZERS
+    # Whether fit takes ``start`` (a TrainState to continue) and honours ``decay_epochs``.
+    resumable: bool = False
 
     def check(self, config: TrainConfig) -> None:
         """Raise ValueError for settings this library cannot honour (never substitute)."""
@@ -90,6 +108,9 @@ class Backend(ABC):
                 f"lib={self.name!r} does not support optimizer={config.optimizer!r}. "
                 f"It supports: {', '.join(self.optimizers)}."
             )
+        if config.decay_epochs and not self.resumable:
+            raise ValueError(f"lib={self.name!r} does not support decay_epochs (a decaying learning "
+                             "rate, and continuing a run from its state): use lib='numpy'.")
 
     @abstractmethod
     def fit(self, data: Dataset, config: TrainConfig, weights: Weights,

@@ -18,6 +18,7 @@ from fcnn_opt.training.backends._base import (
     RMSPROP_RHO,
     Backend,
     Model,
+    TrainState,
     Weights,
 )
 from fcnn_opt.training.config import TrainConfig
@@ -96,6 +97,11 @@ class NumpyNet(Model):
     def weights(self) -> Weights:
         return [(W.copy(), b.copy()) for W, b in self.params]
 
+    def moments(self) -> tuple[list[np.ndarray], int]:
+        """The optimiser's buffers and step count after training (see :class:`TrainState`)."""
+        optimizer = self.optimizer
+        return optimizer.moments(), optimizer.step_count
+
     def _ones(self, n: int) -> np.ndarray:
         if getattr(self, "_ones_cache", None) is None or len(self._ones_cache) != n:
             self._ones_cache = np.ones(n, dtype=np.float32)
@@ -152,6 +158,18 @@ class _Optimizer:
         self.step_count = 0
         self.buffer = np.empty_like(net.flat)
 
+    def moments(self) -> list[np.ndarray]:
+        return [self.state.copy()] + ([self.state2.copy()] if self.state2 is not None else [])
+
+    def restore(self, state: TrainState) -> None:
+        """Continue from ``state``'s buffers and step count (the same optimiser's)."""
+        buffers = [self.state] + ([self.state2] if self.state2 is not None else [])
+        if len(state.moments) != len(buffers) or any(m.shape != b.shape for m, b in zip(state.moments, buffers, strict=True)):
+            raise ValueError(f"The state to continue from does not fit optimizer={self.name!r} on this network.")
+        for buffer, saved in zip(buffers, state.moments, strict=True):
+            buffer[...] = saved
+        self.step_count = int(state.steps)
+
     def step(self) -> None:
         p, g, buf = self.net.flat, self.net.grad, self.buffer
         if self.l2:
@@ -201,16 +219,27 @@ class _Optimizer:
 class NumpyBackend(Backend):
     name = "numpy"
     package = "numpy"
+    resumable = True
 
-    def fit(self, data: Dataset, config: TrainConfig, weights: Weights, batches, epoch_end) -> Model:
-        net = NumpyNet(weights, config.activation, data.task)
+    def fit(self, data: Dataset, config: TrainConfig, weights: Weights, batches, epoch_end,
+            start: TrainState | None = None) -> Model:
+        """Train from ``weights`` (epochs 1..), or continue ``start`` (its weights, optimiser
+        buffers and steps) from the epoch after its own. The network keeps its optimiser's
+        state afterwards: :meth:`NumpyNet.moments`."""
+        net = NumpyNet(start.weights if start is not None else weights, config.activation, data.task)
         optimizer = _Optimizer(config.optimizer, config.lr, config.l2, net)
+        first = 1
+        if start is not None:
+            optimizer.restore(start)
+            first = start.epoch + 1
+        net.optimizer = optimizer
         if jit_available():
-            return _fit_compiled(net, optimizer, data, config, batches, epoch_end)
+            return _fit_compiled(net, optimizer, data, config, batches, epoch_end, first)
         X, T = data.X_train, net.targets(data.y_train)
         n = len(X)
         with np.errstate(over="ignore"):  # exp overflow in sigmoid saturates to 0 or 1, as intended
-            for epoch in range(1, config.epochs + 1):
+            for epoch in range(first, config.epochs + 1):
+                optimizer.lr = np.float32(config.lr_at(epoch))
                 index = batches(epoch)
                 order = np.concatenate(index)
                 Xe, Te = X[order], T[order]  # one gather per epoch; batches are then views
@@ -235,7 +264,7 @@ def jit_available() -> bool:
 
 
 def _fit_compiled(net: NumpyNet, optimizer: _Optimizer, data: Dataset, config: TrainConfig, batches,
-                  epoch_end) -> NumpyNet:
+                  epoch_end, first: int = 1) -> NumpyNet:
     """:meth:`NumpyBackend.fit` with each epoch's mini-batch steps in one compiled call."""
     from fcnn_opt.training.backends import _compiled
 
@@ -249,12 +278,12 @@ def _fit_compiled(net: NumpyNet, optimizer: _Optimizer, data: Dataset, config: T
     act = _compiled.ACTIVATIONS[net.activation]
     task = _compiled.TASKS.get(net.task, 2)
     opt = _compiled.OPTIMIZERS[optimizer.name]
-    step = 0
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first, config.epochs + 1):
         order = np.concatenate(batches(epoch))
-        total, step = _compiled.epoch(net.flat, net.grad, optimizer.state, state2, net.decay_mask, sizes, starts,
-                                      act, task, opt, optimizer.lr, optimizer.l2, step, X[order], T[order],
-                                      config.batch_size)
+        lr = np.float32(config.lr_at(epoch))
+        total, optimizer.step_count = _compiled.epoch(
+            net.flat, net.grad, optimizer.state, state2, net.decay_mask, sizes, starts, act, task, opt, lr,
+            optimizer.l2, optimizer.step_count, X[order], T[order], config.batch_size)
         if epoch_end(net, total / n):
             break
     return net

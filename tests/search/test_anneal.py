@@ -1,0 +1,196 @@
+"""Epochs as a resource, and continuing the best trials with the time left.
+
+A continued run must be the run it continues: its history equals that of one uninterrupted
+run to 1e-5, on the training engine alone and through a study's continuation trials.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import optuna
+import pytest
+from conftest import run_cli, write_toml
+
+from fcnn_opt import TrainConfig, make_dataset, train
+from fcnn_opt.search.space import SpaceError, parse_spec
+from fcnn_opt.store.artifact_files import CONTINUES_ATTR
+
+DATA = make_dataset("circles", n_points=400, seed=0)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop", "adagrad"])
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_continued_run_has_the_history_of_an_uninterrupted_one(optimizer, compiled, monkeypatch):
+    if not compiled:
+        monkeypatch.setenv("FCNN_OPT_NO_JIT", "1")
+    config = TrainConfig(dims=(8, 8), optimizer=optimizer, lr=0.02, batch_size=64, epochs=30, decay_epochs=12)
+    whole = train(DATA, config)
+    first = train(DATA, config.replace(epochs=18, decay_epochs=0), keep_state=True)
+    assert first.state.epoch == 18 and len(first.state.histories["val_loss"]) == 18
+    seen = []
+    rest = train(DATA, config, resume=first.state, on_epoch=lambda epoch, metrics: seen.append(epoch))
+    assert seen == list(range(19, 31))  # only the new epochs are reported
+    for name in ("train_loss", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(getattr(rest, name), getattr(whole, name), atol=1e-5, rtol=0)
+    for (W1, b1), (W2, b2) in zip(rest.weights(), whole.weights(), strict=True):
+        np.testing.assert_allclose(W1, W2, atol=1e-5)
+        np.testing.assert_allclose(b1, b2, atol=1e-5)
+
+
+def test_the_decay_lowers_the_rate_linearly_over_the_last_epochs_only():
+    config = TrainConfig(lr=0.1, epochs=10, decay_epochs=4)
+    assert [round(config.lr_at(e), 6) for e in range(1, 11)] == [0.1] * 6 + [0.08, 0.06, 0.04, 0.02]
+    assert TrainConfig(lr=0.1, epochs=10).lr_at(10) == 0.1
+    assert "decay_epochs" not in TrainConfig().to_dict()  # configs stored before it read the same
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="decay_epochs must be an integer from 0 to epochs"):
+        TrainConfig(epochs=10, decay_epochs=11)
+
+
+def test_engines_that_cannot_continue_a_run_say_so():
+    with pytest.raises(ValueError, match="does not support decay_epochs"):
+        train(DATA, TrainConfig(lib="sklearn", epochs=3, decay_epochs=1))
+    with pytest.raises(ValueError, match="cannot keep a run's state"):
+        train(DATA, TrainConfig(lib="sklearn", epochs=3), keep_state=True)
+    state = train(DATA, TrainConfig(dims=(4,), epochs=3), keep_state=True).state
+    with pytest.raises(ValueError, match="another network's"):
+        train(DATA, TrainConfig(dims=(5,), epochs=6), resume=state)
+    with pytest.raises(ValueError, match="must be beyond it"):
+        train(DATA, TrainConfig(dims=(4,), epochs=3), resume=state)
+    with pytest.raises(ValueError, match="inside the decay"):
+        train(DATA, TrainConfig(dims=(4,), epochs=6, decay_epochs=4), resume=state)
+
+
+def test_epochs_as_a_resource_in_a_study_file():
+    spec = parse_spec({"study": {"timeout": 60}, "params": {"epochs": {"max": 400}}})
+    assert spec.epoch_range == (15, 400)  # min: max / 27 rounded up, so 9 min stays below max
+    assert spec.pruner == "sha" and spec.anneal == 0.2 and spec.anneals
+    again = parse_spec(spec.to_dict())
+    assert again.fingerprint() == spec.fingerprint() and again.epoch_range == (15, 400)
+    assert parse_spec({"params": {"epochs": {"max": 90, "min": 10}}}).epoch_range == (10, 90)
+    assert not parse_spec({"params": {"epochs": {"max": 90}}}).anneals  # no time budget: nothing to share
+    assert parse_spec({"params": {"epochs": 50}}).epoch_range is None
+    assert parse_spec({"params": {"epochs": {"max": 90}, "lib": "torch"}}).anneal == 0  # numpy only
+    for params, message in (({"epochs": {"max": 40, "step": 2}}, "must be epochs = { max = 400 }"),
+                            ({"epochs": {"max": 10, "min": 20}}, r"min > max \(20 > 10\)"),
+                            ({"epochs": {"max": 0}}, "must be >= 1")):
+        with pytest.raises(SpaceError, match=message):
+            parse_spec({"params": params})
+    with pytest.raises(SpaceError, match="needs lib = \"numpy\""):
+        parse_spec({"study": {"anneal": 0.3}, "params": {"epochs": {"max": 40}, "lib": "torch"}})
+    with pytest.raises(SpaceError, match="needs epochs to be a resource"):
+        parse_spec({"study": {"anneal": 0.3}})
+    with pytest.raises(SpaceError, match="from 0 to below 1"):
+        parse_spec({"study": {"anneal": 1.5}, "params": {"epochs": {"max": 40}}})
+
+
+RESOURCE = """
+[study]
+name = "eq"
+sampler = "random"
+n_trials = 30
+seed = 3
+[dataset]
+name = "circles"
+n_points = 400
+[params]
+epochs = { max = 27, min = 1 }
+lr = { low = 1e-3, high = 1e-1, log = true }
+units = [2, 4, 8, 16]
+"""
+
+
+def test_successive_halving_decided_in_memory_equals_optunas_own(tmp_path):
+    """The runner decides successive halving on its in-memory mirror; Optuna's public API
+    (FCNN_OPT_PUBLIC_API=1) asks Optuna's pruner every epoch. Same trials, same decisions."""
+    cfg = write_toml(tmp_path / "eq.toml", RESOURCE)
+    studies = []
+    for name, env in (("fast", {}), ("plain", {"FCNN_OPT_PUBLIC_API": "1"})):
+        url = f"sqlite:///{tmp_path / name}.db"
+        run = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", "--no-artifacts",
+                      cwd=tmp_path, **env)
+        assert run.returncode == 0, run.stderr
+        studies.append(optuna.load_study(study_name="eq", storage=url).trials)
+    fast, plain = studies
+    assert [(t.state, t.params, t.intermediate_values) for t in fast] == \
+        [(t.state, t.params, t.intermediate_values) for t in plain]
+    stopped = {len(t.intermediate_values) for t in fast if t.state.name == "PRUNED"}
+    assert stopped <= {1, 3, 9} and len(stopped) > 1  # the rungs: min, 3 min, 9 min
+    rung = "completed_rung_0"  # recorded under Optuna's own names, for Optuna's pruner
+    assert [t.system_attrs.get(rung) for t in fast] == [t.system_attrs.get(rung) for t in plain]
+
+
+BUDGETED = """
+[study]
+name = "anneal"
+sampler = "tpe"
+timeout = 6
+seed = 0
+[dataset]
+name = "circles"
+n_points = 400
+[params]
+epochs = { max = 60, min = 3 }
+lr = { low = 1e-3, high = 1e-1, log = true }
+units = [4, 8, 16]
+batch_size = 64
+"""
+
+
+def test_a_time_budget_ends_by_continuing_the_best_trials(tmp_path):
+    from fcnn_opt.store.artifact_files import load_histories, load_weights
+
+    cfg = write_toml(tmp_path / "a.toml", BUDGETED)
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    start = time.perf_counter()
+    run = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", cwd=tmp_path)
+    wall = time.perf_counter() - start
+    assert run.returncode == 0, run.stderr
+    assert wall < 6 + 10  # the run's own 6 s, plus a process start
+    assert "continued the best" in run.stdout
+    study = optuna.load_study(study_name="anneal", storage=url)
+    states = {t.state.name for t in study.trials}
+    assert "RUNNING" not in states and "WAITING" not in states
+    continued = [t for t in study.trials if CONTINUES_ATTR in t.user_attrs]
+    assert continued and all(t.state.name == "COMPLETE" for t in continued)
+    parents = [t.user_attrs[CONTINUES_ATTR]["trial"] for t in continued]
+    assert len(set(parents)) == len(parents)  # each trial is continued once
+    first = continued[0]
+    parent = study.trials[parents[0]]
+    assert parent.state.name == "COMPLETE" and len(parent.intermediate_values) == 60
+    # The continuation is the best complete trial when it was queued, its own steps follow its parent's.
+    earlier = [t for t in study.trials if t.number < first.number and t.state.name == "COMPLETE"]
+    assert parent.value == min(t.value for t in earlier)
+    added = first.user_attrs[CONTINUES_ATTR]["epochs"]
+    assert sorted(first.intermediate_values) == list(range(61, 61 + added))
+    assert first.params == parent.params and first.value == pytest.approx(first.intermediate_values[60 + added])
+    # Its whole history equals one uninterrupted run of the same network with the decay at the end.
+    config = TrainConfig.from_dict(first.user_attrs["config"])
+    assert config.epochs == 60 + added and config.decay_epochs == added
+    data = make_dataset("circles", n_points=400, seed=0)
+    whole = train(data, config)
+    np.testing.assert_allclose(load_histories(first)["val_loss"], whole.val_loss, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(load_weights(first)[0][0], whole.weights()[0][0], atol=1e-5)
+    # Resumable: the next run continues other trials, never the same one twice.
+    second = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", "--timeout", 4, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    again = [t.user_attrs[CONTINUES_ATTR]["trial"] for t in optuna.load_study(study_name="anneal", storage=url).trials
+             if CONTINUES_ATTR in t.user_attrs]
+    assert len(again) > len(parents) and len(set(again)) == len(again)
+
+
+def test_a_trial_without_a_state_cannot_be_continued(tmp_path):
+    """A continuation of a trial that kept no state fails with the reason; the study goes on."""
+    from fcnn_opt.search.runner import run_study
+
+    spec = parse_spec({"study": {"name": "s", "n_trials": 2, "sampler": "random"},
+                       "dataset": {"n_points": 300}, "params": {"epochs": 4}})
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    run_study(spec, storage=url, progress=False, artifacts="none")
+    study = optuna.load_study(study_name="s", storage=url)
+    study.enqueue_trial(study.trials[0].params, user_attrs={CONTINUES_ATTR: {"trial": 0, "epochs": 3}})
+    run_study(spec.with_overrides(n_trials=3), storage=url, progress=False, artifacts="none")
+    failed = optuna.load_study(study_name="s", storage=url).trials[2]
+    assert failed.state.name == "FAIL" and "kept no state to continue from" in failed.user_attrs["fail_reason"]
