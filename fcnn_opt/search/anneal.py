@@ -33,23 +33,26 @@ if TYPE_CHECKING:
     import optuna
 
 SHARE_OF_TIME_LEFT = 0.5  # a continuation is sized to use at most this share of the time left
+LONGEST = 2  # a continuation trains to at most this many times max epochs in all
 
 
 @dataclass(frozen=True)
 class Continuation:
-    """The next continuation to run: trial ``trial`` (with ``params``) for ``epochs`` more epochs."""
+    """The next continuation to run: trial ``trial`` (with ``params``) to ``epochs`` epochs in all,
+    ``added`` of them after its state."""
 
     trial: int
     epochs: int
+    added: int
     params: dict
 
 
 def next_continuation(study: optuna.Study, spec: StudySpec, seconds_left: float) -> Continuation | str:
-    """The best complete trial not yet continued, and how many epochs fit in the time left.
+    """The best complete trial not yet continued, and how long a run fits in the time left.
 
     Returns a :class:`Continuation`, ``"search"`` when no trial can be continued yet (none has
-    completed: the search goes on), or ``"stop"`` when what is left of the time is too short
-    for even ``min`` epochs of the best candidate.
+    completed: the search goes on), or ``"stop"`` when what is left of the time is too short to
+    train the best candidate at least ``min`` epochs longer than it was.
     """
     from optuna.trial import TrialState
 
@@ -64,13 +67,13 @@ def next_continuation(study: optuna.Study, spec: StudySpec, seconds_left: float)
         return "search"
     best = max(candidates, key=lambda t: t.value) if maximize else min(candidates, key=lambda t: t.value)
     low, high = spec.epoch_range
+    start = high - spec.decay_epochs  # the epoch of the state it kept
     per_epoch = float(best.user_attrs["seconds_per_epoch"])
-    epochs = min(high, int(seconds_left * SHARE_OF_TIME_LEFT / per_epoch))
-    if epochs < low:
-        epochs = min(high, int(seconds_left * 0.9 / per_epoch))  # the last one may take nearly all
-    if epochs < low:
-        return "stop"
-    return Continuation(trial=best.number, epochs=epochs, params=dict(best.params))
+    for share in (SHARE_OF_TIME_LEFT, 0.9):  # the last one may take nearly all that is left
+        epochs = min(LONGEST * high, start + int(seconds_left * share / per_epoch))
+        if epochs >= high + low:
+            return Continuation(trial=best.number, epochs=epochs, added=epochs - start, params=dict(best.params))
+    return "stop"
 
 
 def enqueue(study: optuna.Study, continuation: Continuation) -> None:

@@ -149,20 +149,22 @@ class Objective:
     def train(self, config, on_epoch) -> TrainResult:
         """Train one trial's network by its own backend (its seed repeats one after another,
         or together in the population engine; see :mod:`fcnn_opt.training.repeats`). Where the
-        study continues its best trials (``anneal``), the run keeps its state."""
+        study continues its best trials (``anneal``), the run keeps its state from the last
+        epoch before its learning rate starts to fall (its end, when it does not)."""
         if self.spec.repeats > 1:
             from fcnn_opt.training.repeats import train_repeats
 
             return train_repeats(self.dataset, config, self.spec.repeats, on_epoch=on_epoch,
                                  snapshots=self.snapshots)
-        return train(self.dataset, config, on_epoch=on_epoch, snapshots=self.snapshots,
-                     keep_state=self.spec.anneal > 0)
+        keep = config.epochs - config.decay_epochs if self.spec.anneal > 0 else False
+        return train(self.dataset, config, on_epoch=on_epoch, snapshots=self.snapshots, keep_state=keep)
 
     def continue_run(self, trial: optuna.Trial, reporter, plan: dict) -> float:
-        """A continuation trial (see :data:`CONTINUES_ATTR`): train the trial it continues on from
-        its stored state for ``plan["epochs"]`` more epochs, the learning rate falling linearly
-        to zero over them. Its epochs are reported (numbered on from the parent's) and never
-        pruned; its histories and network are stored like any trial's."""
+        """A continuation trial (see :data:`CONTINUES_ATTR`): the trial it continues, trained on
+        from its stored state (the last epoch before its rate fell) to ``plan["epochs"]`` epochs
+        in all, the learning rate falling linearly to zero over the same share of them as over
+        the parent's (see :func:`continued_config`). Its epochs are reported (numbered on from
+        the state's) and never pruned; its histories and network are stored like any trial's."""
         from fcnn_opt.store import optuna_internals as internals
         from fcnn_opt.store.artifact_files import load_state
         from fcnn_opt.training.backends import TrainState
@@ -174,8 +176,7 @@ class Objective:
             reporter.store({"fail_reason": f"trial {parent.number} kept no state to continue from (it was not "
                                            "trained by a study that continues its best trials)"})
             return float("nan")
-        added = int(plan["epochs"])
-        config = self.config_for(reporter.params_trial).replace(epochs=state["epoch"] + added, decay_epochs=added)
+        config = continued_config(self.config_for(reporter.params_trial), int(plan["epochs"]))
         watch = EpochWatch(reporter, self.spec.metric, prune=False)
         result = train(self.dataset, config, on_epoch=watch, resume=TrainState(**state), snapshots=self.snapshots)
         return self.conclude(trial, result, reporter, None)
@@ -212,6 +213,14 @@ class Objective:
             reporter.store({"objectives": dict(zip(self.spec.objectives, values, strict=True))})
             return values
         return float(final)
+
+
+def continued_config(config, epochs: int):
+    """The parent's config trained to ``epochs`` in all, its rate falling over the same share
+    of them as over the parent's (all of the added epochs when the parent's never fell)."""
+    if not config.decay_epochs:
+        return config.replace(epochs=epochs, decay_epochs=epochs - config.epochs)
+    return config.replace(epochs=epochs, decay_epochs=round(epochs * config.decay_epochs / config.epochs))
 
 
 def continuation_of(trial: optuna.Trial, reporter) -> dict | None:
@@ -368,8 +377,8 @@ def result_attrs(result: TrainResult, spec: StudySpec, artifact_dir: Path | None
         others = [run.weights() for run in result.repeats[1:]]
         state = None
         if result.state is not None:  # to continue the run later (see Objective.continue_run)
-            state = {"moments": result.state.moments, "steps": result.state.steps, "epoch": result.state.epoch,
-                     "epoch_seconds": result.state.histories["epoch_seconds"]}
+            state = {"weights": result.state.weights, "moments": result.state.moments, "steps": result.state.steps,
+                     "epoch": result.state.epoch, "epoch_seconds": result.state.histories["epoch_seconds"]}
         attrs[RUN_FILE_ATTR] = save_run(artifact_dir, result.weights(), histories, repeats=others,
                                         snapshots=result.snapshots, state=state)
     else:

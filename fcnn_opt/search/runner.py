@@ -413,6 +413,15 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
     return summary
 
 
+def check_engine(spec: StudySpec, batch_trials: int) -> None:
+    """Refuse what the population engine cannot train: a learning rate that decays (epochs a
+    resource with ``decay``) is NumPy's one-trial-at-a-time engine's alone."""
+    if batch_trials > 1 and spec.decay_epochs:
+        raise StudyError(f"--batch-trials {batch_trials}: the population engine keeps the learning rate "
+                         f"constant, and this study lowers it over each trial's last {spec.decay_epochs} epochs "
+                         "(epochs.decay). Use --batch-trials 1, or set decay = 0 in [params].epochs.")
+
+
 def _anneal_start(spec: StudySpec, budget: int, timeout: float | None, batch_trials: int) -> float | None:
     """Seconds into the run at which it starts continuing its best trials, or None: a time
     budget without a trial budget, epochs a resource, one trial at a time (the population
@@ -430,7 +439,7 @@ def _continue_best(study, spec: StudySpec, summary: RunSummary, seconds_left: fl
     step = anneal.next_continuation(study, spec, seconds_left)
     if isinstance(step, anneal.Continuation):
         anneal.enqueue(study, step)
-        summary.continued.append((step.trial, step.epochs))
+        summary.continued.append((step.trial, step.added))
         return "queued"
     return step
 
@@ -560,6 +569,7 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     the pictures ``artifacts`` asks for (``"complete"`` by default, ``"all"``, ``"best"`` or
     ``"none"``; ``True``/``False`` mean complete/none), shown by optuna-dashboard.
     """
+    check_engine(spec, batch_trials)
     study, summary = prepare_study(spec, storage=storage, study_name=study_name, concurrent=batch_trials > 1,
                                    batch_trials=batch_trials, allow_large=allow_large, artifact_dir=artifact_dir)
     objective = objective or Objective(spec, snapshots=snapshots)

@@ -33,7 +33,7 @@ import hashlib
 import json
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ _STUDY_KEYS = {"name": str, "sampler": str, "pruner": str, "metric": str, "n_tri
                "seed": int, "description": str, "repeats": int, "objectives": list, "timeout": float,
                "anneal": float}
 # epochs = { max = ..., min = ... }: epochs as a resource that successive halving spends
-_RESOURCE_KEYS = {"max", "min"}
+_RESOURCE_KEYS = {"max", "min", "decay"}
 RUNG_FACTOR = 3  # successive halving keeps the best third of the trials at each rung
 DEFAULT_ANNEAL = 0.2  # the share of a time budget spent continuing the best trials
 MAX_REPEATS = 100
@@ -106,7 +106,8 @@ class Param:
     log: bool = False
     step: float | None = None
     per_layer: bool = False
-    resource_min: int | None = None  # epochs = { max, min }: value is max; min is the first rung
+    resource_min: int | None = None  # epochs = { max, min, decay }: value is max; min is the first rung
+    resource_decay: int | None = None  # the last epochs of a trial, over which its rate falls to zero
 
     @property
     def searched(self) -> bool:
@@ -120,7 +121,7 @@ class Param:
         if self.choices is not None:
             return {"choices": list(self.choices), "per_layer": True} if self.per_layer else list(self.choices)
         if self.resource_min is not None:
-            return {"max": self.value, "min": self.resource_min}
+            return {"max": self.value, "min": self.resource_min, "decay": self.resource_decay}
         if self.low is None:
             return self.value
         raw = {"low": self.low, "high": self.high}
@@ -176,6 +177,12 @@ class StudySpec:
         min, 3 min, 9 min, ... epochs. None when epochs are a hyperparameter or fixed."""
         p = self.params["epochs"]
         return (p.resource_min, p.value) if p.resource_min is not None else None
+
+    @property
+    def decay_epochs(self) -> int:
+        """Where epochs are a resource: the last epochs of a trial that reaches max, over which
+        its learning rate falls linearly to zero (``decay``; 0 keeps it constant)."""
+        return self.params["epochs"].resource_decay or 0
 
     @property
     def anneals(self) -> bool:
@@ -270,6 +277,8 @@ class StudySpec:
             changes["repeats"] = repeats
         if (lib is not None and params["lib"].value != "numpy") or (repeats or 1) > 1:
             changes["anneal"] = 0.0  # only NumPy continues a run, one network per trial
+        if lib is not None and params["lib"].value != "numpy" and params["epochs"].resource_decay:
+            params["epochs"] = replace(params["epochs"], resource_decay=0)  # and only NumPy decays the rate
         spec = StudySpec(**{**self.__dict__, **changes, "params": params, "dataset": data})
         if spec.sampler == "grid":
             spec.grid()  # raise now for ranges given to the grid sampler
@@ -287,7 +296,7 @@ class StudySpec:
             dims = tuple(merged.pop(f"units_l{i}") for i in range(1, n_layers + 1))
         for key in [k for k in merged if k.startswith("units_l")]:
             merged.pop(key)
-        return TrainConfig(dims=dims, **merged)
+        return TrainConfig(dims=dims, decay_epochs=self.decay_epochs, **merged)
 
 
 def _of_type(value, expected: type) -> bool:
@@ -422,7 +431,7 @@ def _check_value(where: str, name: str, kind: str, allowed, value) -> Any:
     return float(value)
 
 
-def _parse_param(name: str, raw, where: str) -> Param:
+def _parse_param(name: str, raw, where: str, lib: Param | None = None) -> Param:
     if name not in _PARAM_KINDS:
         raise SpaceError(f"{where}: unknown key [params].{name}. Valid keys: {', '.join(_PARAM_KINDS)}.")
     kind, allowed = _PARAM_KINDS[name]
@@ -434,7 +443,7 @@ def _parse_param(name: str, raw, where: str) -> Param:
         if per_layer and name != "units":
             raise SpaceError(f"{where}: [params].{name}: per_layer applies to units only.")
         if name == "epochs" and "max" in raw:
-            return _parse_resource(raw, where)
+            return _parse_resource(raw, where, lib)
         if "choices" in raw:
             extra = set(raw) - _CHOICE_KEYS
             if extra:
@@ -452,10 +461,13 @@ def _parse_param(name: str, raw, where: str) -> Param:
     return Param(name, kind, value=_check_value(where, name, kind, allowed, raw))
 
 
-def _parse_resource(raw: dict, where: str) -> Param:
-    """``epochs = { max = 400, min = 15 }``: min defaults to max / 27 rounded up, so the last
-    rung (9 min) comes well before max: a trial stopped there has not spent nearly all of it."""
-    form = "epochs = { max = 400 } or { max = 400, min = 15 }"
+def _parse_resource(raw: dict, where: str, lib: Param | None) -> Param:
+    """``epochs = { max = 400, min = 15, decay = 100 }``: min defaults to max / 27 rounded up,
+    so the last rung (9 min) comes well before max: a trial stopped there has not spent nearly
+    all of it. decay defaults to max / 4 (at most max - 9 min: the rate falls after the last
+    rung) with the NumPy backend (the one that decays a rate and continues a run) and to 0
+    with the others."""
+    form = "epochs = { max = 400 } or { max = 400, min = 15, decay = 100 }"
     extra = set(raw) - _RESOURCE_KEYS
     if extra:
         raise SpaceError(f"{where}: [params].epochs as a resource must be {form}; got keys {sorted(raw)}.")
@@ -464,7 +476,15 @@ def _parse_resource(raw: dict, where: str) -> Param:
     low = _check_value(where, "epochs", "int", None, low)
     if low > top:
         raise SpaceError(f"{where}: [params].epochs has min > max ({low} > {top}).")
-    return Param("epochs", "int", value=top, resource_min=low)
+    numpy = lib is None or (not lib.searched and lib.value == "numpy")
+    decay = raw.get("decay", max(0, min(top // 4, top - RUNG_FACTOR ** 2 * low)) if numpy else 0)
+    if not isinstance(decay, int) or isinstance(decay, bool) or not 0 <= decay <= top - RUNG_FACTOR ** 2 * low:
+        raise SpaceError(f"{where}: [params].epochs.decay must be an integer from 0 to max - 9 min "
+                         f"({top - RUNG_FACTOR ** 2 * low}: the rate falls after the last rung), got {decay!r}.")
+    if decay and not numpy:
+        raise SpaceError(f"{where}: [params].epochs.decay needs lib = \"numpy\" (the backend that decays the "
+                         "rate); set decay = 0.")
+    return Param("epochs", "int", value=top, resource_min=low, resource_decay=decay)
 
 
 def _parse_range(name: str, kind: str, raw: dict, where: str, per_layer: bool) -> Param:
@@ -526,7 +546,8 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
     raw_params = dict(data.get("params", {}))
     train_seed_fixed = "seed" in raw_params
     raw_params.setdefault("seed", seed)
-    params = {key: _parse_param(key, raw, source) for key, raw in raw_params.items()}
+    lib = _parse_param("lib", raw_params["lib"], source) if "lib" in raw_params else None
+    params = {key: _parse_param(key, raw, source, lib) for key, raw in raw_params.items()}
     for key, default in _PARAM_DEFAULTS.items():
         params.setdefault(key, Param(key, _PARAM_KINDS[key][0], value=default))
     objectives = _parse_objectives(f"{source}: [study].objectives", study.get("objectives"), task)

@@ -26,6 +26,7 @@ from pathlib import Path
 from fcnn_opt.search.objective import Objective
 from fcnn_opt.search.runner import (
     RunSummary,
+    check_engine,
     fill_final,
     load_for_worker,
     new_summary,
@@ -60,6 +61,7 @@ def run_worker(*, storage: str | None = None, study_name: str, timeout: float | 
                                   concurrent=batch_trials > 1, artifact_dir=artifact_dir)
     # Whoever made the study chose its counts; whether they fit is this machine's question.
     check_sizes(spec, batch_trials=batch_trials, allow_large=True)
+    check_engine(spec, batch_trials)
     summary = new_summary(study, spec, url)
     objective = Objective(spec, snapshots=snapshots)
     with trial_artifacts(objective, url, artifacts, artifact_dir):
@@ -104,6 +106,7 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
     with the end of their output.
     """
     url = storage or default_url()
+    check_engine(spec, batch_trials)
     study, summary = prepare_study(spec, storage=url, study_name=study_name, concurrent=batch_trials > 1,
                                    batch_trials=batch_trials * n_workers, allow_large=allow_large,
                                    artifact_dir=artifact_dir)

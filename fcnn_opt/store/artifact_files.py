@@ -86,11 +86,13 @@ def save_run(folder: str | Path, weights, histories: dict[str, list], repeats=()
     """Write a trial's ``[(W, b), ...]`` and its histories (lists with None for a missing
     value) into the artifact folder as one .npz; returns the pointer to keep as the trial's
     :data:`RUN_FILE_ATTR` user attribute. ``state``: the optimiser's state to continue the
-    run from (``moments``, ``steps``, ``epoch`` and ``epoch_seconds``; see :func:`load_state`)."""
+    run from (``weights``, ``moments``, ``steps``, ``epoch`` and ``epoch_seconds``, which may be
+    those of an earlier epoch than the run's last; see :func:`load_state`)."""
     import numpy as np
 
     arrays = weight_arrays(weights)
     if state is not None:
+        arrays.update(weight_arrays(state["weights"], prefix=STATE_PREFIX))
         for i, moment in enumerate(state["moments"]):
             arrays[f"{STATE_PREFIX}m{i}"] = np.asarray(moment, dtype=np.float32)
         arrays[f"{STATE_PREFIX}steps"] = np.array(state["steps"], dtype=np.int64)
@@ -111,7 +113,8 @@ def save_run(folder: str | Path, weights, histories: dict[str, list], repeats=()
 
 
 SNAPSHOT_PREFIX = "epoch"  # run-file arrays epoch<N>_W0, epoch<N>_b0, ...: weights after epoch N
-STATE_PREFIX = "state_"  # run-file arrays state_m0, state_m1, state_steps, state_epoch, state_epoch_seconds
+# run-file arrays state_W0, state_b0, ..., state_m0, state_m1, state_steps, state_epoch, state_epoch_seconds
+STATE_PREFIX = "state_"
 # A trial that continues another from its state: {"trial": the number it continues, "epochs": added}
 CONTINUES_ATTR = "continues"
 
@@ -128,9 +131,10 @@ def load_state(trial, folder: str | Path | None = None) -> dict[str, Any] | None
     if f"{STATE_PREFIX}steps" not in arrays:
         return None
     moments = [arrays[f"{STATE_PREFIX}m{i}"] for i in range(2) if f"{STATE_PREFIX}m{i}" in arrays]
-    histories = load_histories(trial, folder)
+    epoch = int(arrays[f"{STATE_PREFIX}epoch"])
+    histories = {name: values[:epoch] for name, values in load_histories(trial, folder).items()}
     histories["epoch_seconds"] = [float(v) for v in arrays[f"{STATE_PREFIX}epoch_seconds"]]
-    return {"epoch": int(arrays[f"{STATE_PREFIX}epoch"]), "weights": weights_from_arrays(arrays),
+    return {"epoch": epoch, "weights": weights_from_arrays(arrays, STATE_PREFIX),
             "moments": [m.copy() for m in moments], "steps": int(arrays[f"{STATE_PREFIX}steps"]),
             "histories": histories}
 

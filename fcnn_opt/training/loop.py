@@ -82,7 +82,7 @@ HISTORIES = ("train_loss", "val_loss", "val_accuracy", "epoch_seconds")
 
 
 def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None,
-          snapshots: int = 0, resume: TrainState | None = None, keep_state: bool = False) -> TrainResult:
+          snapshots: int = 0, resume: TrainState | None = None, keep_state: bool | int = False) -> TrainResult:
     """Train ``config``'s network on ``dataset``.
 
     Args:
@@ -98,7 +98,9 @@ def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None
             state's, and ``on_epoch`` is called for the new epochs only. The histories then
             equal those of one uninterrupted run, whose learning rate was constant up to the
             state's epoch (NumPy backend).
-        keep_state: keep where the run ended in ``result.state``, to resume it later.
+        keep_state: keep where the run ended in ``result.state``, to resume it later; an
+            epoch number keeps the state after that epoch instead (if the run gets there), e.g.
+            the last one before ``decay_epochs`` start, to continue with a longer run.
 
     Raises:
         ValueError: settings the chosen library cannot honour, before any training.
@@ -112,7 +114,7 @@ def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None
     n_train = len(dataset.X_train)
     weights = init_weights(layer_sizes(config, dataset), config.seed)
     extra = {}
-    if keep_state and not backend.resumable:
+    if keep_state is not False and not backend.resumable:
         raise ValueError(f"lib={config.lib!r} cannot keep a run's state to continue it: use lib='numpy'.")
     if resume is not None:
         _check_resume(backend, config, resume, weights)
@@ -122,6 +124,7 @@ def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None
         extra = {"start": resume}
     clock = [time.perf_counter()]
     wanted = snapshot_epochs(config.epochs, snapshots)
+    keep_at = None if isinstance(keep_state, bool) else int(keep_state)
 
     def batches(epoch: int) -> list[np.ndarray]:
         return epoch_batches(n_train, config.batch_size, config.seed, epoch)
@@ -139,6 +142,8 @@ def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None
             result.val_accuracy.append(metrics["val_accuracy"])
         if len(result.val_loss) in wanted:
             result.snapshots[len(result.val_loss)] = model.weights()
+        if len(result.val_loss) == keep_at:
+            result.state = _state_of(model, result)
         if not np.isfinite(val_loss) or not np.isfinite(train_loss):
             result.stopped_early = True  # diverged: no point going on
             return True
@@ -148,12 +153,15 @@ def train(dataset: Dataset, config: TrainConfig, on_epoch: OnEpoch | None = None
         return stop
 
     result.model = backend.fit(dataset, config, weights, batches, epoch_end, **extra)
-    if keep_state:
-        moments, steps = result.model.moments()
-        result.state = TrainState(epoch=result.epochs_run, weights=result.model.weights(), moments=moments,
-                                  steps=steps, histories={name: list(getattr(result, name) or [])
-                                                          for name in HISTORIES})
+    if keep_state is True:
+        result.state = _state_of(result.model, result)
     return result
+
+
+def _state_of(model: Model, result: TrainResult) -> TrainState:
+    moments, steps = model.moments()
+    return TrainState(epoch=result.epochs_run, weights=model.weights(), moments=moments, steps=steps,
+                      histories={name: list(getattr(result, name) or []) for name in HISTORIES})
 
 
 def _check_resume(backend, config: TrainConfig, state: TrainState, weights) -> None:

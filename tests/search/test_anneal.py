@@ -63,16 +63,31 @@ def test_engines_that_cannot_continue_a_run_say_so():
         train(DATA, TrainConfig(dims=(4,), epochs=6, decay_epochs=4), resume=state)
 
 
+def test_keep_state_at_an_epoch_keeps_the_state_after_it():
+    config = TrainConfig(dims=(4,), epochs=12, decay_epochs=4)
+    result = train(DATA, config, keep_state=8)
+    assert result.state.epoch == 8 and len(result.state.histories["val_loss"]) == 8
+    longer = config.replace(epochs=20, decay_epochs=7)  # the same run, longer, its rate falling later
+    np.testing.assert_allclose(train(DATA, longer, resume=result.state).val_loss, train(DATA, longer).val_loss,
+                               atol=1e-5, rtol=0)
+    assert train(DATA, config, keep_state=30).state is None  # a run that never got there
+
+
 def test_epochs_as_a_resource_in_a_study_file():
     spec = parse_spec({"study": {"timeout": 60}, "params": {"epochs": {"max": 400}}})
     assert spec.epoch_range == (15, 400)  # min: max / 27 rounded up, so 9 min stays below max
     assert spec.pruner == "sha" and spec.anneal == 0.2 and spec.anneals
+    assert spec.decay_epochs == 100  # a quarter of max, with NumPy
+    config = spec.train_config({})
+    assert config.epochs == 400 and config.decay_epochs == 100
     again = parse_spec(spec.to_dict())
     assert again.fingerprint() == spec.fingerprint() and again.epoch_range == (15, 400)
     assert parse_spec({"params": {"epochs": {"max": 90, "min": 10}}}).epoch_range == (10, 90)
     assert not parse_spec({"params": {"epochs": {"max": 90}}}).anneals  # no time budget: nothing to share
     assert parse_spec({"params": {"epochs": 50}}).epoch_range is None
-    assert parse_spec({"params": {"epochs": {"max": 90}, "lib": "torch"}}).anneal == 0  # numpy only
+    torch = parse_spec({"params": {"epochs": {"max": 90}, "lib": "torch"}})
+    assert torch.anneal == 0 and torch.decay_epochs == 0  # numpy only
+    assert spec.with_overrides(lib="torch").train_config({}).decay_epochs == 0
     for params, message in (({"epochs": {"max": 40, "step": 2}}, "must be epochs = { max = 400 }"),
                             ({"epochs": {"max": 10, "min": 20}}, r"min > max \(20 > 10\)"),
                             ({"epochs": {"max": 0}}, "must be >= 1")):
@@ -84,6 +99,18 @@ def test_epochs_as_a_resource_in_a_study_file():
         parse_spec({"study": {"anneal": 0.3}})
     with pytest.raises(SpaceError, match="from 0 to below 1"):
         parse_spec({"study": {"anneal": 1.5}, "params": {"epochs": {"max": 40}}})
+    with pytest.raises(SpaceError, match=r"decay must be an integer from 0 to max - 9 min \(30"):
+        parse_spec({"params": {"epochs": {"max": 48, "min": 2, "decay": 40}}})
+    with pytest.raises(SpaceError, match="decay needs lib"):
+        parse_spec({"params": {"epochs": {"max": 48, "decay": 10}, "lib": "torch"}})
+
+
+def test_the_population_engine_refuses_a_decaying_rate(tmp_path):
+    from fcnn_opt.search.runner import StudyError, run_study
+
+    spec = parse_spec({"study": {"n_trials": 2}, "params": {"epochs": {"max": 40}}})
+    with pytest.raises(StudyError, match="--batch-trials 4: the population engine keeps the learning rate"):
+        run_study(spec, storage=f"sqlite:///{tmp_path / 'p.db'}", batch_trials=4, progress=False)
 
 
 RESOURCE = """
@@ -96,7 +123,7 @@ seed = 3
 name = "circles"
 n_points = 400
 [params]
-epochs = { max = 27, min = 1 }
+epochs = { max = 27, min = 1, decay = 0 }
 lr = { low = 1e-3, high = 1e-1, log = true }
 units = [2, 4, 8, 16]
 """
@@ -132,7 +159,7 @@ seed = 0
 name = "circles"
 n_points = 400
 [params]
-epochs = { max = 60, min = 3 }
+epochs = { max = 60, min = 3, decay = 15 }
 lr = { low = 1e-3, high = 1e-1, log = true }
 units = [4, 8, 16]
 batch_size = 64
@@ -163,12 +190,14 @@ def test_a_time_budget_ends_by_continuing_the_best_trials(tmp_path):
     # The continuation is the best complete trial when it was queued, its own steps follow its parent's.
     earlier = [t for t in study.trials if t.number < first.number and t.state.name == "COMPLETE"]
     assert parent.value == min(t.value for t in earlier)
-    added = first.user_attrs[CONTINUES_ATTR]["epochs"]
-    assert sorted(first.intermediate_values) == list(range(61, 61 + added))
-    assert first.params == parent.params and first.value == pytest.approx(first.intermediate_values[60 + added])
-    # Its whole history equals one uninterrupted run of the same network with the decay at the end.
+    # It trains on from its parent's state before the rate fell (epoch 45), to at least min epochs
+    # more than the parent in all, the rate falling over the last quarter.
+    epochs = first.user_attrs[CONTINUES_ATTR]["epochs"]
+    assert 63 <= epochs <= 120 and sorted(first.intermediate_values) == list(range(46, epochs + 1))
+    assert first.params == parent.params and first.value == pytest.approx(first.intermediate_values[epochs])
+    # Its whole history equals one uninterrupted run of the same network with that schedule.
     config = TrainConfig.from_dict(first.user_attrs["config"])
-    assert config.epochs == 60 + added and config.decay_epochs == added
+    assert config.epochs == epochs and config.decay_epochs == round(epochs / 4)
     data = make_dataset("circles", n_points=400, seed=0)
     whole = train(data, config)
     np.testing.assert_allclose(load_histories(first)["val_loss"], whole.val_loss, atol=1e-5, rtol=0)

@@ -83,7 +83,7 @@ def draw_progress_mpl(data: ProgressData):
     left.plot(data.seconds, data.best, "o", ms=3, color="#1f77b4")
     if data.continued.any():  # where a continuation set the best so far
         left.plot(data.seconds[data.continued], data.best[data.continued], "o", ms=5, color=CONTINUED_COLOR,
-                  label="after a continuation")
+                  label="a continuation ended")
         left.legend(frameon=True, framealpha=0.9, fontsize=9, loc="upper right")
     left.set(xlabel="seconds since the first trial started", ylabel=f"best {data.metric} so far")
     left.set_yscale("log" if np.all(data.best > 0) else "linear")
@@ -108,7 +108,7 @@ def draw_progress_plotly(data: ProgressData):
                              name=f"best {data.metric}"), row=1, col=1)
     if data.continued.any():
         fig.add_trace(go.Scatter(x=data.seconds[data.continued], y=data.best[data.continued], mode="markers",
-                                 marker={"color": CONTINUED_COLOR, "size": 8}, name="after a continuation"),
+                                 marker={"color": CONTINUED_COLOR, "size": 8}, name="a continuation ended"),
                       row=1, col=1)
     for label, color, mask in _bar_groups(data):
         fig.add_trace(go.Bar(x=data.numbers[mask], y=data.epochs[mask], marker_color=color, name=label),
