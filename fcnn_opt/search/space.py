@@ -17,12 +17,13 @@ the grid sampler), or a range table ``{low, high, log, step}``; ``units`` may ad
     units = { low = 2, high = 64, log = true, per_layer = true }
     activation = ["relu", "tanh", "sigmoid"]
 
-``epochs = { max = 400 }`` (optionally ``min = 15``) makes epochs a resource the search spends
-instead of a hyperparameter: every trial may train up to ``max`` epochs, and successive halving
-(the default pruner then) lets only the best third of the trials go on at ``min``, ``3 min``,
-``9 min``, ... epochs. With a time budget (``timeout`` and no ``n_trials``) the last
-``anneal`` share of the time (0.2 by default) continues the best trials from their state with
-a learning rate decaying to zero (:mod:`fcnn_opt.search.anneal`).
+``epochs = { max = 400 }`` (optionally ``min = 15``, ``decay = 100``) makes epochs a resource
+the search spends instead of a hyperparameter: every trial may train up to ``max`` epochs,
+successive halving (the default pruner then) lets only the best third of the trials go on at
+``min``, ``3 min``, ``9 min``, ... epochs, and the learning rate of a trial falls linearly to
+zero over its last ``decay`` epochs. With a time budget (``timeout`` and no ``n_trials``),
+``[study] anneal`` keeps a share of the time to continue the best trials from their state
+(:mod:`fcnn_opt.search.anneal`; 0.2 by default for constant-rate trials, ``decay = 0``).
 
 Every error names the file, the key, the bad value and the expected form.
 """
@@ -74,7 +75,7 @@ _STUDY_KEYS = {"name": str, "sampler": str, "pruner": str, "metric": str, "n_tri
 # epochs = { max = ..., min = ... }: epochs as a resource that successive halving spends
 _RESOURCE_KEYS = {"max", "min", "decay"}
 RUNG_FACTOR = 3  # successive halving keeps the best third of the trials at each rung
-DEFAULT_ANNEAL = 0.2  # the share of a time budget spent continuing the best trials
+DEFAULT_ANNEAL = 0.2  # the share of a time budget spent continuing the best constant-rate trials
 MAX_REPEATS = 100
 _RANGE_KEYS = {"low", "high", "log", "step", "per_layer"}
 _CHOICE_KEYS = {"choices", "per_layer"}
@@ -579,16 +580,21 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
 
 
 def _parse_anneal(study: dict, params: dict[str, Param], objectives, source: str) -> float:
-    """``[study] anneal``: the share of a time budget spent continuing the best trials; it
-    defaults to 0.2 where it can work (epochs a resource, lib numpy, one network per trial,
-    one objective) and is 0 elsewhere. Asking for it elsewhere is an error."""
+    """``[study] anneal``: the share of a time budget spent continuing the best trials.
+
+    It defaults to 0.2 where trials keep a constant rate (``epochs.decay = 0``: continuing
+    them with a falling rate is what settles them) and can be continued (lib numpy, one
+    network per trial, one objective), and to 0 elsewhere: trials whose own rate falls are
+    already settled, and continuing them measured no better than searching on
+    (docs/performance.md). Asking for it where it cannot work is an error."""
     where = f"{source}: [study].anneal"
     given = "anneal" in study
-    value = study.get("anneal", DEFAULT_ANNEAL)
+    epochs = params["epochs"]
+    value = study.get("anneal", DEFAULT_ANNEAL if not epochs.resource_decay else 0.0)
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
         raise SpaceError(f"{where} must be a share of the time budget from 0 to below 1 (e.g. 0.2), got {value!r}.")
     blocker = None
-    if params["epochs"].resource_min is None:
+    if epochs.resource_min is None:
         blocker = "epochs to be a resource: epochs = { max = 400 }"
     elif params["lib"].searched or params["lib"].value != "numpy":
         blocker = "lib = \"numpy\" (the backend that continues a run from its state)"

@@ -76,8 +76,11 @@ def test_keep_state_at_an_epoch_keeps_the_state_after_it():
 def test_epochs_as_a_resource_in_a_study_file():
     spec = parse_spec({"study": {"timeout": 60}, "params": {"epochs": {"max": 400}}})
     assert spec.epoch_range == (15, 400)  # min: max / 27 rounded up, so 9 min stays below max
-    assert spec.pruner == "sha" and spec.anneal == 0.2 and spec.anneals
     assert spec.decay_epochs == 100  # a quarter of max, with NumPy
+    assert spec.pruner == "sha" and spec.anneal == 0 and not spec.anneals  # its trials settle themselves
+    constant = parse_spec({"study": {"timeout": 60}, "params": {"epochs": {"max": 400, "decay": 0}}})
+    assert constant.anneal == 0.2 and constant.anneals  # constant-rate trials are continued
+    assert parse_spec({"study": {"timeout": 60, "anneal": 0.3}, "params": {"epochs": {"max": 400}}}).anneals
     config = spec.train_config({})
     assert config.epochs == 400 and config.decay_epochs == 100
     again = parse_spec(spec.to_dict())
@@ -154,22 +157,27 @@ BUDGETED = """
 name = "anneal"
 sampler = "tpe"
 timeout = 6
+{anneal}
 seed = 0
 [dataset]
 name = "circles"
 n_points = 400
 [params]
-epochs = { max = 60, min = 3, decay = 15 }
-lr = { low = 1e-3, high = 1e-1, log = true }
+epochs = {{ max = 60, min = 3, decay = {decay} }}
+lr = {{ low = 1e-3, high = 1e-1, log = true }}
 units = [4, 8, 16]
 batch_size = 64
 """
 
 
-def test_a_time_budget_ends_by_continuing_the_best_trials(tmp_path):
+@pytest.mark.parametrize("decay", [15, 0])
+def test_a_time_budget_ends_by_continuing_the_best_trials(tmp_path, decay):
+    """With a falling rate, continuations start from the state before the fall (asked for with
+    anneal); with a constant one (decay = 0), from the end, by default."""
     from fcnn_opt.store.artifact_files import load_histories, load_weights
 
-    cfg = write_toml(tmp_path / "a.toml", BUDGETED)
+    anneal = "anneal = 0.2" if decay else ""
+    cfg = write_toml(tmp_path / "a.toml", BUDGETED.format(anneal=anneal, decay=decay))
     url = f"sqlite:///{tmp_path / 'a.db'}"
     start = time.perf_counter()
     run = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", cwd=tmp_path)
@@ -190,14 +198,15 @@ def test_a_time_budget_ends_by_continuing_the_best_trials(tmp_path):
     # The continuation is the best complete trial when it was queued, its own steps follow its parent's.
     earlier = [t for t in study.trials if t.number < first.number and t.state.name == "COMPLETE"]
     assert parent.value == min(t.value for t in earlier)
-    # It trains on from its parent's state before the rate fell (epoch 45), to at least min epochs
-    # more than the parent in all, the rate falling over the last quarter.
+    # It trains on from its parent's state before the rate fell (epoch 60 - decay), to at least
+    # min epochs more than the parent in all, the rate falling over the same share.
     epochs = first.user_attrs[CONTINUES_ATTR]["epochs"]
-    assert 63 <= epochs <= 120 and sorted(first.intermediate_values) == list(range(46, epochs + 1))
+    start = 60 - decay
+    assert 63 <= epochs <= 120 and sorted(first.intermediate_values) == list(range(start + 1, epochs + 1))
     assert first.params == parent.params and first.value == pytest.approx(first.intermediate_values[epochs])
     # Its whole history equals one uninterrupted run of the same network with that schedule.
     config = TrainConfig.from_dict(first.user_attrs["config"])
-    assert config.epochs == epochs and config.decay_epochs == round(epochs / 4)
+    assert config.epochs == epochs and config.decay_epochs == (round(epochs / 4) if decay else epochs - 60)
     data = make_dataset("circles", n_points=400, seed=0)
     whole = train(data, config)
     np.testing.assert_allclose(load_histories(first)["val_loss"], whole.val_loss, atol=1e-5, rtol=0)
