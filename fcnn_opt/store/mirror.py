@@ -118,7 +118,8 @@ class RungRule:
     of every value recorded at that rung, its own included (of fewer than
     ``reduction_factor`` values: only if it is the best). Optuna records each trial's value
     at each rung it reached as a system attribute; here the values of each rung are kept in
-    memory, and a trial's rungs are written under the same attribute names when it ends."""
+    memory, and a trial's rungs are written under the same attribute names when it ends (so a
+    trial still running in another process counts here once it has ended)."""
 
     def __init__(self, settings: internals.RungSettings, maximize: bool):
         self.settings, self.maximize = settings, maximize
