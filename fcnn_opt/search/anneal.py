@@ -67,7 +67,7 @@ def next_continuation(study: optuna.Study, spec: StudySpec, seconds_left: float)
         return "search"
     best = max(candidates, key=lambda t: t.value) if maximize else min(candidates, key=lambda t: t.value)
     low, high = spec.epoch_range
-    start = high - spec.decay_epochs  # the epoch of the state it kept
+    start = spec.state_epoch
     per_epoch = float(best.user_attrs["seconds_per_epoch"])
     for share in (SHARE_OF_TIME_LEFT, 0.9):  # the last one may take nearly all that is left
         epochs = min(LONGEST * high, start + int(seconds_left * share / per_epoch))

@@ -156,7 +156,7 @@ class Objective:
 
             return train_repeats(self.dataset, config, self.spec.repeats, on_epoch=on_epoch,
                                  snapshots=self.snapshots)
-        keep = config.epochs - config.decay_epochs if self.spec.anneal > 0 else False
+        keep = self.spec.state_epoch if self.spec.anneal > 0 else False
         return train(self.dataset, config, on_epoch=on_epoch, snapshots=self.snapshots, keep_state=keep)
 
     def continue_run(self, trial: optuna.Trial, reporter, plan: dict) -> float:

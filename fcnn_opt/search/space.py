@@ -186,6 +186,12 @@ class StudySpec:
         return self.params["epochs"].resource_decay or 0
 
     @property
+    def state_epoch(self) -> int:
+        """Where epochs are a resource: the epoch whose state a trial keeps to be continued,
+        the last before its rate starts to fall (max when it never does)."""
+        return self.params["epochs"].value - self.decay_epochs
+
+    @property
     def anneals(self) -> bool:
         """Whether runs end by continuing their best trials (a time budget, epochs a resource)."""
         return self.anneal > 0 and self.timeout is not None and self.n_trials is None

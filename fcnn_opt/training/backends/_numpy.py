@@ -158,12 +158,16 @@ class _Optimizer:
         self.step_count = 0
         self.buffer = np.empty_like(net.flat)
 
+    def _buffers(self) -> list[np.ndarray]:
+        """The buffers a TrainState keeps: Adam's two moments, or the one of the others."""
+        return [self.state] + ([self.state2] if self.state2 is not None else [])
+
     def moments(self) -> list[np.ndarray]:
-        return [self.state.copy()] + ([self.state2.copy()] if self.state2 is not None else [])
+        return [buffer.copy() for buffer in self._buffers()]
 
     def restore(self, state: TrainState) -> None:
         """Continue from ``state``'s buffers and step count (the same optimiser's)."""
-        buffers = [self.state] + ([self.state2] if self.state2 is not None else [])
+        buffers = self._buffers()
         if len(state.moments) != len(buffers) or any(m.shape != b.shape for m, b in zip(state.moments, buffers, strict=True)):
             raise ValueError(f"The state to continue from does not fit optimizer={self.name!r} on this network.")
         for buffer, saved in zip(buffers, state.moments, strict=True):
