@@ -2,7 +2,7 @@
 
 import sys
 
-from fcnn_opt.cli.commands import main
+from fcnn_opt.cli import main
 
 if __name__ == "__main__":  # not when a spawned process (the picture renderer) imports it again
     sys.exit(main())

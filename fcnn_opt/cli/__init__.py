@@ -15,6 +15,14 @@ if "numpy" not in sys.modules:
     for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_name, "1")
 
-from fcnn_opt.cli.commands import main  # noqa: E402
+from fcnn_opt.cli import commands  # noqa: E402
+from fcnn_opt.cli.quick_exit import exit_quickly  # noqa: E402
 
 __all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command and end the process with its exit code (see :mod:`.quick_exit`):
+    the entry point of ``python -m fcnn_opt`` and ``fcnn-opt``, never called from inside
+    another program (use :func:`fcnn_opt.cli.commands.main` there)."""
+    return exit_quickly(commands.main(argv))

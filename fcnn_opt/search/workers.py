@@ -38,7 +38,6 @@ from fcnn_opt.search.sizes import check_sizes
 from fcnn_opt.search.space import StudySpec
 from fcnn_opt.store.storages import default_url, mask_url, open_storage, safe_filename
 
-POLL_SECONDS = 0.5  # how often the parent of --workers looks at its worker processes once its own run ends
 STOP_GRACE = 60  # seconds children get to record their running trial after Ctrl-C/SIGTERM
 
 
@@ -168,12 +167,16 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
 def _wait(procs, stopping) -> None:
     """Wait until every worker process has exited (or the grace after a stop ends)."""
     deadline = None
-    while any(p.poll() is None for p in procs):
-        if stopping and deadline is None:
-            deadline = time.monotonic() + STOP_GRACE
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        time.sleep(POLL_SECONDS)
+    for p in procs:
+        while p.poll() is None:
+            if stopping and deadline is None:
+                deadline = time.monotonic() + STOP_GRACE
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            try:  # returns as soon as the worker exits; a signal's handler runs meanwhile
+                p.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
 
 
 def _tail(path: Path, lines: int = 3) -> str:
