@@ -112,7 +112,8 @@ def _row_in_subprocess(workload: str, way: Way, folder: str) -> dict:
     code = (f"import json; from fcnn_opt.cli.bench import run_row; "
             f"print(json.dumps(run_row({workload!r}, {way.lib!r}, {way.batch_trials}, {way.n_trials!r}, "
             f"{storage!r}, workers={way.workers}, default_path={way.default_path}, "
-            f"snapshots={way.snapshots})))")
+            f"snapshots={way.snapshots}))); "
+            f"from fcnn_opt.cli.quick_exit import exit_quickly; exit_quickly(0)")  # as the command line ends
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
     if done.returncode != 0:

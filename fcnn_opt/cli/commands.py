@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_artifacts(p)
     _add_snapshots(p)
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    # `study --workers N` starts its workers before the study exists: they load the backends
+    # LIBS names, then wait for a line on stdin (fcnn_opt.search.workers.wait_for_go). Not for users.
+    p.add_argument("--start-when-told", metavar="LIBS", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("trials", help="list a study's trials")
@@ -326,6 +329,11 @@ def cmd_worker(args) -> int:
     _check_snapshots(args)
     if args.worker_id is not None and args.worker_id < 0:
         raise UsageError(f"--worker-id must be >= 0, got {args.worker_id}.")
+    if args.start_when_told is not None:
+        from fcnn_opt.search.workers import wait_for_go
+
+        if not wait_for_go(args.storage, args.start_when_told):
+            return EXIT_OK  # the study was not created: its creator says why
     summary = run_worker(storage=args.storage, study_name=args.study_name, timeout=args.timeout,
                          progress=not args.no_progress, worker_id=args.worker_id,
                          batch_trials=args.batch_trials, device=args.device, snapshots=args.snapshots,

@@ -172,6 +172,12 @@ class StudySpec:
         return {k: p for k, p in self.params.items() if p.searched}
 
     @property
+    def libs(self) -> tuple[str, ...]:
+        """The training libraries this study's trials may use (several when ``lib`` is searched)."""
+        lib = self.params["lib"]
+        return tuple(lib.choices) if lib.choices is not None else (lib.value,)
+
+    @property
     def epoch_range(self) -> tuple[int, int] | None:
         """``(min, max)`` when epochs are a resource (``epochs = { max = ... }``): every trial may
         train up to max epochs, and successive halving stops all but the best third of them at

@@ -97,20 +97,17 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
     """Create or resume the study, then run it with ``n_workers`` local workers: this process
     and ``n_workers - 1`` worker processes (``python -m fcnn_opt worker``).
 
-    The study is created and its grid queued once, here. This process is worker 0: it
-    starts the others, then runs trials itself (its imports are done, so the others' start
-    overlaps its first trials), drawing one progress bar for the whole study; after a
-    Ctrl-C or SIGTERM it records its own trial, then forwards the signal to the others and
-    waits for them. Workers that exit with an error are listed in ``summary.failed_workers``
-    with the end of their output.
+    The worker processes start first and load their modules (the study's training library,
+    the storage's) while this process creates the study, stores its definition and queues
+    its grid; then it tells them to go (see :func:`wait_for_go`), and runs trials itself as
+    worker 0, drawing one progress bar for the whole study. After a Ctrl-C or SIGTERM it
+    records its own trial, then forwards the signal to the others and waits for them.
+    Workers that exit with an error are listed in ``summary.failed_workers`` with the end of
+    their output.
     """
     url = storage or default_url()
     check_engine(spec, batch_trials)
-    study, summary = prepare_study(spec, storage=url, study_name=study_name, concurrent=batch_trials > 1,
-                                   batch_trials=batch_trials * n_workers, allow_large=allow_large,
-                                   artifact_dir=artifact_dir)
-    name = study.study_name
-    done_before = summary.counts.done
+    name = study_name or spec.name
     env = dict(os.environ, OPTUNA_STORAGE=url)
     # The workers are the parallelism: a BLAS thread pool in each would oversubscribe the
     # cores (W2 with two workers: 25 s with OpenBLAS's default threads, 10 s with one each).
@@ -121,13 +118,6 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"fcnn_opt-{safe_filename(name)}-") as logs:
         procs, log_paths = [], []
-        for i in range(1, n_workers):
-            log_paths.append(Path(logs) / f"worker{i}.log")
-            with log_paths[-1].open("wb") as log:
-                # A session of its own: a terminal's Ctrl-C reaches the workers once, through us.
-                procs.append(subprocess.Popen(worker_command(name, i, timeout, batch_trials, device, artifacts,
-                                                             artifact_dir, snapshots), env=env, stdin=subprocess.DEVNULL,
-                                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         stopping: list[int] = []
 
         def forward(signum, frame):
@@ -137,6 +127,23 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
                     p.send_signal(signum)
 
         try:
+            for i in range(1, n_workers):
+                log_paths.append(Path(logs) / f"worker{i}.log")
+                command = worker_command(name, i, timeout, batch_trials, device, artifacts, artifact_dir, snapshots)
+                with log_paths[-1].open("wb") as log:
+                    # A session of its own: a terminal's Ctrl-C reaches the workers once, through us.
+                    procs.append(subprocess.Popen(command + [f"--start-when-told={','.join(spec.libs)}"], env=env,
+                                                  stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                                                  start_new_session=True))
+            try:
+                study, summary = prepare_study(spec, storage=url, study_name=name, concurrent=batch_trials > 1,
+                                               batch_trials=batch_trials * n_workers, allow_large=allow_large,
+                                               artifact_dir=artifact_dir)
+            except BaseException:
+                _tell(procs, "stop")
+                raise
+            _tell(procs, GO)
+            done_before = summary.counts.done
             objective = Objective(spec, snapshots=snapshots)
             with trial_artifacts(objective, url, artifacts, artifact_dir):
                 run_trials(study, spec, objective, summary, timeout=timeout, progress=progress,
@@ -162,6 +169,38 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
     fill_final(summary, study, spec)
     summary.ran = summary.counts.done - done_before
     return summary
+
+
+GO = "go"  # the line that tells a worker started ahead of its study to join it
+
+
+def wait_for_go(storage: str | None, libs: str, told=None) -> bool:
+    """What a worker that ``study --workers N`` starts ahead of its study does first: load the
+    study's training libraries (``libs``, comma-separated) and the storage's modules (a second each on W2's machine, while
+    the study is being created), then wait for one line on ``told`` (standard input): ``go``
+    to join the study (True), anything else or nothing (the study could not be created) to
+    end (False)."""
+    from fcnn_opt.store.storages import load_storage_modules
+    from fcnn_opt.training.backends import get_backend
+
+    for lib in libs.split(","):
+        try:
+            get_backend(lib).load()
+        except (ImportError, ValueError):  # the study's own trials will say what is missing
+            pass
+    load_storage_modules(storage)
+    line = (told or sys.stdin).readline()
+    return line.strip() == GO
+
+
+def _tell(procs, line: str) -> None:
+    """Send each worker started ahead of its study its one line (see :func:`wait_for_go`)."""
+    for p in procs:
+        try:
+            p.stdin.write(f"{line}\n".encode())
+            p.stdin.close()
+        except OSError:  # it has already ended; its exit code says why
+            pass
 
 
 def _wait(procs, stopping) -> None:

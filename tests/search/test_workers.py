@@ -322,3 +322,32 @@ def test_grid_with_a_smaller_budget_queues_only_what_it_runs(tmp_path, sqlite_ur
                        cwd=tmp_path)
         assert done.returncode == 0, done.stderr
     assert by_state(sqlite_url, "grid12") == {"COMPLETE": 5}
+
+
+def test_workers_started_ahead_of_their_study_go_only_when_told(sqlite_url):
+    """``study --workers N`` starts its workers while it creates the study: each loads the
+    study's backends and storage modules, then joins on "go" and ends on anything else."""
+    import io
+
+    from fcnn_opt.search.workers import GO, wait_for_go
+
+    assert wait_for_go(sqlite_url, "numpy", io.StringIO(f"{GO}\n")) is True
+    assert "fcnn_opt.training.backends._compiled" in sys.modules  # Numba's loop, loaded while waiting
+    assert wait_for_go(sqlite_url, "numpy,sklearn", io.StringIO("stop\n")) is False
+    assert wait_for_go(sqlite_url, "numpy", io.StringIO("")) is False  # the parent died: end quietly
+
+
+def test_a_study_refused_with_workers_leaves_no_worker_behind(tmp_path):
+    """The workers already started when the study is refused end quietly: one line from the
+    command, exit code 2, no process left, the foreign file untouched."""
+    foreign = tmp_path / "notes.db"
+    foreign.write_bytes(b"not a database, but someone's file" * 100)
+    before = foreign.read_bytes()
+    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=4, epochs=2))
+    done = run_cli("study", "--config", config, "--storage", f"sqlite:///{foreign}", "--workers", 3,
+                   "--no-progress", "--no-artifacts", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert foreign.read_bytes() == before
+    left = subprocess.run(["pgrep", "-f", "--", "--study-name=fast .*--start-when-told"], capture_output=True, text=True)
+    assert left.returncode == 1, left.stdout  # pgrep: no such process

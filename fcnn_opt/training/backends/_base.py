@@ -112,6 +112,12 @@ class Backend(ABC):
             raise ValueError(f"lib={self.name!r} does not support decay_epochs (a decaying learning "
                              "rate, and continuing a run from its state): use lib='numpy'.")
 
+    def load(self) -> None:
+        """Import now what the first ``fit`` would import (compiled code, say), so that a
+        process started ahead of its work loads it while it waits. Importing the backend's
+        module already imports its library; by default there is nothing more."""
+        return None
+
     @abstractmethod
     def fit(self, data: Dataset, config: TrainConfig, weights: Weights,
             batches: Callable[[int], list[np.ndarray]], epoch_end: EpochEnd) -> Model:

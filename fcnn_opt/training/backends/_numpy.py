@@ -225,6 +225,11 @@ class NumpyBackend(Backend):
     package = "numpy"
     resumable = True
 
+    def load(self) -> None:
+        """Import Numba and the compiled epoch loop (0.5 s or more), which the first fit would."""
+        if jit_available():
+            from fcnn_opt.training.backends import _compiled  # noqa: F401
+
     def fit(self, data: Dataset, config: TrainConfig, weights: Weights, batches, epoch_end,
             start: TrainState | None = None) -> Model:
         """Train from ``weights`` (epochs 1..), or continue ``start`` (its weights, optimiser
