@@ -17,6 +17,9 @@ NOT_OPTUNA = {
     ("fcnn_opt.training.backends._sklearn", "_optimizer"):
         "scikit-learn: partial_fit keeps its optimizer; deleting it makes the next call build one "
         "from the weights set by hand",
+    ("fcnn_opt.cli.quick_exit", "_exit"): "the standard library: os._exit ends the process without teardown",
+    ("fcnn_opt.cli.quick_exit", "_run_exitfuncs"):
+        "the standard library: atexit's handlers, run before os._exit as a normal exit runs them",
 }
 
 
