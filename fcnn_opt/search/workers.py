@@ -176,8 +176,8 @@ GO = "go"  # the line that tells a worker started ahead of its study to join it
 
 def wait_for_go(storage: str | None, libs: str, told=None) -> bool:
     """What a worker that ``study --workers N`` starts ahead of its study does first: load the
-    study's training libraries (``libs``, comma-separated) and the storage's modules (a second each on W2's machine, while
-    the study is being created), then wait for one line on ``told`` (standard input): ``go``
+    study's training libraries (``libs``, comma-separated) and the storage's modules (0.6 s
+    each on W2's machine, while the study is being created), then wait for one line on ``told`` (standard input): ``go``
     to join the study (True), anything else or nothing (the study could not be created) to
     end (False)."""
     from fcnn_opt.store.storages import load_storage_modules
