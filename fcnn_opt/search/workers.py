@@ -70,9 +70,11 @@ def run_worker(*, storage: str | None = None, study_name: str, timeout: float | 
 
 def worker_command(study_name: str, worker_id: int, timeout: float | None, batch_trials: int = 1,
                    device: str = "cpu", artifacts: str | bool = "complete",
-                   artifact_dir: str | Path | None = None, snapshots: int = 0) -> list[str]:
+                   artifact_dir: str | Path | None = None, snapshots: int = 0,
+                   start_when_told: tuple[str, ...] = ()) -> list[str]:
     """The command line of one local worker (the storage URL goes in its environment, not here,
-    so a password never shows in the process list)."""
+    so a password never shows in the process list). ``start_when_told``: the study's training
+    libraries, for a worker started before its study exists (see :func:`wait_for_go`)."""
     command = [sys.executable, "-m", "fcnn_opt", "worker", f"--study-name={study_name}",
                f"--worker-id={worker_id}", "--no-progress"]
     if timeout is not None:
@@ -86,6 +88,8 @@ def worker_command(study_name: str, worker_id: int, timeout: float | None, batch
         command.append(f"--artifact-dir={Path(artifact_dir).resolve()}")
     if snapshots:
         command.append(f"--snapshots={snapshots}")
+    if start_when_told:
+        command.append(f"--start-when-told={','.join(start_when_told)}")
     return command
 
 
@@ -129,10 +133,11 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
         try:
             for i in range(1, n_workers):
                 log_paths.append(Path(logs) / f"worker{i}.log")
-                command = worker_command(name, i, timeout, batch_trials, device, artifacts, artifact_dir, snapshots)
+                command = worker_command(name, i, timeout, batch_trials, device, artifacts, artifact_dir, snapshots,
+                                         start_when_told=spec.libs)
                 with log_paths[-1].open("wb") as log:
                     # A session of its own: a terminal's Ctrl-C reaches the workers once, through us.
-                    procs.append(subprocess.Popen(command + [f"--start-when-told={','.join(spec.libs)}"], env=env,
+                    procs.append(subprocess.Popen(command, env=env,
                                                   stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
                                                   start_new_session=True))
             try:
@@ -177,9 +182,9 @@ GO = "go"  # the line that tells a worker started ahead of its study to join it
 def wait_for_go(storage: str | None, libs: str, told=None) -> bool:
     """What a worker that ``study --workers N`` starts ahead of its study does first: load the
     study's training libraries (``libs``, comma-separated) and the storage's modules (0.6 s
-    each on W2's machine, while the study is being created), then wait for one line on ``told`` (standard input): ``go``
-    to join the study (True), anything else or nothing (the study could not be created) to
-    end (False)."""
+    each on W2's machine, while the study is being created), then wait for one line on
+    ``told`` (standard input): ``go`` to join the study (True), anything else or nothing (the
+    study could not be created) to end (False)."""
     from fcnn_opt.store.storages import load_storage_modules
     from fcnn_opt.training.backends import get_backend
 
