@@ -165,6 +165,11 @@ class PruningMirror:
     each call) and creates the real trial in one write, with its parameters, instead of one
     write per parameter. The copy has its own copy of the study's sampler (same settings,
     same seed), so the study's sampler stays free for trials claimed from the queue.
+
+    The copy also holds the trials other workers are running, with their parameters, while
+    they run; its TPE counts them as bad ones (Optuna's ``constant_liar``), so two workers do
+    not draw the same region at the same time. Alone, a worker holds none, and draws exactly
+    as without them.
     """
 
     SAMPLES_HERE = ("RandomSampler", "TPESampler")
@@ -179,10 +184,16 @@ class PruningMirror:
         # The random sampler reads nothing of earlier trials; the others may read their values.
         self.samples_from_history = type(study.sampler).__name__ != "RandomSampler"
         sampler = copy.deepcopy(study.sampler) if self.samples else optuna.samplers.RandomSampler(seed=0)
+        # What TPE notes on a trial it drew while lying about running ones (its relative
+        # parameters, as system attributes) is written only where the study's own sampler lies.
+        self.keep_sampler_notes = internals.lies_about_running(study.sampler)
+        # TPE here draws away from the trials other workers are running (see _hold_running).
+        self.lies = self.samples and internals.lie_about_running(sampler)
         self.copy = optuna.create_study(direction=study.direction, pruner=study.pruner, sampler=sampler)
         self.rule = _rule_for(study)
         self.seen: set[int] = set()  # numbers of the study's trials the copy holds
         self._twins: dict[int, optuna.Trial] = {}  # real trial id -> the copy's trial sampled for it
+        self._stand_ins: dict[int, int | None] = {}  # real trial id running elsewhere -> the copy's trial id
         self.refresh()
 
     @staticmethod
@@ -213,11 +224,50 @@ class PruningMirror:
             storage = internals.storage_of(self.study)
             new = [storage.get_trial(r.trial_id) for r in rows
                    if r.state in (TrialState.COMPLETE, TrialState.PRUNED) and r.number not in self.seen]
+        if self.lies and rows is not None:
+            self._release_stand_ins(rows)
         for t in new:
             self.seen.add(t.number)
             self.copy.add_trial(t)
             if self.rule is not None:
                 self.rule.add_trial(t)
+        if self.lies and rows is not None:
+            self._hold_running(rows)
+
+    def _hold_running(self, rows: list) -> None:
+        """Hold each trial running elsewhere (another worker's) in the copy as a running trial
+        with its parameters, so that TPE, lying about running trials as Optuna's
+        ``constant_liar`` does, draws away from it instead of near it (W2 with two workers:
+        see docs/performance.md, "Two workers")."""
+        from datetime import datetime
+
+        from optuna.trial import FrozenTrial, TrialState
+
+        storage, copy_storage = internals.storage_of(self.study), internals.storage_of(self.copy)
+        for row in rows:
+            if row.state != TrialState.RUNNING or row.trial_id in self._stand_ins or row.trial_id in self._twins:
+                continue
+            trial = storage.get_trial(row.trial_id)
+            if not trial.params:  # asked, not drawn yet (a queued trial): nothing to avoid
+                self._stand_ins[row.trial_id] = None
+                continue
+            self._stand_ins[row.trial_id] = copy_storage.create_new_trial(
+                internals.study_id_of(self.copy), template_trial=FrozenTrial(
+                    number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
+                    datetime_complete=None, params=trial.params, distributions=trial.distributions,
+                    user_attrs={}, system_attrs={}, intermediate_values={}, trial_id=-1))
+
+    def _release_stand_ins(self, rows: list) -> None:
+        """End the stand-ins of trials that no longer run (as failed, which TPE ignores; the
+        finished trial itself is copied in)."""
+        from optuna.trial import TrialState
+
+        running = {row.trial_id for row in rows if row.state == TrialState.RUNNING}
+        copy_storage = internals.storage_of(self.copy)
+        for trial_id in [t for t in self._stand_ins if t not in running]:
+            stand_in = self._stand_ins.pop(trial_id)
+            if stand_in is not None:
+                copy_storage.set_trial_state_values(stand_in, state=TrialState.FAIL)
 
     def ask(self, draw: Callable[[optuna.Trial], Any], count: int = 1,
             user_attrs: dict | None = None) -> list[optuna.Trial]:
@@ -248,7 +298,8 @@ class PruningMirror:
             templates.append(FrozenTrial(
                 number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
                 datetime_complete=None, params=drawn.params, distributions=drawn.distributions,
-                user_attrs=dict(user_attrs or {}), system_attrs=drawn.system_attrs,
+                user_attrs=dict(user_attrs or {}),
+                system_attrs=drawn.system_attrs if self.keep_sampler_notes else {},
                 intermediate_values={}, trial_id=-1))
         study = self.study
         ids = internals.create_trials(internals.storage_of(study), internals.study_id_of(study), templates)

@@ -102,6 +102,7 @@ _INSTANCE_NAMES = (
                                             "_n_min_trials", "_percentile")),
     ("optuna.pruners", "SuccessiveHalvingPruner", ("_min_resource", "_reduction_factor",
                                                    "_min_early_stopping_rate", "_bootstrap_count")),
+    ("optuna.samplers", "TPESampler", ("_constant_liar",)),
 )
 # Optuna's own RDBStorage methods that ResilientRDBStorage retries besides the public ones.
 RETRIED_PRIVATE_METHODS = ("_get_trials", "_get_best_trial_id", "_get_stale_trial_ids", "_set_trial_param")
@@ -124,6 +125,7 @@ def optuna_version() -> tuple[int, ...]:
 def missing_private_names() -> list[str]:
     """The private names of :data:`_PRIVATE_NAMES` that the installed Optuna lacks."""
     import importlib
+    import inspect
 
     missing = []
     for module_name, dotted in _PRIVATE_NAMES:
@@ -141,7 +143,8 @@ def missing_private_names() -> list[str]:
             missing.append(f"{module_name}.{dotted}")
     for module_name, class_name, names in _INSTANCE_NAMES:
         try:
-            init = getattr(importlib.import_module(module_name), class_name).__init__
+            # unwrapped: Optuna wraps some constructors (TPESampler's checks positional arguments)
+            init = inspect.unwrap(getattr(importlib.import_module(module_name), class_name).__init__)
             assigned = set(init.__code__.co_names)
         except (ImportError, AttributeError):
             assigned = set()
@@ -646,6 +649,26 @@ def is_first_in_interval_step(step: int, steps, n_warmup_steps: int, interval_st
     from optuna.pruners._percentile import _is_first_in_interval_step
 
     return _is_first_in_interval_step(step, steps, n_warmup_steps, interval_steps)
+
+
+def lies_about_running(sampler) -> bool:
+    """Whether ``sampler`` is a TPESampler built with ``constant_liar=True``."""
+    import optuna
+
+    return type(sampler) is optuna.samplers.TPESampler and getattr(sampler, "_constant_liar", False) is True
+
+
+def lie_about_running(sampler) -> bool:
+    """Make a TPESampler (exactly that type) count the study's running trials as bad ones when
+    it draws, as ``constant_liar=True`` does, in place; False where it cannot (another sampler,
+    or the public path)."""
+    import optuna
+
+    if not fast_path() or type(sampler) is not optuna.samplers.TPESampler \
+            or not hasattr(sampler, "_constant_liar"):
+        return False
+    sampler._constant_liar = True
+    return True
 
 
 @dataclass(frozen=True)

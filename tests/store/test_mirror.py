@@ -1,0 +1,78 @@
+"""The pruning mirror holds the trials other workers are running, so that TPE draws away from
+them (Optuna's constant liar), and lets go of each once it has ended."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+from fcnn_opt.search import ledger
+from fcnn_opt.store import optuna_internals as internals
+from fcnn_opt.store.mirror import PruningMirror
+
+
+def draw(trial):
+    return trial.suggest_float("x", 0.0, 1.0)
+
+
+def worker_study(url: str, seed: int) -> optuna.Study:
+    """The study as a worker loads it: TPE without the liar, seeded apart."""
+    return optuna.load_study(study_name="s", storage=url, sampler=optuna.samplers.TPESampler(
+        seed=seed, multivariate=True, constant_liar=False))
+
+
+def finished_study(url: str) -> optuna.Study:
+    """Twelve finished trials, drawn at random (seeded)."""
+    study = optuna.create_study(study_name="s", storage=url, sampler=optuna.samplers.RandomSampler(seed=3))
+    study.optimize(lambda t: (draw(t) - 0.3) ** 2, n_trials=12)
+    return study
+
+
+def running_in(mirror: PruningMirror) -> list[dict]:
+    return [t.params for t in mirror.copy.get_trials(states=(TrialState.RUNNING,))]
+
+
+def test_a_trial_running_elsewhere_is_held_while_it_runs_then_replaced_by_its_result(sqlite_url):
+    study = finished_study(sqlite_url)
+    here, elsewhere = PruningMirror(worker_study(sqlite_url, 0)), PruningMirror(worker_study(sqlite_url, 1))
+    assert here.lies and internals.lies_about_running(here.copy.sampler)
+    assert not internals.lies_about_running(here.study.sampler)  # the study's own sampler is left as it was
+
+    [other] = elsewhere.ask(draw)
+    here.refresh(ledger.rows(study))
+    params = study._storage.get_trial(other._trial_id).params
+    assert running_in(here) == [params]
+    here.refresh(ledger.rows(study))  # held once, however often it is refreshed
+    assert running_in(here) == [params]
+
+    study.tell(other.number, 0.25)
+    here.refresh(ledger.rows(study))
+    assert running_in(here) == []
+    assert len(here.copy.get_trials(states=(TrialState.FAIL,))) == 1  # the stand-in, which TPE ignores
+    finished = here.copy.get_trials(states=(TrialState.COMPLETE,))
+    assert len(finished) == 13 and (finished[-1].params, finished[-1].value) == (params, 0.25)
+
+
+def test_what_is_held_changes_what_tpe_draws_next(sqlite_url):
+    study = finished_study(sqlite_url)
+    # Three workers whose samplers happen to draw alike (same seed, same history): the first
+    # is running its trial when the others draw.
+    first, holding, blind = (PruningMirror(worker_study(sqlite_url, 0)) for _ in range(3))
+    blind.lies = False  # as a sampler that cannot lie: nothing is held
+    [running] = first.ask(draw)
+    for mirror in (holding, blind):
+        mirror.refresh(ledger.rows(study))
+    assert len(running_in(holding)) == 1 and running_in(blind) == []
+    x = [study._storage.get_trial(trial._trial_id).params["x"]
+         for trial in (running, holding.ask(draw)[0], blind.ask(draw)[0])]
+    assert x[2] == x[0]  # blind to the running trial: the same point again
+    assert x[1] != x[0]
+
+
+def test_trials_drawn_here_are_not_held_twice_and_carry_no_sampler_notes(sqlite_url):
+    study = finished_study(sqlite_url)
+    here = PruningMirror(worker_study(sqlite_url, 0))
+    [mine] = here.ask(draw)
+    here.refresh(ledger.rows(study))
+    assert len(running_in(here)) == 1  # its own twin, not a second stand-in
+    assert study._storage.get_trial(mine._trial_id).system_attrs == {}
