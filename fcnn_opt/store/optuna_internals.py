@@ -658,16 +658,16 @@ def lies_about_running(sampler) -> bool:
     return type(sampler) is optuna.samplers.TPESampler and getattr(sampler, "_constant_liar", False) is True
 
 
-def lie_about_running(sampler) -> bool:
+def lie_about_running(sampler, lie: bool = True) -> bool:
     """Make a TPESampler (exactly that type) count the study's running trials as bad ones when
-    it draws, as ``constant_liar=True`` does, in place; False where it cannot (another sampler,
-    or the public path)."""
+    it draws, as ``constant_liar=True`` does, or not (``lie``), in place; False where it cannot
+    (another sampler, or the public path)."""
     import optuna
 
     if not fast_path() or type(sampler) is not optuna.samplers.TPESampler \
             or not hasattr(sampler, "_constant_liar"):
         return False
-    sampler._constant_liar = True
+    sampler._constant_liar = lie
     return True
 
 

@@ -28,6 +28,13 @@ def finished_study(url: str) -> optuna.Study:
     return study
 
 
+def draw_and_drop(mirror: PruningMirror) -> None:
+    """Draw a trial and end it unrun, as the runner does with one the ledger refuses."""
+    [trial] = mirror.ask(draw)
+    mirror.forget(trial)
+    mirror.study.tell(trial.number, state=TrialState.FAIL)
+
+
 def running_in(mirror: PruningMirror) -> list[dict]:
     return [t.params for t in mirror.copy.get_trials(states=(TrialState.RUNNING,))]
 
@@ -35,8 +42,7 @@ def running_in(mirror: PruningMirror) -> list[dict]:
 def test_a_trial_running_elsewhere_is_held_while_it_runs_then_replaced_by_its_result(sqlite_url):
     study = finished_study(sqlite_url)
     here, elsewhere = PruningMirror(worker_study(sqlite_url, 0)), PruningMirror(worker_study(sqlite_url, 1))
-    assert here.lies and internals.lies_about_running(here.copy.sampler)
-    assert not internals.lies_about_running(here.study.sampler)  # the study's own sampler is left as it was
+    assert here.lies
 
     [other] = elsewhere.ask(draw)
     here.refresh(ledger.rows(study))
@@ -44,11 +50,16 @@ def test_a_trial_running_elsewhere_is_held_while_it_runs_then_replaced_by_its_re
     assert running_in(here) == [params]
     here.refresh(ledger.rows(study))  # held once, however often it is refreshed
     assert running_in(here) == [params]
+    draw_and_drop(here)
+    assert internals.lies_about_running(here.copy.sampler)  # while it holds another's trial
+    assert not internals.lies_about_running(here.study.sampler)  # the study's own sampler is left as it was
 
     study.tell(other.number, 0.25)
     here.refresh(ledger.rows(study))
     assert running_in(here) == []
-    assert len(here.copy.get_trials(states=(TrialState.FAIL,))) == 1  # the stand-in, which TPE ignores
+    draw_and_drop(here)
+    assert not internals.lies_about_running(here.copy.sampler)  # alone: TPE as it was built
+    assert len(here.copy.get_trials(states=(TrialState.FAIL,))) == 3  # the stand-in and 2 forgotten draws
     finished = here.copy.get_trials(states=(TrialState.COMPLETE,))
     assert len(finished) == 13 and (finished[-1].params, finished[-1].value) == (params, 0.25)
 
