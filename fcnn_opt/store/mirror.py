@@ -288,22 +288,23 @@ class PruningMirror:
         if self.lies and not self.keep_sampler_notes:
             # Lying costs TPE 10 % more per draw: only while it holds another worker's trial.
             internals.lie_about_running(self.copy.sampler, any(i is not None for i in self._stand_ins.values()))
-        for _ in range(count):
-            twin = self.copy.ask()
-            try:
-                draw(twin)
-            except Exception:
-                self.copy.tell(twin, state=TrialState.FAIL)
-                fallback.append(self.study.ask())
-                continue
-            drawn = copy_storage.get_trial(internals.trial_id_of(twin))
-            twins.append(twin)
-            templates.append(FrozenTrial(
-                number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
-                datetime_complete=None, params=drawn.params, distributions=drawn.distributions,
-                user_attrs=dict(user_attrs or {}),
-                system_attrs=drawn.system_attrs if self.keep_sampler_notes else {},
-                intermediate_values={}, trial_id=-1))
+        with internals.compiled_tpe_tails():  # TPE draws lazily, when draw() suggests
+            for _ in range(count):
+                twin = self.copy.ask()
+                try:
+                    draw(twin)
+                except Exception:
+                    self.copy.tell(twin, state=TrialState.FAIL)
+                    fallback.append(self.study.ask())
+                    continue
+                drawn = copy_storage.get_trial(internals.trial_id_of(twin))
+                twins.append(twin)
+                templates.append(FrozenTrial(
+                    number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
+                    datetime_complete=None, params=drawn.params, distributions=drawn.distributions,
+                    user_attrs=dict(user_attrs or {}),
+                    system_attrs=drawn.system_attrs if self.keep_sampler_notes else {},
+                    intermediate_values={}, trial_id=-1))
         study = self.study
         ids = internals.create_trials(internals.storage_of(study), internals.study_id_of(study), templates)
         self._twins.update(zip(ids, twins, strict=True))

@@ -240,3 +240,35 @@ def test_the_fast_path_is_on_by_default_inside_the_tested_range(monkeypatch):
         internals.reset_decision()
     pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert f"optuna{internals.range_text()}" in pyproject["project"]["dependencies"]
+
+
+def test_compiled_tpe_tails_give_optunas_own_bits(path_switch):
+    """TPE's log of the normal distribution function, compiled, equals Optuna's own bit for bit
+    (the far left tail and NaN are Optuna's own anyway), and is Optuna's again after the block."""
+    import numpy as np
+    from optuna.samplers._tpe import _truncnorm
+
+    path_switch(public=False)
+    rng = np.random.default_rng(0)
+    a = np.concatenate([np.linspace(-45.0, 12.0, 57_001), rng.normal(0.0, 4.0, 50_000),
+                        rng.uniform(-1.0, 1.0, 20_000), [-20.0, -19.999999, 6.0, 6.000001, 0.0, -0.0,
+                                                          np.inf, -np.inf, np.nan]]).reshape(2, -1)
+    original = _truncnorm._log_ndtr
+    expected = original(a)
+    with internals.compiled_tpe_tails():
+        assert _truncnorm._log_ndtr is not original
+        with internals.compiled_tpe_tails():  # nested: the same swap, undone once
+            got = _truncnorm._log_ndtr(a)
+        assert _truncnorm._log_ndtr is not original
+    assert _truncnorm._log_ndtr is original
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)  # NaN where NaN, every other value to the bit
+
+
+def test_compiled_tpe_tails_stay_off_on_the_public_path(path_switch):
+    from optuna.samplers._tpe import _truncnorm
+
+    path_switch(public=True)
+    original = _truncnorm._log_ndtr
+    with internals.compiled_tpe_tails():
+        assert _truncnorm._log_ndtr is original
