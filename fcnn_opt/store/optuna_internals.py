@@ -43,7 +43,7 @@ Private names relied on, and why:
   attribute names, so Optuna's pruner (a worker on the public API) counts them too.
 - ``TPESampler._constant_liar``: the mirror's copy of the sampler lies about the trials other
   workers are running while it holds any (see :class:`fcnn_opt.store.mirror.PruningMirror`).
-- ``optuna.samplers._tpe._truncnorm._log_ndtr`` (and its ``_log_ndtr_single``): TPE's log of
+- ``optuna.samplers._tpe._truncnorm._log_ndtr``: TPE's log of
   the normal distribution function, one Python call per value, is swapped for the same
   function compiled (:mod:`fcnn_opt.store._tpe_compiled`, same bits) while the mirror draws.
 
@@ -97,7 +97,6 @@ _PRIVATE_NAMES = (
     ("optuna.pruners._successive_halving", "_completed_rung_key"),
     ("optuna.artifacts._upload", "ARTIFACTS_ATTR_PREFIX"),
     ("optuna.samplers._tpe._truncnorm", "_log_ndtr"),
-    ("optuna.samplers._tpe._truncnorm", "_log_ndtr_single"),
 )
 # Instance attributes, looked for among the names each class's __init__ assigns or reads.
 _INSTANCE_NAMES = (
@@ -686,9 +685,9 @@ _compiled_tails: dict[str, Any] = {}  # "kernel": the compiled log_ndtr, or None
 def compiled_tpe_tails():
     """While the block runs, TPE's log of the normal distribution function (Optuna's
     ``_truncnorm._log_ndtr``, one Python call per value: 60 % of a TPE draw on W2) runs
-    compiled (:mod:`fcnn_opt.store._tpe_compiled`: the same C library calls, so the same
-    bits), except at or below -20, where Optuna's own function still answers. Without Numba,
-    with ``FCNN_OPT_NO_JIT=1`` or on the public path, nothing changes."""
+    compiled (:mod:`fcnn_opt.store._tpe_compiled`: the same operations and C library calls,
+    so the same bits). Without Numba, with ``FCNN_OPT_NO_JIT=1`` or on the public path,
+    nothing changes."""
     if not fast_path() or _tails_kernel() is None:
         yield
         return
@@ -703,11 +702,7 @@ def compiled_tpe_tails():
 
     def log_ndtr(a):
         a = np.ascontiguousarray(a, dtype=np.float64)
-        out = kernel(a)
-        far = np.isnan(out)
-        if far.any():
-            out[far] = original(a[far])
-        return out
+        return kernel(a, np.float_power(a, 2.0))
 
     log_ndtr.fcnn_opt_compiled = True
     _truncnorm._log_ndtr = log_ndtr

@@ -243,16 +243,17 @@ def test_the_fast_path_is_on_by_default_inside_the_tested_range(monkeypatch):
 
 
 def test_compiled_tpe_tails_give_optunas_own_bits(path_switch):
-    """TPE's log of the normal distribution function, compiled, equals Optuna's own bit for bit
-    (the far left tail and NaN are Optuna's own anyway), and is Optuna's again after the block."""
+    """TPE's log of the normal distribution function, compiled, equals Optuna's own bit for bit,
+    in each of its three branches (above 6, down to -20, the series below) and at their edges,
+    and is Optuna's again after the block."""
     import numpy as np
     from optuna.samplers._tpe import _truncnorm
 
     path_switch(public=False)
     rng = np.random.default_rng(0)
     a = np.concatenate([np.linspace(-45.0, 12.0, 57_001), rng.normal(0.0, 4.0, 50_000),
-                        rng.uniform(-1.0, 1.0, 20_000), [-20.0, -19.999999, 6.0, 6.000001, 0.0, -0.0,
-                                                          np.inf, -np.inf, np.nan]]).reshape(2, -1)
+                        rng.uniform(-1.0, 1.0, 20_000), rng.uniform(-1e4, -20.0, 30_000), [-20.0, -19.999999, -20.000001, 6.0, 6.000001, 0.0, -0.0,
+                                                          np.inf, -np.inf, np.nan]]).reshape(3, -1)  # any shape
     original = _truncnorm._log_ndtr
     expected = original(a)
     with internals.compiled_tpe_tails():
