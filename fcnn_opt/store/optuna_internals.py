@@ -678,7 +678,7 @@ def lie_about_running(sampler, lie: bool = True) -> bool:
     return True
 
 
-_compiled_tails: dict[str, Any] = {}  # "kernel": the compiled log_ndtr, or None (no Numba)
+_compiled_tails: dict[str, Any] = {}  # "wanted": Numba there and allowed; "kernel": the compiled function
 
 
 @contextmanager
@@ -686,9 +686,10 @@ def compiled_tpe_tails():
     """While the block runs, TPE's log of the normal distribution function (Optuna's
     ``_truncnorm._log_ndtr``, one Python call per value: 60 % of a TPE draw on W2) runs
     compiled (:mod:`fcnn_opt.store._tpe_compiled`: the same operations and C library calls,
-    so the same bits). Without Numba, with ``FCNN_OPT_NO_JIT=1`` or on the public path,
-    nothing changes."""
-    if not fast_path() or _tails_kernel() is None:
+    so the same bits). Numba is imported at the first value asked for (TPE's first draws
+    are random and ask none). Without Numba, with ``FCNN_OPT_NO_JIT=1`` or on the public
+    path, nothing changes."""
+    if not fast_path() or not _tails_wanted():
         yield
         return
     import numpy as np
@@ -698,11 +699,14 @@ def compiled_tpe_tails():
     if getattr(original, "fcnn_opt_compiled", False):  # already swapped by an enclosing block
         yield
         return
-    kernel = _compiled_tails["kernel"]
 
     def log_ndtr(a):
+        if "kernel" not in _compiled_tails:
+            from fcnn_opt.store._tpe_compiled import log_ndtr as kernel
+
+            _compiled_tails["kernel"] = kernel
         a = np.ascontiguousarray(a, dtype=np.float64)
-        return kernel(a, np.float_power(a, 2.0))
+        return _compiled_tails["kernel"](a, np.float_power(a, 2.0))
 
     log_ndtr.fcnn_opt_compiled = True
     _truncnorm._log_ndtr = log_ndtr
@@ -712,18 +716,15 @@ def compiled_tpe_tails():
         _truncnorm._log_ndtr = original
 
 
-def _tails_kernel():
-    """The compiled log_ndtr, imported once; None without Numba or with ``FCNN_OPT_NO_JIT=1``
-    (the switch the NumPy backend's compiled loop obeys too)."""
-    if "kernel" not in _compiled_tails:
+def _tails_wanted() -> bool:
+    """Numba is installed and ``FCNN_OPT_NO_JIT`` is not set (the switch the NumPy backend's
+    compiled loop obeys too)."""
+    if "wanted" not in _compiled_tails:
         import importlib.util
 
-        wanted = os.environ.get("FCNN_OPT_NO_JIT", "") in ("", "0") and importlib.util.find_spec("numba")
-        kernel = None
-        if wanted:
-            from fcnn_opt.store._tpe_compiled import log_ndtr as kernel
-        _compiled_tails["kernel"] = kernel
-    return _compiled_tails["kernel"]
+        _compiled_tails["wanted"] = (os.environ.get("FCNN_OPT_NO_JIT", "") in ("", "0")
+                                     and importlib.util.find_spec("numba") is not None)
+    return _compiled_tails["wanted"]
 
 
 @dataclass(frozen=True)
