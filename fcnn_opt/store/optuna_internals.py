@@ -678,18 +678,17 @@ def lie_about_running(sampler, lie: bool = True) -> bool:
     return True
 
 
-_compiled_tails: dict[str, Any] = {}  # "wanted": Numba there and allowed; "kernel": the compiled function
-
-
 @contextmanager
 def compiled_tpe_tails():
     """While the block runs, TPE's log of the normal distribution function (Optuna's
     ``_truncnorm._log_ndtr``, one Python call per value: 60 % of a TPE draw on W2) runs
     compiled (:mod:`fcnn_opt.store._tpe_compiled`: the same operations and C library calls,
-    so the same bits). Numba is imported at the first value asked for (TPE's first draws
-    are random and ask none). Without Numba, with ``FCNN_OPT_NO_JIT=1`` or on the public
-    path, nothing changes."""
-    if not fast_path() or not _tails_wanted():
+    so the same bits).
+
+    Only where Numba is loaded already (the NumPy backend's compiled loop loads it): for
+    another backend, Numba's import and its 100 MB would cost more than the draws save.
+    Nothing changes with ``FCNN_OPT_NO_JIT=1``, nor on the public path."""
+    if not fast_path() or "numba" not in sys.modules or os.environ.get("FCNN_OPT_NO_JIT", "") not in ("", "0"):
         yield
         return
     import numpy as np
@@ -699,14 +698,11 @@ def compiled_tpe_tails():
     if getattr(original, "fcnn_opt_compiled", False):  # already swapped by an enclosing block
         yield
         return
+    from fcnn_opt.store._tpe_compiled import log_ndtr as kernel
 
     def log_ndtr(a):
-        if "kernel" not in _compiled_tails:
-            from fcnn_opt.store._tpe_compiled import log_ndtr as kernel
-
-            _compiled_tails["kernel"] = kernel
         a = np.ascontiguousarray(a, dtype=np.float64)
-        return _compiled_tails["kernel"](a, np.float_power(a, 2.0))
+        return kernel(a, np.float_power(a, 2.0))
 
     log_ndtr.fcnn_opt_compiled = True
     _truncnorm._log_ndtr = log_ndtr
@@ -714,17 +710,6 @@ def compiled_tpe_tails():
         yield
     finally:
         _truncnorm._log_ndtr = original
-
-
-def _tails_wanted() -> bool:
-    """Numba is installed and ``FCNN_OPT_NO_JIT`` is not set (the switch the NumPy backend's
-    compiled loop obeys too)."""
-    if "wanted" not in _compiled_tails:
-        import importlib.util
-
-        _compiled_tails["wanted"] = (os.environ.get("FCNN_OPT_NO_JIT", "") in ("", "0")
-                                     and importlib.util.find_spec("numba") is not None)
-    return _compiled_tails["wanted"]
 
 
 @dataclass(frozen=True)

@@ -246,6 +246,7 @@ def test_compiled_tpe_tails_give_optunas_own_bits(path_switch):
     """TPE's log of the normal distribution function, compiled, equals Optuna's own bit for bit,
     in each of its three branches (above 6, down to -20, the series below) and at their edges,
     and is Optuna's again after the block."""
+    import numba  # noqa: F401  (loaded, as the NumPy backend's compiled loop loads it)
     import numpy as np
     from optuna.samplers._tpe import _truncnorm
 
@@ -266,10 +267,17 @@ def test_compiled_tpe_tails_give_optunas_own_bits(path_switch):
     np.testing.assert_array_equal(got, expected)  # NaN where NaN, every other value to the bit
 
 
-def test_compiled_tpe_tails_stay_off_on_the_public_path(path_switch):
+def test_compiled_tpe_tails_stay_off_on_the_public_path_and_without_numba_loaded(path_switch, monkeypatch):
+    import sys
+
+    import numba  # noqa: F401
     from optuna.samplers._tpe import _truncnorm
 
-    path_switch(public=True)
     original = _truncnorm._log_ndtr
+    path_switch(public=True)
+    with internals.compiled_tpe_tails():
+        assert _truncnorm._log_ndtr is original
+    path_switch(public=False)
+    monkeypatch.delitem(sys.modules, "numba")  # another backend: Numba never imported
     with internals.compiled_tpe_tails():
         assert _truncnorm._log_ndtr is original
