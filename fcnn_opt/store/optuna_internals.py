@@ -681,7 +681,7 @@ def lie_about_running(sampler, lie: bool = True) -> bool:
 @contextmanager
 def compiled_tpe_tails():
     """While the block runs, TPE's log of the normal distribution function (Optuna's
-    ``_truncnorm._log_ndtr``, one Python call per value: 60 % of a TPE draw on W2) runs
+    ``_truncnorm._log_ndtr``, one Python call per value: over half of a TPE draw on W2) runs
     compiled (:mod:`fcnn_opt.store._tpe_compiled`: the same operations and C library calls,
     so the same bits).
 
