@@ -4,6 +4,7 @@ Runs studies/breast_cancer.toml (scikit-learn's breast cancer table, 30 features
 command line in a temporary folder, prints what `study`, `best` and `export` print (the page
 quotes it), and copies the report's response slice of the best trial and its confusion matrix
 to docs/images/own_data_response.png and docs/images/own_data_fit.png. About 20 seconds.
+Then draws the dashboard picture of a network with one input (docs/images/own_data_one_input.png).
 """
 
 from __future__ import annotations
@@ -30,6 +31,30 @@ def main() -> None:
         for pattern, name in (("*_response_best.png", "own_data_response.png"), ("*_fit_best.png", "own_data_fit.png")):
             (IMAGES / name).write_bytes(next(report.glob(pattern)).read_bytes())
     print(f"wrote {IMAGES / 'own_data_response.png'} and {IMAGES / 'own_data_fit.png'}")
+    one_input_picture()
+
+
+def one_input_picture() -> None:
+    """A table with one input column (a made-up dose and whether a response came): the
+    optuna-dashboard picture draws the network's probability along that input."""
+    import numpy as np
+
+    import fcnn_opt
+    from fcnn_opt.show.pictures import response_png
+
+    rng = np.random.default_rng(0)
+    dose = rng.uniform(0, 12, size=(500, 1))
+    responded = np.sin(dose[:, 0] / 1.6) + 0.35 * rng.normal(size=500) > 0
+    data = fcnn_opt.Dataset.from_arrays(dose, np.where(responded, "yes", "no"), feature_names=["dose"],
+                                        task="classify", name="dose response")
+    config = fcnn_opt.TrainConfig(dims=(32,), epochs=120, activation="tanh", optimizer="adam", lr=0.02,
+                                  batch_size=32)
+    result = fcnn_opt.train(data, config)
+    png = response_png(data, result.weights(), "tanh", result.train_loss, result.val_loss,
+                       title="dims: 1-32-1, activation: tanh, optimizer: adam, lr: 0.02, epochs: 120",
+                       subtitle=f"dose response, final val_loss {result.val_loss[-1]:.4g}")
+    (IMAGES / "own_data_one_input.png").write_bytes(png)
+    print(f"wrote {IMAGES / 'own_data_one_input.png'}")
 
 
 if __name__ == "__main__":

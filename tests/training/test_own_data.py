@@ -167,3 +167,40 @@ def test_a_one_input_network_is_drawn_as_a_curve_of_its_predictions():
     fig = plot_response(result)
     assert [t.name for t in fig.data][:2] == ["training points", "model: predicted value (standardised)"]
     assert response_png(data, result.weights(), "tanh", result.train_loss, result.val_loss, title="t")[:4] == b"\x89PNG"
+
+
+def _picture(png: bytes, frame: int = 0) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png))
+    image.seek(frame)
+    return np.asarray(image.convert("RGB"), dtype=int)
+
+
+def test_a_one_input_dashboard_picture_is_a_curve_across_the_panel_not_a_plane():
+    from fcnn_opt.show.pictures import PANEL, animated_png, response_png
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, size=(300, 1))
+    rising = Dataset.from_arrays(X, 3 * X[:, 0], feature_names=["dose"], task="regress")
+    result = train(rising, TrainConfig(dims=(8,), epochs=30, lr=0.02, optimizer="adam"), snapshots=3)
+    picture = _picture(response_png(rising, result.weights(), "relu", result.train_loss, result.val_loss, title="t"))
+    left, top, width = 36, 62, 2 * PANEL + 36  # the curve spans both surface panels' room
+    panel = picture[top:top + PANEL, left:left + width]
+    curve = (panel == (34, 34, 34)).all(axis=2)  # the model's line, #222222
+    columns = np.flatnonzero(curve.any(axis=0))
+    assert len(columns) > 0.9 * width
+    rows = [np.flatnonzero(curve[:, c]).mean() for c in columns]
+    quarter = len(rows) // 4
+    assert np.mean(rows[:quarter]) > np.mean(rows[-quarter:]) + PANEL / 3  # it rises, as the data does
+    frames = _picture(animated_png(rising, result.snapshots, "relu", result.train_loss, result.val_loss, title="t"), 2)
+    assert (frames == (34, 34, 34)).all(axis=2).sum() > PANEL  # each frame draws the curve too
+
+    split = Dataset.from_arrays(X, np.where(X[:, 0] > 0, "high", "low"), feature_names=["dose"], task="classify")
+    result = train(split, TrainConfig(dims=(8,), epochs=30, lr=0.05, optimizer="adam"))
+    picture = _picture(response_png(split, result.weights(), "relu", result.train_loss, result.val_loss, title="t"))
+    low_side, high_side = picture[top + 5, left + 5], picture[top + 5, left + width - 5]
+    # shaded by the predicted class: "high" is class 0 (sorted names), red; "low" class 1, blue
+    assert low_side[2] > low_side[0] and high_side[0] > high_side[2]
