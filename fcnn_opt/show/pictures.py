@@ -278,7 +278,10 @@ def _curve_panel(draw, dataset: Dataset, predict, left: int, top: int, width: in
     colors = _class_colors(dataset)
     if dataset.task == REGRESSION:
         curves = [(raw.ravel(), "#222222")]
-        finite = raw[np.isfinite(raw)]
+        # The value axis fits the points and the curve over the sampled range; beyond it the
+        # curve may leave the panel (it is clipped at its edge).
+        inside = raw.ravel()[(xs >= X.min()) & (xs <= X.max())]
+        finite = inside[np.isfinite(inside)]
         spread = np.concatenate([y.astype(float), np.percentile(finite, [1, 99]) if finite.size else []])
         lo, hi = float(spread.min()), float(spread.max())
         pad = (hi - lo) * 0.06 or 1.0
