@@ -13,8 +13,8 @@ then written to the real storage in one transaction when it ends, before it is t
 pruners, plots and optuna-dashboard see every epoch's value.
 
 Successive halving is decided here too (:class:`RungRule`), with the rung values it stores
-written under Optuna's own attribute names. Hyperband, whose brackets depend on trial
-numbers, always uses the plain way.
+written under Optuna's own attribute names, and so is Hyperband (:class:`BracketRule`: one
+successive halving per bracket, each trial in the bracket Optuna assigns it).
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ MIRRORABLE = ("MedianPruner", "PercentilePruner", "PatientPruner", "WilcoxonPrun
               "ThresholdPruner")
 
 
-def _rule_for(study: optuna.Study) -> PercentileRule | RungRule | None:
+def _rule_for(study: optuna.Study) -> PercentileRule | RungRule | BracketRule | None:
     """The in-memory rule for the study's pruner, or None (then the copy's pruner decides)."""
     maximize = study.direction.name == "MAXIMIZE"
+    if internals.is_hyperband(study.pruner):
+        return BracketRule(study, maximize)
     percentile = internals.percentile_settings(study.pruner)
     if percentile is not None:
         return PercentileRule(percentile, maximize)
@@ -130,11 +132,7 @@ class RungRule:
             self.values.setdefault(rung, []).append(value)
 
     def add_trial(self, trial: optuna.trial.FrozenTrial) -> None:
-        rungs, rung = {}, 0
-        while internals.rung_key(rung) in trial.system_attrs:
-            rungs[rung] = trial.system_attrs[internals.rung_key(rung)]
-            rung += 1
-        self._add(rungs)
+        self._add(_rungs_of(trial))
 
     def add_finished(self, reporter: MirrorReporter, state) -> None:
         self._add(reporter.rungs)
@@ -155,6 +153,65 @@ class RungRule:
                 return True
             rung += 1
         return False
+
+
+def _rungs_of(trial: optuna.trial.FrozenTrial) -> dict[int, float]:
+    """A finished trial's value at each rung it reached, as Optuna's successive halving records them."""
+    rungs, rung = {}, 0
+    while internals.rung_key(rung) in trial.system_attrs:
+        rungs[rung] = trial.system_attrs[internals.rung_key(rung)]
+        rung += 1
+    return rungs
+
+
+class BracketRule:
+    """Optuna's HyperbandPruner deciding on the mirror's trials.
+
+    Each trial's bracket is Optuna's own (a hash of the study's name and the trial's number),
+    and that bracket's successive halving (a :class:`RungRule` whose first rung is the
+    bracket's) decides on the trials of the same bracket, as Optuna's does on its bracket's
+    view of the study. As in Optuna, nothing is pruned before the pruner knows its largest
+    resource (with ``max_resource="auto"``: once a trial has completed)."""
+
+    def __init__(self, study: optuna.Study, maximize: bool):
+        self.study, self.maximize = study, maximize
+        self.rules: list[RungRule] | None = None  # one per bracket, once the brackets exist
+        self.complete_seen = False
+        self._early: list[tuple[int, dict[int, float]]] = []  # (number, rungs) finished before them
+
+    def _ready(self) -> bool:
+        if self.rules is None:
+            settings = internals.hyperband_brackets(self.study.pruner, self.study, self.complete_seen)
+            if settings is None:
+                return False
+            self.rules = [RungRule(bracket, self.maximize) for bracket in settings]
+            for number, rungs in self._early:
+                self._rule(number)._add(rungs)
+            self._early = []
+        return True
+
+    def _rule(self, number: int) -> RungRule:
+        assert self.rules is not None
+        return self.rules[internals.hyperband_bracket(self.study.pruner, self.study, number)]
+
+    def _add(self, number: int, rungs: dict[int, float], state) -> None:
+        self.complete_seen = self.complete_seen or state.name == "COMPLETE"
+        if self.rules is None:
+            if rungs:
+                self._early.append((number, rungs))
+        else:
+            self._rule(number)._add(rungs)
+
+    def add_trial(self, trial: optuna.trial.FrozenTrial) -> None:
+        self._add(trial.number, _rungs_of(trial), trial.state)
+
+    def add_finished(self, reporter: MirrorReporter, state) -> None:
+        self._add(reporter.trial.number, reporter.rungs, state)
+
+    def decide(self, reporter: MirrorReporter, value: float, step: int) -> bool:
+        if not self._ready():
+            return False
+        return self._rule(reporter.trial.number).decide(reporter, value, step)
 
 
 class PruningMirror:
@@ -200,7 +257,7 @@ class PruningMirror:
     def supports(study: optuna.Study) -> bool:
         """Whether the runner can use a mirror for ``study``: Optuna's private names are there
         (the mirror writes through them), one objective, and a pruner that decides on values."""
-        mirrorable = (type(study.pruner).__name__ in MIRRORABLE
+        mirrorable = (type(study.pruner).__name__ in MIRRORABLE or internals.is_hyperband(study.pruner)
                       or internals.rung_settings(study.pruner) is not None)
         return internals.fast_path() and mirrorable and len(study.directions) == 1
 

@@ -41,6 +41,9 @@ Private names relied on, and why:
   ``._bootstrap_count`` and ``optuna.pruners._successive_halving._completed_rung_key``: successive
   halving decided on the mirror, and each trial's rung values recorded under Optuna's own
   attribute names, so Optuna's pruner (a worker on the public API) counts them too.
+- ``HyperbandPruner._pruners``, ``._max_resource``, ``._try_initialization`` and
+  ``._get_bracket_id``: Hyperband decided on the mirror, with Optuna's own brackets (set up as
+  Optuna sets them up) and its own assignment of each trial to a bracket.
 - ``TPESampler._constant_liar``: the mirror's copy of the sampler lies about the trials other
   workers are running while it holds any (see :class:`fcnn_opt.store.mirror.PruningMirror`).
 - ``optuna.samplers._tpe._truncnorm._log_ndtr``: TPE's log of
@@ -97,6 +100,8 @@ _PRIVATE_NAMES = (
     ("optuna.pruners._successive_halving", "_completed_rung_key"),
     ("optuna.artifacts._upload", "ARTIFACTS_ATTR_PREFIX"),
     ("optuna.samplers._tpe._truncnorm", "_log_ndtr"),
+    ("optuna.pruners", "HyperbandPruner._try_initialization"),
+    ("optuna.pruners", "HyperbandPruner._get_bracket_id"),
 )
 # Instance attributes, looked for among the names each class's __init__ assigns or reads.
 _INSTANCE_NAMES = (
@@ -110,6 +115,7 @@ _INSTANCE_NAMES = (
     ("optuna.pruners", "SuccessiveHalvingPruner", ("_min_resource", "_reduction_factor",
                                                    "_min_early_stopping_rate", "_bootstrap_count")),
     ("optuna.samplers", "TPESampler", ("_constant_liar",)),
+    ("optuna.pruners", "HyperbandPruner", ("_pruners", "_max_resource")),
 )
 # Optuna's own RDBStorage methods that ResilientRDBStorage retries besides the public ones.
 RETRIED_PRIVATE_METHODS = ("_get_trials", "_get_best_trial_id", "_get_stale_trial_ids", "_set_trial_param")
@@ -734,6 +740,33 @@ def rung_settings(pruner) -> RungSettings | None:
     except AttributeError:
         return None
     return settings if isinstance(settings.min_resource, int) else None
+
+
+def is_hyperband(pruner) -> bool:
+    """Whether ``pruner`` is a HyperbandPruner (exactly that type) and the fast path is on."""
+    import optuna
+
+    return fast_path() and type(pruner) is optuna.pruners.HyperbandPruner
+
+
+def hyperband_brackets(pruner, study, complete_seen: bool) -> list[RungSettings] | None:
+    """The successive-halving settings of a HyperbandPruner's brackets, or None while it has
+    none. Optuna sets them up at its first decision once it knows its largest resource: given,
+    or with ``max_resource="auto"`` the longest complete trial's steps (``complete_seen``: the
+    study has a complete trial; until then it is not asked, which would read the storage)."""
+    if not pruner._pruners and (complete_seen or isinstance(pruner._max_resource, int)):
+        pruner._try_initialization(study)
+    if not pruner._pruners:
+        return None
+    settings = [rung_settings(bracket) for bracket in pruner._pruners]
+    return None if any(s is None for s in settings) else settings
+
+
+def hyperband_bracket(pruner, study, number: int) -> int:
+    """The bracket of trial ``number``, as Optuna assigns it (by the study's name and the number)."""
+    from types import SimpleNamespace
+
+    return pruner._get_bracket_id(study, SimpleNamespace(number=number))
 
 
 def rung_key(rung: int) -> str:

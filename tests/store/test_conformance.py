@@ -1,8 +1,8 @@
 """Conformance of the fast path (Optuna's private names, fcnn_opt.store.optuna_internals) with
 Optuna's public API (``FCNN_OPT_PUBLIC_API=1``), on every storage.
 
-The same seeded study (TPE with median pruning, a grid, TPE in population batches) is run
-once each way on SQLite, PostgreSQL, MySQL/MariaDB and a journal file; the two must hold
+The same seeded study (TPE with median pruning, TPE with Hyperband, a grid, TPE in population
+batches) is run once each way on SQLite, PostgreSQL, MySQL/MariaDB and a journal file; the two must hold
 identical trials: numbers, states, values, parameters in the order they were sampled, their
 distributions, intermediate values, user and system attributes (all but the measured
 ``seconds_per_epoch``). The fast path's studies are then read back by Optuna's own ``optuna``
@@ -40,6 +40,9 @@ WORKLOADS = {
               "dataset": {"name": "circles", "n_points": 300},
               "params": {"lib": "numpy", "epochs": [4, 6], "units": [2, 4], "activation": "relu",
                          "optimizer": "adam", "lr": 0.01, "batch_size": 100}}, 1),
+    "hyperband": ({"study": {"sampler": "tpe", "pruner": "hyperband", "n_trials": 24, "seed": 3},
+                   "dataset": {"name": "moons", "n_points": 300},
+                   "params": {**BASE_PARAMS, "epochs": 45, "units": {"low": 2, "high": 16, "log": True}}}, 1),
     "population": ({"study": {"sampler": "tpe", "pruner": "median", "n_trials": 8, "seed": 7},
                     "dataset": {"name": "moons", "n_points": 300},
                     "params": {**BASE_PARAMS, "lib": "torch", "units": [2, 4, 8]}}, 4),
@@ -126,13 +129,17 @@ def load(url: str, name: str):
 
 
 @pytest.mark.parametrize("workload", list(WORKLOADS))
-def test_fast_and_public_paths_store_identical_trials(workload, storage_url, path_switch):
+def test_fast_and_public_paths_store_identical_trials(workload, storage_url, path_switch, tmp_path):
+    fast_name, public_name, public_url = f"{workload}_fast", f"{workload}_public", storage_url
+    if workload == "hyperband":  # its brackets hash the study's name: one name, two databases
+        fast_name = public_name = workload
+        public_url = f"sqlite:///{tmp_path / 'public.db'}"
     path_switch(public=False)
-    run(workload, storage_url, f"{workload}_fast")
+    run(workload, storage_url, fast_name)
     path_switch(public=True)
-    run(workload, storage_url, f"{workload}_public")
-    fast = snapshot(load(storage_url, f"{workload}_fast").trials)
-    public = snapshot(load(storage_url, f"{workload}_public").trials)
+    run(workload, public_url, public_name)
+    fast = snapshot(load(storage_url, fast_name).trials)
+    public = snapshot(load(public_url, public_name).trials)
     assert len(fast) == len(public) > 0
     for mine, theirs in zip(fast, public, strict=True):
         assert mine == theirs, f"trial {mine['number']} differs"
@@ -142,6 +149,8 @@ def test_fast_and_public_paths_store_identical_trials(workload, storage_url, pat
     if workload == "tpe":  # the comparison covered pruned trials and per-layer widths
         assert states == {"COMPLETE", "PRUNED"}
         assert any(p == "units_l2" for t in fast for p, _ in t["params"])
+    if workload == "hyperband":  # pruned at the rungs of more than one bracket (5, 15 epochs...)
+        assert len({t["intermediate"][-1][0] for t in fast if t["state"] == "PRUNED"}) > 1
 
 
 def _optuna_cli(command: str, url: str, name: str):
