@@ -127,15 +127,15 @@ class RungRule:
         self.settings, self.maximize = settings, maximize
         self.values: dict[int, list[float]] = {}  # rung -> values recorded there
 
-    def _add(self, rungs: dict[int, float]) -> None:
+    def add_rungs(self, rungs: dict[int, float]) -> None:
         for rung, value in rungs.items():
             self.values.setdefault(rung, []).append(value)
 
     def add_trial(self, trial: optuna.trial.FrozenTrial) -> None:
-        self._add(_rungs_of(trial))
+        self.add_rungs(_rungs_of(trial))
 
     def add_finished(self, reporter: MirrorReporter, state) -> None:
-        self._add(reporter.rungs)
+        self.add_rungs(reporter.rungs)
 
     def decide(self, reporter: MirrorReporter, value: float, step: int) -> bool:
         s = self.settings
@@ -186,7 +186,7 @@ class BracketRule:
                 return False
             self.rules = [RungRule(bracket, self.maximize) for bracket in settings]
             for number, rungs in self._early:
-                self._rule(number)._add(rungs)
+                self._rule(number).add_rungs(rungs)
             self._early = []
         return True
 
@@ -200,7 +200,7 @@ class BracketRule:
             if rungs:
                 self._early.append((number, rungs))
         else:
-            self._rule(number)._add(rungs)
+            self._rule(number).add_rungs(rungs)
 
     def add_trial(self, trial: optuna.trial.FrozenTrial) -> None:
         self._add(trial.number, _rungs_of(trial), trial.state)
