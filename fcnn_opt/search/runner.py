@@ -603,6 +603,8 @@ def trial_artifacts(objective: Objective, storage: str | None, pictures: str | b
     saved = objective.artifact_dir, objective.pictures
     objective.artifact_dir = folder
     objective.pictures = TrialPictures(folder, mode) if mode != "none" else None
+    if objective.pictures is not None:
+        objective.pictures.prepare(dict(objective.spec.dataset))
     try:
         yield
     finally:

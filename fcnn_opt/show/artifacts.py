@@ -142,6 +142,13 @@ class TrialPictures:
                             study_or_trial=trial)
         self.drawn += 1
 
+    def prepare(self, dataset_args: dict) -> None:
+        """Start the background renderer now and have it build the dataset while the first
+        trials train (on scikit-learn's tables that imports scikit-learn: 0.8 s that a short
+        study otherwise waited for at its end)."""
+        if self.background and self.mode != "none":
+            self._start().prepare(dataset_args)
+
     def _start(self):
         if self._renderer is None:
             from fcnn_opt.show.renderer import Renderer

@@ -6,7 +6,10 @@ A plain subprocess (not multiprocessing), so that it never re-imports the parent
 script or notebook. It reads jobs from stdin and answers on stdout, each message a pickle
 behind its 4-byte length: a job is ``(artifact_id, folder, job dict)``, an answer
 ``(artifact_id, error or None)``. It runs at a lower priority than the training process
-and ends when stdin closes, after the jobs it has.
+and ends when stdin closes, after the jobs it has. The parent hands jobs to a sending thread,
+so training never waits on the pipe: with the renderer busy (its first job builds the
+dataset, which for scikit-learn's tables imports scikit-learn), a full pipe blocked the
+training process for 0.48 s of a 2.3 s study.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import queue
 import struct
 import sys
 import threading
@@ -84,14 +88,27 @@ class Renderer:
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, daemon=True, name="picture-renderer")
         self._reader.start()
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()  # jobs to send; None: no more
+        self._sender = threading.Thread(target=self._send, daemon=True, name="picture-sender")
+        self._sender.start()
 
     def submit(self, artifact_id: str, folder: str, job: dict) -> None:
+        """Queue a job; it is sent to the renderer in the background."""
         with self._lock:
             self.outstanding.add(artifact_id)
-        try:
-            send(self.process.stdin, (artifact_id, str(folder), job))
-        except (BrokenPipeError, OSError, ValueError):
-            self._done(artifact_id, "the picture renderer has stopped")
+        self._outbox.put((artifact_id, str(folder), job))
+
+    def prepare(self, dataset_args: dict) -> None:
+        """Have the renderer build the study's dataset now, while the first trials train."""
+        self._outbox.put((None, "", {"dataset": dataset_args}))
+
+    def _send(self) -> None:
+        while (message := self._outbox.get()) is not None:
+            try:
+                send(self.process.stdin, message)
+            except (BrokenPipeError, OSError, ValueError):
+                if message[0] is not None:
+                    self._done(message[0], "the picture renderer has stopped")
 
     def _done(self, artifact_id: str, error: str | None) -> None:
         with self._lock:
@@ -116,10 +133,16 @@ class Renderer:
 
     def close(self) -> None:
         """Wait for every submitted picture, then for the process to end."""
+        self._outbox.put(None)
+        self._sender.join()
         try:
             self.process.stdin.close()
         except OSError:
             pass
+        with self._lock:
+            idle = not self.outstanding
+        if idle:  # every picture is written: whatever it still prepares is not needed
+            self.process.terminate()
         self._reader.join()
         self.process.wait()
 
@@ -135,6 +158,12 @@ def main() -> int:
         if message is None:
             return 0
         artifact_id, folder, job = message
+        if artifact_id is None:  # prepare: build the dataset ahead of the first picture
+            try:
+                dataset_for(job["dataset"])
+            except Exception:  # the first picture meets the same error and says so
+                pass
+            continue
         try:
             write_artifact(folder, artifact_id, draw(job))
             send(stdout, (artifact_id, None))

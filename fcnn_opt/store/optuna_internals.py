@@ -60,6 +60,7 @@ stderr says so, naming the version or the missing name.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -625,10 +626,27 @@ def _create_rdb(backend, study_id: int, templates: list) -> list[int]:
 def artifact_attr(artifact_id: str, filename: str, mimetype: str = "image/png") -> tuple[str, str]:
     """The system attribute (key, value) by which ``optuna.artifacts.upload_artifact`` links an
     artifact to its trial, for a file written into the artifact store by other means."""
-    from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX
-
     meta = {"artifact_id": artifact_id, "filename": filename, "mimetype": mimetype, "encoding": None}
-    return ARTIFACTS_ATTR_PREFIX + artifact_id, json.dumps(meta)
+    return _artifacts_attr_prefix() + artifact_id, json.dumps(meta)
+
+
+@functools.cache
+def _artifacts_attr_prefix() -> str:
+    """``optuna.artifacts._upload.ARTIFACTS_ATTR_PREFIX``, read from its source: importing
+    ``optuna.artifacts`` imports its cloud stores' modules (0.1 s in every process that
+    pictures a trial)."""
+    import ast
+
+    import optuna
+
+    path = Path(optuna.__file__).parent / "artifacts" / "_upload.py"
+    with path.open(encoding="utf-8") as source:
+        for line in source:
+            if line.startswith("ARTIFACTS_ATTR_PREFIX ="):
+                return ast.literal_eval(line.split("=", 1)[1].strip())
+    from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX  # not a plain assignment: ask Optuna
+
+    return ARTIFACTS_ATTR_PREFIX
 
 
 # --- the median/percentile rule ---------------------------------------------------------------------

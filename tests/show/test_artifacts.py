@@ -224,3 +224,37 @@ def test_a_moved_artifact_folder_is_found_through_the_environment(tmp_path, monk
     assert not [line for line in skipped if "response" in line or "loss" in line], skipped
     html = (tmp_path / "report" / "report.html").read_text()
     assert "Model response surface: best" in html and "Loss histories" in html
+
+
+def test_training_never_waits_on_a_busy_renderer(tmp_path):
+    """Jobs go to a sending thread: with the renderer process stopped (SIGSTOP), over a
+    megabyte of jobs, far more than a pipe holds, is taken at once; once the renderer runs
+    again, every job is answered and its picture written."""
+    import os
+    import signal
+    import threading
+
+    from fcnn_opt.show.renderer import Renderer
+
+    answers = []
+    renderer = Renderer(lambda artifact_id, error: answers.append((artifact_id, error)))
+    rng = np.random.default_rng(0)
+    job = {"dataset": {"name": "xor", "n_points": 200}, "activation": "relu",
+           "weights": [(rng.normal(size=(2, 4)).astype(np.float32), np.zeros(4, np.float32)),
+                       (rng.normal(size=(4, 1)).astype(np.float32), np.zeros(1, np.float32))],
+           "train_loss": [0.7, 0.5], "val_loss": [0.7, 0.6], "title": "t", "subtitle": "",
+           "padding": b"x" * 20_000}  # read and ignored by the renderer
+    names = [f"job-{k}" for k in range(60)]
+    os.kill(renderer.process.pid, signal.SIGSTOP)
+    try:
+        submitting = threading.Thread(target=lambda: [renderer.submit(name, str(tmp_path), job) for name in names])
+        submitting.start()
+        submitting.join(timeout=30)
+        assert not submitting.is_alive(), "submit waited for the stopped renderer"
+    finally:
+        os.kill(renderer.process.pid, signal.SIGCONT)
+    renderer.close()
+    assert sorted(answers) == [(name, None) for name in sorted(names)]
+    for name in names:
+        with Image.open(tmp_path / name) as image:
+            assert image.size[0] > 600
