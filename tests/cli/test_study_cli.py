@@ -129,7 +129,7 @@ pruner = "none"
 name = "circles"
 n_points = 2000
 [params]
-epochs = 1500
+epochs = 5000  # a few seconds a trial: the signal must find one running
 units = [4, 8, 16]
 """)
     args = [sys.executable, "-m", "fcnn_opt", "study", "--config", str(config), "--storage", sqlite_url, "--no-progress"]
