@@ -169,14 +169,24 @@ def missing_private_names() -> list[str]:
 def _assigned_in_source(module_name: str, name: str) -> bool:
     """Whether ``module_name``'s source file assigns ``name`` at module level, read without
     importing it or its package."""
+    return _source_assignment(module_name, name) is not None
+
+
+def _source_assignment(module_name: str, name: str) -> str | None:
+    """What ``module_name``'s source file assigns to ``name`` at module level (the text after
+    ``=``; "" for an annotation alone), read without importing it or its package; None where
+    it assigns nothing to it."""
     import optuna
 
     path = Path(optuna.__file__).parent.joinpath(*module_name.split(".")[1:]).with_suffix(".py")
     try:
         with path.open(encoding="utf-8") as source:
-            return any(line.startswith((f"{name} =", f"{name}: ")) for line in source)
+            for line in source:
+                if line.startswith((f"{name} =", f"{name}: ")):
+                    return line.split("=", 1)[1].strip() if "=" in line else ""
     except OSError:
-        return False
+        pass
+    return None
 
 
 def range_text() -> str:
@@ -637,16 +647,13 @@ def _artifacts_attr_prefix() -> str:
     pictures a trial)."""
     import ast
 
-    import optuna
+    value = _source_assignment("optuna.artifacts._upload", "ARTIFACTS_ATTR_PREFIX")
+    try:
+        return ast.literal_eval(value or "")
+    except (ValueError, SyntaxError):  # not a plain literal there: ask Optuna
+        from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX
 
-    path = Path(optuna.__file__).parent / "artifacts" / "_upload.py"
-    with path.open(encoding="utf-8") as source:
-        for line in source:
-            if line.startswith("ARTIFACTS_ATTR_PREFIX ="):
-                return ast.literal_eval(line.split("=", 1)[1].strip())
-    from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX  # not a plain assignment: ask Optuna
-
-    return ARTIFACTS_ATTR_PREFIX
+        return ARTIFACTS_ATTR_PREFIX
 
 
 # --- the median/percentile rule ---------------------------------------------------------------------
