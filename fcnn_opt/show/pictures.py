@@ -218,13 +218,8 @@ def _response_image(dataset: Dataset, predict, train_loss, val_loss, *, title: s
               REGRESSION: f"black dots: training points; colour: value from {vrange[0]:.3g} (blue) to "
                           f"{vrange[1]:.3g} (red); dashed box: sampled region"}
     draw.text((lefts[0], top + PANEL + 10), legend[dataset.task], fill="#333333", font=_font(12))
-    if dataset.task != REGRESSION:  # one swatch per class
-        x = lefts[0]
-        for k, color in enumerate(_class_colors(dataset)):
-            draw.ellipse((x, top + PANEL + 33, x + 8, top + PANEL + 41), fill=color, outline="#333333")
-            name = dataset.class_names[k] if dataset.class_names else f"class {k}"
-            draw.text((x + 12, top + PANEL + 30), name, fill="#333333", font=_font(12))
-            x += max(70, 20 + 7 * len(name))
+    if dataset.task != REGRESSION:
+        _class_swatches(draw, dataset, lefts[0], top + PANEL + 30)
     return image
 
 
@@ -252,13 +247,8 @@ def _curve_image(dataset: Dataset, predict, train_loss, val_loss, *, title: str,
                           "predicted class"}
     extra = "; dashed: sampled range" + ("; dotted grey: ground truth" if has_truth else "")
     draw.text((left, top + PANEL + 24), legend[dataset.task] + extra, fill="#333333", font=_font(12))
-    if dataset.task != REGRESSION:  # one swatch per class
-        x = left
-        for k, color in enumerate(_class_colors(dataset)):
-            name = dataset.class_names[k] if dataset.class_names else f"class {k}"
-            draw.ellipse((x, top + PANEL + 47, x + 8, top + PANEL + 55), fill=color, outline="#333333")
-            draw.text((x + 12, top + PANEL + 44), name, fill="#333333", font=_font(12))
-            x += max(70, 20 + 7 * len(name))
+    if dataset.task != REGRESSION:
+        _class_swatches(draw, dataset, left, top + PANEL + 44)
     return image
 
 
@@ -346,6 +336,16 @@ def _curve_panel(draw, dataset: Dataset, predict, left: int, top: int, width: in
     draw.text((left + width, top + height + 4), f"{x_hi:.3g}", fill="#333333", font=font, anchor="ra")
     draw.text((left + width // 2, top + height + 4), dataset.plane_names[0], fill="#333333", font=font, anchor="ma")
     return label, truth is not None
+
+
+def _class_swatches(draw, dataset: Dataset, left: int, top: int) -> None:
+    """One swatch per class, its colour and name, in a row from ``(left, top)``."""
+    x = left
+    for k, color in enumerate(_class_colors(dataset)):
+        name = dataset.class_names[k] if dataset.class_names else f"class {k}"
+        draw.ellipse((x, top + 3, x + 8, top + 11), fill=color, outline="#333333")
+        draw.text((x + 12, top), name, fill="#333333", font=_font(12))
+        x += max(70, 20 + 7 * len(name))
 
 
 def _class_colors(dataset: Dataset) -> list[str]:
