@@ -4,9 +4,10 @@ Once a command has written everything and printed its summary, the interpreter's
 shutdown still frees every object of every module one at a time: with SQLAlchemy, Optuna,
 SciPy and Numba loaded that took 0.4 to 0.8 s on the development machine, after the work
 was done. A user waits for it at the end of every ``study``; ``study --workers N`` waits
-for it in each worker process before it can return. :func:`exit_quickly` runs what a normal exit runs that matters (the ``atexit``
-handlers: logging's flush, multiprocessing's and tempfile's clean-ups), flushes the
-standard streams, and ends the process with the command's exit code.
+for it in each worker process before it can return. :func:`exit_quickly` runs what a normal
+exit runs that matters (the ``atexit`` handlers: logging's flush, multiprocessing's and
+tempfile's clean-ups), flushes the standard streams, and ends the process with the
+command's exit code.
 
 It is used only where a process ends (``python -m fcnn_opt``, ``fcnn-opt``, bench rows),
 never by library code, and it steps aside (a normal exit) while a non-daemon thread is
