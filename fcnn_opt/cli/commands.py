@@ -347,7 +347,7 @@ def _load_study(args):
     from fcnn_opt.store.storages import mask_url, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(args.storage, heartbeat=False)
+    storage = open_storage(args.storage, read_only=True)
     try:
         return optuna.load_study(study_name=args.study_name, storage=storage)
     except KeyError:
@@ -442,7 +442,7 @@ def cmd_studies(args) -> int:
     from fcnn_opt.store.storages import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(args.storage, heartbeat=False)
+    storage = open_storage(args.storage, read_only=True)
     rows = []
     for s in optuna.get_all_study_summaries(storage, include_best_trial=True):
         multi = len(s.directions) > 1

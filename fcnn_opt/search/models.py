@@ -99,7 +99,7 @@ def opened_storage(storage):
     if not isinstance(storage, str):
         yield storage
         return
-    storage = open_storage(storage, heartbeat=False)
+    storage = open_storage(storage, read_only=True)
     try:
         yield storage
     finally:

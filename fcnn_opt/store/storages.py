@@ -12,6 +12,7 @@ same ones: ``FCNN_OPT_HEARTBEAT`` (seconds between a running trial's heartbeats,
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -283,12 +284,17 @@ def load_storage_modules(url: str | None = None) -> None:
     optuna.storages.RDBStorage("sqlite://")
 
 
-def open_storage(url: str | None = None, *, heartbeat: bool = True):
+def open_storage(url: str | None = None, *, heartbeat: bool = True, read_only: bool = False):
     """An Optuna storage for ``url`` (an RDB URL, or ``journal:PATH`` for a journal file).
 
-    RDB storages record heartbeats (unless ``heartbeat=False``, for read-only commands);
-    journal files get fcnn_opt's own heartbeat from the worker loop (see :mod:`fcnn_opt.search.ledger`).
+    RDB storages record heartbeats (unless ``heartbeat=False``); journal files get fcnn_opt's
+    own heartbeat from the worker loop (see :mod:`fcnn_opt.search.ledger`). ``read_only``
+    (the commands that only read: ``best``, ``trials``, ``report``...) records no heartbeat and
+    leaves an SQLite file's journal mode as it found it, so reading never changes its bytes.
+    An SQLite storage is closed when the process ends (:func:`close_sqlite_storages`), leaving
+    one self-contained ``.db`` file behind.
     """
+    heartbeat = heartbeat and not read_only
     import optuna
 
     # Heartbeats and their retry callback are marked experimental; they are what we rely on.
@@ -337,8 +343,46 @@ def open_storage(url: str | None = None, *, heartbeat: bool = True):
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"Cannot open storage {mask_url(url)}: {mask_url(reason)}") from None
     if path is not None and str(path) != ":memory:":
-        _tune_sqlite(storage.engine)
+        if not read_only:
+            _tune_sqlite(storage.engine)
+        _close_at_exit(storage.engine, writer=not read_only)
     return storage
+
+
+_SQLITE_ENGINES: dict = {}  # engine -> whether this process writes through it
+
+
+def _close_at_exit(engine, *, writer: bool) -> None:
+    if not _SQLITE_ENGINES:
+        atexit.register(close_sqlite_storages)
+    _SQLITE_ENGINES[engine] = _SQLITE_ENGINES.get(engine, False) or writer
+
+
+def close_sqlite_storages() -> None:
+    """Fold every SQLite study file this process wrote back into its ``.db`` and close it.
+
+    A study file runs in write-ahead-log mode (:func:`_tune_sqlite`): commits land in
+    ``NAME.db-wal`` and reach ``NAME.db`` at a checkpoint, which SQLite runs when the last
+    connection to the file closes. A process that ends without closing its connections (the
+    commands' quick exit, :mod:`fcnn_opt.cli.quick_exit`) would leave the study in the log:
+    a copy of the ``.db`` alone would hold none of it, and the next reader would write the
+    file. Here each file written is checkpointed (``TRUNCATE``: the log emptied) and every
+    connection closed; the last process to close a file also removes its ``-wal`` and
+    ``-shm``. Registered with :mod:`atexit` by :func:`open_storage`; safe to call twice.
+    A process killed outright (SIGKILL) loses nothing either: SQLite replays the log on the
+    next open.
+    """
+    import sqlalchemy.exc as sa
+
+    while _SQLITE_ENGINES:
+        engine, writer = _SQLITE_ENGINES.popitem()
+        try:
+            if writer:
+                with engine.connect() as connection:
+                    connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            engine.dispose()
+        except sa.SQLAlchemyError as exc:  # another process busy on the file: it closes it last
+            _log.debug("closing %s: %s", engine.url, exc)
 
 
 def _tune_sqlite(engine) -> None:
