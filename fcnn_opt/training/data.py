@@ -10,7 +10,8 @@ What is done to your own data, always the same way:
 - the task is ``classify`` or ``regress`` when given; otherwise a target of strings, booleans
   or at most :data:`MAX_INFERRED_CLASSES` distinct integers is classified, anything else
   regressed (:attr:`Dataset.task_note` says which rule decided);
-- classes become ``0..k-1`` in sorted order, their names kept for plots (``class_names``);
+- classes become ``0..k-1`` in sorted order (numbers as numbers), their names kept for
+  plots (``class_names``) as the file writes them (:func:`class_labels`);
 - the points are split as the built-in datasets are (validation first, then test, in one
   seeded order);
 - features are standardised with the mean and standard deviation of the *training* split,
@@ -194,7 +195,8 @@ class DataError(ValueError):
 
 def from_arrays(X, y, *, task: str | None = None, name: str = "arrays",
                 feature_names: Sequence[str] | None = None, val_fraction: float = 0.2,
-                test_fraction: float = 0.0, seed: int = 0, allow_large: bool = False) -> Dataset:
+                test_fraction: float = 0.0, seed: int = 0, allow_large: bool = False,
+                target_text: Sequence[str] | None = None) -> Dataset:
     """A dataset from a feature matrix ``X`` (n x d, numbers) and a target ``y`` (n values).
 
     Args:
@@ -203,6 +205,8 @@ def from_arrays(X, y, *, task: str | None = None, name: str = "arrays",
         feature_names: one per column of ``X`` (default ``x1, x2, ...``).
         val_fraction, test_fraction, seed: the split, as for :func:`make_dataset`.
         allow_large: accept more than :data:`MAX_ROWS` rows or :data:`MAX_COLUMNS` columns.
+        target_text: the target as a file writes it, one text per row: classes are named by
+            it (see :func:`class_labels`).
 
     Raises:
         DataError: a shape, a missing value, a target with one class, or a size out of bounds.
@@ -229,12 +233,50 @@ def from_arrays(X, y, *, task: str | None = None, name: str = "arrays",
     if task == REGRESSION:
         targets, class_names = y.astype(np.float64), None
     else:
-        classes, targets = np.unique(y.astype(str) if y.dtype.kind in "OUS" else y, return_inverse=True)
-        if len(classes) < 2:
-            raise DataError(f"{name}: the target has one class ({classes[0]!r}); classification needs two or more.")
-        class_names = tuple(str(c) for c in classes)
-        task = BINARY if len(classes) == 2 else MULTICLASS
+        targets, class_names = class_labels(y, target_text)
+        if len(class_names) < 2:
+            raise DataError(f"{name}: the target has one class ({class_names[0]!r}); classification needs two "
+                            "or more.")
+        task = BINARY if len(class_names) == 2 else MULTICLASS
     return _split(X, targets, task, name, names, class_names, note, val_fraction, test_fraction, seed)
+
+
+def class_labels(y, written: Sequence[str] | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``(codes, names)``: each row's class ``0..k-1`` and each class's name, for target ``y``.
+
+    Numbers are ordered as numbers, anything else as text. A class is named as its value is
+    written: ``written`` is the target as a file holds it (one text per row), so a CSV's
+    ``0, 1, 2`` stay ``0, 1, 2`` and its ``0.5`` stays ``0.5``. A value written more than one
+    way (``1`` and ``1.0``) is named plainly (``1``). Without ``written``, ``str`` of each value.
+
+        >>> class_labels(np.array([2.0, 0.0, 1.0, 0.0]), ["2", "0", "1", "0"])
+        (array([2, 0, 1, 0]), ('0', '1', '2'))
+        >>> class_labels(np.array(["setosa", "virginica", "setosa"]))[1]
+        ('setosa', 'virginica')
+    """
+    y = np.asarray(y)
+    values, codes = np.unique(y.astype(str) if y.dtype.kind in "OUS" else y, return_inverse=True)
+    codes = codes.reshape(-1)
+    if written is None:
+        return codes, tuple(str(v) for v in values)
+    written = np.asarray([str(t) for t in written], dtype=str)
+    if written.shape != y.shape:
+        raise ValueError(f"{len(written)} written labels for {len(y)} target values.")
+    texts, first = np.unique(written, return_index=True)
+    class_of_text = codes[first]
+    forms = np.bincount(class_of_text, minlength=len(values))
+    names = [_plain(v) for v in values]
+    for text, k in zip(texts, class_of_text, strict=True):
+        if forms[k] == 1:
+            names[k] = str(text)
+    return codes, tuple(names)
+
+
+def _plain(value) -> str:
+    """A label's name when it is written in several ways: an integral number as an integer."""
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def from_frame(frame, target: str, features: Sequence[str] | None = None, **kwargs) -> Dataset:

@@ -91,11 +91,26 @@ def _read_csv(path: Path, target: str, features, **kwargs) -> Dataset:
     empty = sum(1 for v in raw if not v)
     if empty:
         raise DataError(f"{path}: the target column {target!r} has missing values in {empty} rows.")
+    return from_arrays(X, target_values(raw), feature_names=features, target_text=raw, **kwargs)
+
+
+def target_values(cells: Sequence[str]) -> np.ndarray:
+    """A CSV's target column as values: integers when every cell is one, else numbers when every
+    cell is one, else the texts themselves. The classes' names are the cells as written
+    (:func:`~fcnn_opt.training.data.class_labels`).
+
+        >>> target_values(["0", "2", "1"]), target_values(["0.5", "1"]), target_values(["1", "a"])
+        (array([0, 2, 1]), array([0.5, 1. ]), array(['1', 'a'], dtype='<U1'))
+    """
+    cells = [c.strip() for c in cells]
     try:
-        y = np.array([float(v) for v in raw])
+        return np.array([int(c) for c in cells], dtype=np.int64)
+    except (ValueError, OverflowError):
+        pass
+    try:
+        return np.array([float(c) for c in cells], dtype=np.float64)
     except ValueError:
-        y = np.array(raw)
-    return from_arrays(X, y, feature_names=features, **kwargs)
+        return np.array(cells)
 
 
 def _numbers(path: Path, column: str, cells: list[str]) -> np.ndarray:
@@ -255,4 +270,4 @@ def _read_key(args: dict) -> tuple:
 
 __all__ = ["DataError", "SKLEARN_DATASETS", "build", "check_size", "file_digest", "fold_scaling",
            "from_arrays", "from_frame", "is_table", "load_sklearn", "read_table",
-           "scaling_attr", "scaling_from_attr"]
+           "scaling_attr", "scaling_from_attr", "target_values"]

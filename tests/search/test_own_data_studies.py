@@ -80,6 +80,30 @@ def test_a_csv_study_runs_and_its_model_takes_raw_measurements(table):
     assert bad.returncode == 2 and "no" in bad.stderr and "Features: temperature, drift, offset" in bad.stderr
 
 
+def test_an_integer_target_keeps_its_labels_in_the_summary_and_the_figures(tmp_path):
+    """A CSV target of 0, 1, 2 is shown as 0, 1, 2 (not 0.0, 1.0, 2.0): in the run summary, the
+    dataset a study reads back and the confusion matrix."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    kind = (X[:, 0] > -0.5).astype(int) + (X[:, 0] > 0.5)
+    (tmp_path / "data").mkdir()
+    lines = ["a,b,kind"] + [f"{a},{b},{k}" for (a, b), k in zip(X, kind, strict=True)]
+    (tmp_path / "data" / "table.csv").write_text("\n".join(lines) + "\n")
+    cfg = write_toml(tmp_path / "own.toml", CSV_STUDY.replace("n_trials = 4", "n_trials = 2"))
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    run = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", cwd=tmp_path / "data")
+    assert run.returncode == 0, run.stderr
+    assert "multiclass" in run.stdout and "classes 0, 1, 2;" in run.stdout, run.stdout
+    assert "0.0" not in run.stdout.split("classes", 1)[1].split(";", 1)[0]
+    study = optuna.load_study(study_name="own", storage=url)
+    from fcnn_opt.plots import fit_data
+    from fcnn_opt.training.tables import build
+
+    assert build(study.user_attrs["dataset"]).class_names == ("0", "1", "2")
+    fit = fit_data(study.best_trial, study=study)
+    assert fit.classes == ("0", "1", "2") and fit.matrix.shape == (3, 3)
+
+
 def test_a_worker_refuses_a_data_file_that_changed(table):
     folder, *_ = table
     cfg = write_toml(folder / "own.toml", CSV_STUDY)

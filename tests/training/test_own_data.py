@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from fcnn_opt import Dataset, TrainConfig, train
-from fcnn_opt.training.data import DataError
-from fcnn_opt.training.tables import build, fold_scaling, important_plane, load_sklearn, read_table
+from fcnn_opt.training.data import DataError, class_labels
+from fcnn_opt.training.tables import (
+    build,
+    fold_scaling,
+    important_plane,
+    load_sklearn,
+    read_table,
+    target_values,
+)
 
 
 def _table(n=400, seed=0):
@@ -93,6 +100,59 @@ def test_bad_files_say_what_and_where(tmp_path, text, kwargs, message):
         read_table(path, **kwargs)
     with pytest.raises(DataError, match="no such file"):
         read_table(tmp_path / "missing.csv", target="a")
+
+
+@pytest.mark.parametrize("cells, dtype, codes, names", [
+    (["0", "2", "1", "0"], "i", [0, 2, 1, 0], ("0", "1", "2")),  # integers stay integers
+    (["10", "2", "-1", "2"], "i", [2, 1, 0, 1], ("-1", "2", "10")),  # in numeric order
+    (["setosa", "virginica", "setosa"], "U", [0, 1, 0], ("setosa", "virginica")),
+    (["1", "a", "b", "1"], "U", [0, 1, 2, 0], ("1", "a", "b")),  # mixed: all text
+    (["0.5", "1.5", "0.5"], "f", [0, 1, 0], ("0.5", "1.5")),  # floats as written
+    (["1.0", "2.0", "1.0"], "f", [0, 1, 0], ("1.0", "2.0")),
+    (["1", "1.0", "2.5", "1"], "f", [0, 0, 1, 0], ("1", "2.5")),  # one value written two ways
+    (["1e3", "20", "1e3"], "f", [1, 0, 1], ("20", "1e3")),
+])
+def test_class_labels_are_named_as_the_file_writes_them(cells, dtype, codes, names):
+    y = target_values(cells)
+    assert y.dtype.kind == dtype
+    got_codes, got_names = class_labels(y, cells)
+    assert list(got_codes) == codes and got_names == names
+
+
+def test_class_labels_without_written_text_name_each_value():
+    assert class_labels(np.array([2, 0, 2]))[1] == ("0", "2")
+    assert class_labels(np.array([True, False]))[1] == ("False", "True")
+    assert class_labels(np.array(["b", "a"]))[1] == ("a", "b")
+
+
+def test_an_integer_target_in_a_csv_keeps_its_integer_labels(tmp_path):
+    """A CSV's ``0, 1, 2`` are the classes' names everywhere they are shown, not ``0.0, 1.0, 2.0``."""
+    from fcnn_opt.show.pictures import _class_swatches
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    y = (X[:, 0] > -0.5).astype(int) + (X[:, 0] > 0.5)
+    path = tmp_path / "ints.csv"
+    path.write_text("a,b,label\n" + "".join(f"{a},{b},{k}\n" for (a, b), k in zip(X, y, strict=True)))
+    data = read_table(path, target="label")
+    assert (data.task, data.class_names) == ("multiclass", ("0", "1", "2"))
+    assert np.array_equal(np.sort(np.unique(data.y_train)), [0, 1, 2])
+    raw = data.X_val * data.input_scaling[1] + data.input_scaling[0]
+    assert np.array_equal((raw[:, 0] > -0.5).astype(int) + (raw[:, 0] > 0.5), data.y_val)  # class k is label k
+
+    class Draw:  # what the per-trial pictures' legend writes
+        def __init__(self):
+            self.texts = []
+
+        def ellipse(self, *args, **kwargs):
+            pass
+
+        def text(self, xy, text, **kwargs):
+            self.texts.append(text)
+
+    draw = Draw()
+    _class_swatches(draw, data, 0, 0)
+    assert draw.texts == ["0", "1", "2"]
 
 
 @pytest.mark.parametrize("name, task, n_features", [("iris", "multiclass", 4), ("wine", "multiclass", 13),
