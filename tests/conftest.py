@@ -27,6 +27,40 @@ def run_cli(*args, cwd=None, timeout=300, **env) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+GATE = ROOT / "tests" / "gate"
+
+
+def gate_env(folder: Path, free: int = 0) -> dict:
+    """Environment for a command whose trials the test holds (see tests/gate/sitecustomize.py):
+    each process runs ``free`` trials, then holds each next one, RUNNING, until ``folder/open``
+    exists. Pass it as ``**gate_env(...)`` to :func:`run_cli` or ``popen_cli``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"FCNN_OPT_TEST_GATE": str(folder), "FCNN_OPT_TEST_GATE_FREE": str(free),
+            "PYTHONPATH": f"{GATE}{os.pathsep}{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+def held_trials(folder: Path, count: int, proc: subprocess.Popen | None = None, timeout: float = 600) -> list[int]:
+    """Wait until ``count`` trials are held at the gate in ``folder``; their numbers. The wait
+    ends on the event, not on a clock: ``timeout`` only bounds a test that went wrong."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        held = sorted(int(f.name.rsplit("-", 1)[1]) for f in folder.glob("held-*"))
+        if len(held) >= count:
+            return held
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the command ended ({proc.returncode}) with {len(held)} of {count} trials held: "
+                                 f"{proc.stderr.read() if proc.stderr else ''}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(held)} of {count} trials held after {timeout} s")
+        time.sleep(0.05)
+
+
+def open_gate(folder: Path) -> None:
+    (folder / "open").touch()
+
+
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'study.db'}"

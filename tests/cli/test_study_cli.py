@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 
 import optuna
 import pytest
-from conftest import STUDIES, cli_env, history, run_cli, write_toml
+from conftest import STUDIES, cli_env, gate_env, held_trials, history, run_cli, write_toml
 
 SMALL_TPE = """
 [study]
@@ -127,30 +125,24 @@ sampler = "grid"
 pruner = "none"
 [dataset]
 name = "circles"
-n_points = 2000
+n_points = 400
 [params]
-epochs = 5000  # a few seconds a trial: the signal must find one running
+epochs = 20
 units = [4, 8, 16]
 """)
+    gate = tmp_path / "gate"
     args = [sys.executable, "-m", "fcnn_opt", "study", "--config", str(config), "--storage", sqlite_url, "--no-progress"]
-    proc = subprocess.Popen(args, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:  # wait until a trial is running
-        time.sleep(0.3)
-        try:
-            with sqlite3.connect(tmp_path / "study.db") as conn:
-                if conn.execute("select count(*) from trials where state='RUNNING'").fetchone()[0]:
-                    break
-        except sqlite3.Error:
-            pass
-    time.sleep(0.5)
+    proc = subprocess.Popen(args, cwd=tmp_path, env=cli_env(**gate_env(gate, free=1)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    held = held_trials(gate, 1, proc)  # the second trial is RUNNING, held before it trains
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Run the same command again to resume" in out
     study = load(sqlite_url, "long")
     states = [t.state.name for t in study.trials]
-    assert "RUNNING" not in states and "FAIL" in states
+    assert states == ["COMPLETE", "FAIL", "WAITING"], states  # the grid's third point still queued
+    assert study.trials[1].number == held[0]
     failed = [t for t in study.trials if t.state.name == "FAIL"]
     assert failed[0].user_attrs["fail_reason"].startswith("interrupted")
     resumed = run_cli("study", "--config", config, "--storage", sqlite_url, "--no-progress", cwd=tmp_path)

@@ -18,7 +18,7 @@ from collections import Counter
 
 import optuna
 import pytest
-from conftest import cli_env, history, run_cli, write_toml
+from conftest import cli_env, gate_env, held_trials, history, open_gate, run_cli, write_toml
 
 # Short heartbeats so a dead worker is noticed in seconds; every worker of a study shares them.
 FAST_HEARTBEAT = {"FCNN_OPT_HEARTBEAT": "1", "FCNN_OPT_GRACE": "3"}
@@ -54,7 +54,7 @@ units = [2, 4, 8]
 activation = ["relu", "tanh"]
 """
 
-# Trials of a few seconds, long enough to be killed in the middle.
+# A worker killed mid-trial: the test holds the victim's trial at a gate (tests/gate/).
 LONG = """
 [study]
 name = "long"
@@ -63,9 +63,9 @@ pruner = "none"
 n_trials = 3
 [dataset]
 name = "circles"
-n_points = 2000
+n_points = 400
 [params]
-epochs = 2500
+epochs = 50
 units = [4, 8, 16]
 """
 
@@ -108,6 +108,17 @@ def wait_for(condition, timeout: float = 60.0, every: float = 0.2):
     raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
 
 
+def held_by_workers(gate, count: int, proc=None) -> None:
+    """Wait until ``count`` different processes hold a trial at the gate, then let all go: every
+    one of them has claimed a trial, however the machine schedules their starts."""
+    def processes():
+        return {f.name.split("-")[1] for f in gate.glob("held-*")}
+
+    while len(processes()) < count:
+        held_trials(gate, len(list(gate.glob("held-*"))) + 1, proc)
+    open_gate(gate)
+
+
 def grid_points(url: str, name: str, state: str = "COMPLETE") -> Counter:
     return Counter(tuple(sorted(t.params.items())) for t in trials(url, name) if t.state.name == state)
 
@@ -122,9 +133,12 @@ def test_four_workers_run_each_grid_point_exactly_once(tmp_path, pg_url):
     study = optuna.load_study(study_name="grid12", storage=storage(pg_url))
     for t in study.get_trials(states=(optuna.trial.TrialState.WAITING,)):
         study.enqueue_trial(t.system_attrs["fixed_params"], skip_if_exists=False)
-    done = run_cli("study", "--config", config, "--storage", pg_url, "--workers", 4, "--no-progress", "--no-artifacts",
-                   cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    gate = tmp_path / "gate"
+    proc = popen_cli("study", "--config", config, "--storage", pg_url, "--workers", 4, "--no-progress",
+                     "--no-artifacts", cwd=tmp_path, **gate_env(gate))
+    held_by_workers(gate, 2, proc)  # so more than one worker runs points, on any machine
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
     points = grid_points(pg_url, "grid12")
     assert len(points) == 12 and set(points.values()) == {1}, points
     everything = trials(pg_url, "grid12")
@@ -134,7 +148,7 @@ def test_four_workers_run_each_grid_point_exactly_once(tmp_path, pg_url):
     assert all(t.user_attrs["fail_reason"].startswith("duplicate") and "epochs_run" not in t.user_attrs
                for t in duplicates)
     assert len({t.user_attrs["worker"] for t in everything if t.state.name == "COMPLETE"}) > 1
-    assert "12 complete, 0 pruned, 0 failed, 12 skipped" in done.stdout
+    assert "12 complete, 0 pruned, 0 failed, 12 skipped" in out
 
 
 @pytest.mark.postgres
@@ -144,9 +158,11 @@ def test_four_workers_share_the_budget_exactly(tmp_path, pg_url):
     created = run_cli("study", "--config", config, "--storage", pg_url, "--create-only", cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     assert f"python -m fcnn_opt worker --storage {pg_url} --study-name fast" in created.stdout
-    workers = [popen_cli("worker", "--storage", pg_url, "--study-name", "fast", "--no-progress", cwd=tmp_path)
-               for _ in range(4)]
-    outputs = [w.communicate(timeout=240) for w in workers]
+    gate = tmp_path / "gate"
+    workers = [popen_cli("worker", "--storage", pg_url, "--study-name", "fast", "--no-progress", cwd=tmp_path,
+                         **gate_env(gate)) for _ in range(4)]
+    held_by_workers(gate, 2)  # at least two of them claim a trial before any trains
+    outputs = [w.communicate(timeout=300) for w in workers]
     assert [w.returncode for w in workers] == [0, 0, 0, 0], [err for _, err in outputs]
     states = by_state(pg_url, "fast")
     assert states["COMPLETE"] == 24 and states["RUNNING"] == 0 and states["WAITING"] == 0, states
@@ -168,18 +184,15 @@ def test_worker_killed_mid_trial_is_noticed_and_its_trial_retried(tmp_path, requ
     created = run_cli("study", "--config", config, "--storage", url, "--create-only", cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     worker = ("worker", "--storage", url, "--study-name", "long", "--no-progress", "--no-artifacts")
-    victim = popen_cli(*worker, cwd=tmp_path, **FAST_HEARTBEAT)
-    survivor = popen_cli(*worker, cwd=tmp_path, **FAST_HEARTBEAT)
-
-    def victims_trial():
-        return next((t for t in trials(url, "long") if t.state.name == "RUNNING"
-                     and t.user_attrs.get("worker", "").endswith(f":{victim.pid}")), None)
-
-    killed = wait_for(victims_trial)  # trials last seconds: the kill lands mid-trial
-    time.sleep(0.2)
+    gate = tmp_path / "gate"
+    victim = popen_cli(*worker, cwd=tmp_path, **FAST_HEARTBEAT, **gate_env(gate))
+    number = held_trials(gate, 1, victim)[0]  # the victim's first trial, RUNNING, held before it trains
+    killed = next(t for t in trials(url, "long") if t.number == number)
+    assert killed.state.name == "RUNNING"
     os.kill(victim.pid, signal.SIGKILL)  # kill -9: no handler runs, the trial stays RUNNING
     victim.communicate(timeout=30)
     assert victim.returncode == -signal.SIGKILL
+    survivor = popen_cli(*worker, cwd=tmp_path, **FAST_HEARTBEAT)
     out, err = survivor.communicate(timeout=240)
     assert survivor.returncode == 0, err
 
@@ -196,17 +209,17 @@ def test_worker_killed_mid_trial_is_noticed_and_its_trial_retried(tmp_path, requ
 
 @pytest.mark.postgres
 def test_interrupted_workers_resume_when_the_command_is_run_again(tmp_path, pg_url):
-    # 40 trials of about 0.15 s: the signal, sent once 2 are complete, lands long before the end
-    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=40, epochs=2000))
+    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=40, epochs=200))
     command = ("study", "--config", config, "--storage", pg_url, "--workers", 2, "--no-progress", "--no-artifacts")
-    proc = popen_cli(*command, cwd=tmp_path)
-    wait_for(lambda: by_state(pg_url, "fast")["COMPLETE"] >= 2, timeout=120)
+    gate = tmp_path / "gate"
+    proc = popen_cli(*command, cwd=tmp_path, **gate_env(gate, free=1))
+    held_trials(gate, 2, proc)  # both processes ran a trial and hold their second, RUNNING
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=90)
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Run the same command again to resume" in out
     states = by_state(pg_url, "fast")
-    assert states["RUNNING"] == 0 and states["COMPLETE"] < 40, states
+    assert states == {"COMPLETE": 2, "FAIL": 2}, states  # the held trials were recorded as failed
     assert all(t.user_attrs["fail_reason"].startswith("interrupted")
                for t in trials(pg_url, "fast") if t.state.name == "FAIL")
     again = run_cli(*command, cwd=tmp_path)
@@ -220,23 +233,31 @@ def test_workers_ride_out_dropped_connections(tmp_path, pg_url):
     import psycopg2
     from conftest import PG_ADMIN_URL
 
-    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=12, epochs=400))  # a run of seconds
+    config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=12, epochs=400))
+    # Each process runs a trial, then holds its next one (heartbeats going) until connections
+    # have been dropped under it several times, however fast the machine trains.
+    gate = tmp_path / "gate"
     proc = popen_cli("study", "--config", config, "--storage", pg_url, "--workers", 2, "--no-progress", "--no-artifacts",
-                     cwd=tmp_path, **FAST_HEARTBEAT)
+                     cwd=tmp_path, **FAST_HEARTBEAT, **gate_env(gate, free=1))
     database = pg_url.rsplit("/", 1)[1]
     dropped = []
 
     def drop_connections():
-        wait_for(lambda: by_state(pg_url, "fast")["COMPLETE"] >= 1 or proc.poll() is not None, timeout=120)
-        admin = psycopg2.connect(PG_ADMIN_URL)
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            while proc.poll() is None:
-                cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                            "WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
-                dropped.append(cur.fetchone()[0])
-                time.sleep(random.uniform(0.2, 0.6))
-        admin.close()
+        try:
+            held_trials(gate, 1)
+            admin = psycopg2.connect(PG_ADMIN_URL)
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                while proc.poll() is None:
+                    cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                "WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
+                    dropped.append(cur.fetchone()[0])
+                    if sum(dropped) > 5:
+                        open_gate(gate)
+                    time.sleep(random.uniform(0.2, 0.6))
+            admin.close()
+        finally:
+            open_gate(gate)  # whatever went wrong here, never leave the study held
 
     killer = threading.Thread(target=drop_connections, daemon=True)
     killer.start()
