@@ -48,7 +48,7 @@ def main() -> None:
         cli("study", "--config", str(ROOT / "studies" / "tpe.toml"), "--n-trials", "60", "--repeats", "3",
             "--study-name", "tpe3", "--storage", url, "--no-progress", cwd=work)
         cli("best", "--study-name", "tpe3", "--storage", url, cwd=work)
-        for fmt, name in (("npz", "best.npz"), ("torch", "best.pt"), ("onnx", "best.onnx"),
+        for fmt, name in (("npz", "best.npz"), ("torch", "best.pt2"), ("onnx", "best.onnx"),
                           ("sklearn", "best.pkl"), ("keras", "best.keras")):
             cli("export", "--study-name", "tpe3", "--storage", url, "--format", fmt, "--out", name, cwd=work)
         cli("study", "--config", str(ROOT / "studies" / "pareto.toml"), "--storage", url, "--no-progress", cwd=work)

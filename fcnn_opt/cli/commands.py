@@ -207,8 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, metavar="N", help="this trial number")
     which.add_argument("--best", action="store_true", help="the best complete trial (the default)")
-    p.add_argument("--format", required=True, choices=("npz", "torch", "keras", "onnx", "sklearn"),
-                   help="npz (NumPy arrays), torch (TorchScript, and its state_dict beside it), "
+    p.add_argument("--format", required=True, choices=("npz", "torch", "torchscript", "keras", "onnx", "sklearn"),
+                   help="npz (NumPy arrays), torch (a torch.export .pt2 file, and its state_dict beside it), "
+                        "torchscript (TorchScript, which torch 2.13 deprecates, and its state_dict), "
                         "keras (a .keras file), onnx (an ONNX graph) or sklearn (a pickled "
                         "MLPClassifier or MLPRegressor)")
     p.add_argument("--out", metavar="PATH", required=True, help="the file to write")

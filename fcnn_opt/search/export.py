@@ -1,14 +1,19 @@
 """A trained network in another library's own format: ``python -m fcnn_opt export``.
 
-    python -m fcnn_opt export --study-name tpe --best --format torch --out best.pt
+    python -m fcnn_opt export --study-name tpe --best --format torch --out best.pt2
 
 Formats, and how each loads back with no fcnn_opt:
 
 - ``npz``: the weights (``W0, b0, W1, b1, ...``, float32) with ``activation`` and ``task``
   as strings; NumPy reads it back (``fcnn_opt.search.models.TrainedModel`` rebuilds it).
-- ``torch``: a TorchScript module (``torch.jit.load(PATH)``, no fcnn_opt needed) whose output
-  is what fcnn_opt's ``predict`` gives (probabilities, or values), and its ``state_dict``
-  beside it (``PATH`` with ``.state_dict.pt``) for ``FCNN(sizes, activation, task)``.
+- ``torch``: a ``torch.export`` ExportedProgram in a ``.pt2`` file
+  (``torch.export.load(PATH).module()(X)``, no fcnn_opt needed, any number of rows) whose
+  output is what fcnn_opt's ``predict`` gives (probabilities, or values), and its
+  ``state_dict`` beside it (``PATH`` with ``.state_dict.pt``) for ``FCNN(sizes, activation,
+  task)``. The file name must end with ``.pt2``.
+- ``torchscript``: the same module as TorchScript (``torch.jit.load(PATH)``), with the same
+  ``state_dict`` beside it. torch 2.13 deprecates TorchScript; it is written only when asked
+  for by this name.
 - ``keras``: a Keras 3 ``Sequential`` (``Input``, then one ``Dense`` per layer with the
   activation, the last one sigmoid, softmax or linear) in a ``.keras`` file:
   ``keras.saving.load_model(PATH).predict(X)``; binary networks give ``(n, 1)``, P(class 1).
@@ -35,6 +40,7 @@ import os
 import pickle
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +48,7 @@ import numpy as np
 from fcnn_opt.search.models import ModelError, TrainedModel
 from fcnn_opt.store.artifact_files import weight_arrays, weights_from_arrays
 
-FORMATS = ("npz", "torch", "keras", "onnx", "sklearn")
+FORMATS = ("npz", "torch", "torchscript", "keras", "onnx", "sklearn")
 TOLERANCE = 1e-5
 ONNX_OPSET = 17  # supported by every onnxruntime from 1.18 on
 ONNX_IR_VERSION = 8  # the IR version that goes with opset 17
@@ -50,10 +56,14 @@ ONNX_IR_VERSION = 8  # the IR version that goes with opset 17
 # The modules each format imports, and the message when one of them is missing.
 _NEEDS = {
     "torch": (("torch",), "--format torch needs PyTorch: pip install 'fcnn_opt[torch]'."),
+    "torchscript": (("torch",), "--format torchscript needs PyTorch: pip install 'fcnn_opt[torch]'."),
     "keras": (("keras",), "--format keras needs TensorFlow and Keras: pip install 'fcnn_opt[tf]'."),
     "onnx": (("onnx", "onnxruntime"), "--format onnx needs onnx and onnxruntime: pip install 'fcnn_opt[onnx]'."),
     "sklearn": (("sklearn",), "--format sklearn needs scikit-learn: pip install scikit-learn."),
 }
+
+# Formats whose file name must end a certain way (torch.export.save wants ``.pt2``).
+_SUFFIXES = {"torch": ".pt2", "keras": ".keras"}
 
 
 def export_model(model: TrainedModel, fmt: str, out: str | Path) -> list[Path]:
@@ -70,12 +80,15 @@ def export_model(model: TrainedModel, fmt: str, out: str | Path) -> list[Path]:
         raise ModelError(f"--out {out} is a folder; give a file name.")
     if not out.parent.exists() or not os.access(out.parent, os.W_OK):
         raise ModelError(f"Cannot write {out}: its folder {out.parent} does not exist or is not writable.")
-    if fmt == "keras" and out.suffix != ".keras":
-        raise ModelError(f"--format keras writes a .keras file; give --out NAME.keras (not {out.name}).")
+    suffix = _SUFFIXES.get(fmt)
+    if suffix is not None and out.suffix != suffix:
+        hint = " For a TorchScript .pt file, use --format torchscript." if fmt == "torch" else ""
+        raise ModelError(f"--format {fmt} writes a {suffix} file; give --out NAME{suffix} (not {out.name}).{hint}")
     _require(fmt)
     # Written beside the target under temporary names, checked, then moved into place.
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".fcnn_opt-export-") as tmp:
-        writer = {"npz": _npz, "torch": _torch, "keras": _keras, "onnx": _onnx, "sklearn": _sklearn}[fmt]
+        writer = {"npz": _npz, "torch": _torch, "torchscript": _torchscript, "keras": _keras, "onnx": _onnx,
+                  "sklearn": _sklearn}[fmt]
         staged = writer(model, Path(tmp) / out.name)
         _check(model, fmt, staged[0])
         final = []
@@ -119,15 +132,45 @@ def load_npz(path: str | Path) -> TrainedModel:
                             study_name="", trial_number=-1, value=None)
 
 
+EXAMPLE_ROWS = 8  # the batch torch.export traces with; not 0 or 1, which it would fix as constants
+
+
 def _torch(model: TrainedModel, path: Path) -> list[Path]:
     import torch
 
     net = fcnn_module(model)
-    scripted = torch.jit.script(net)
-    scripted.save(str(path))
+    example = torch.zeros(EXAMPLE_ROWS, _sizes(model)[0])
+    program = torch.export.export(net, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, str(path))
+    return [path, _state_dict(net, path)]
+
+
+def _torchscript(model: TrainedModel, path: Path) -> list[Path]:
+    net = fcnn_module(model)
+    with _torchscript_asked_for() as torch:
+        torch.jit.script(net).save(str(path))
+    return [path, _state_dict(net, path)]
+
+
+def _state_dict(net, path: Path) -> Path:
+    import torch
+
     state = path.with_name(path.stem + ".state_dict.pt")
     torch.save(net.state_dict(), state)
-    return [path, state]
+    return state
+
+
+@contextmanager
+def _torchscript_asked_for():
+    """torch, with torch 2.13's DeprecationWarnings for ``torch.jit.script`` and ``torch.jit.load``
+    silenced: ``--format torchscript`` is TorchScript by the user's own choice (``--format torch``
+    is the ``torch.export`` replacement), so the warning would only repeat what they chose."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated",
+                                category=DeprecationWarning)
+        yield torch
 
 
 def fcnn_module(model: TrainedModel):
@@ -320,6 +363,11 @@ def _read_torch(path: Path, X: np.ndarray, task: str) -> np.ndarray:
     import torch
 
     with torch.no_grad():
+        return torch.export.load(str(path)).module()(torch.from_numpy(X)).double().numpy()
+
+
+def _read_torchscript(path: Path, X: np.ndarray, task: str) -> np.ndarray:
+    with _torchscript_asked_for() as torch, torch.no_grad():
         return torch.jit.load(str(path))(torch.from_numpy(X)).double().numpy()
 
 
@@ -347,5 +395,5 @@ def _read_sklearn(path: Path, X: np.ndarray, task: str) -> np.ndarray:
 
 
 # How each format's file is read back for the check, with the library that reads it.
-_READERS = {"npz": _read_npz, "torch": _read_torch, "keras": _read_keras, "onnx": _read_onnx,
-            "sklearn": _read_sklearn}
+_READERS = {"npz": _read_npz, "torch": _read_torch, "torchscript": _read_torchscript, "keras": _read_keras,
+            "onnx": _read_onnx, "sklearn": _read_sklearn}

@@ -1,12 +1,16 @@
-"""``python -m fcnn_opt export``: a trained network in NumPy's, PyTorch's, Keras's, ONNX's and
-scikit-learn's own formats, each read back by that library alone and predicting what fcnn_opt's
-network predicts; bad requests are one line, exit 2, nothing written."""
+"""``python -m fcnn_opt export``: a trained network in NumPy's, PyTorch's (``torch.export`` and
+TorchScript), Keras's, ONNX's and scikit-learn's own formats, each read back by that library
+alone and predicting what fcnn_opt's network predicts; bad requests are one line, exit 2,
+nothing written."""
 
 from __future__ import annotations
 
+import sys
+import warnings
+
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import cli_env, run_cli
 
 import fcnn_opt
 
@@ -15,10 +19,19 @@ def _grid() -> np.ndarray:
     return np.stack(np.meshgrid(np.linspace(-3, 3, 101), np.linspace(-3, 3, 101)), axis=-1).reshape(-1, 2)
 
 
-@pytest.mark.parametrize("fmt", ["npz", "torch"])
+def _torchscript_load(path):
+    """``torch.jit.load``, without torch 2.13's DeprecationWarning for it (TorchScript is asked for)."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`torch.jit.load` is deprecated", category=DeprecationWarning)
+        return torch.jit.load(str(path))
+
+
+@pytest.mark.parametrize("fmt", ["npz", "torch", "torchscript"])
 def test_export_round_trips_on_the_grid(small_study, tmp_path, fmt):
     url, study = small_study
-    out = tmp_path / f"best.{'npz' if fmt == 'npz' else 'pt'}"
+    out = tmp_path / f"best.{SUFFIX[fmt]}"
     done = run_cli("export", "--study-name", "small", "--storage", url, "--format", fmt, "--out", out, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"exported  trial {study.best_trial.number}" in done.stdout
@@ -33,14 +46,32 @@ def test_export_round_trips_on_the_grid(small_study, tmp_path, fmt):
 
         from fcnn_opt.search.export import _module_class
 
+        X = torch.from_numpy(_grid().astype(np.float32))
         with torch.no_grad():
-            got = torch.jit.load(str(out))(torch.from_numpy(_grid().astype(np.float32))).double().numpy()
+            net = torch.export.load(str(out)).module() if fmt == "torch" else _torchscript_load(out)
+            got = net(X).double().numpy()
             sizes = [2] + [W.shape[1] for W, _ in model.weights]
             plain = _module_class()(sizes, model.activation, model.task)
             plain.load_state_dict(torch.load(tmp_path / "best.state_dict.pt"))
-            again = plain(torch.from_numpy(_grid().astype(np.float32))).double().numpy()
+            again = plain(X).double().numpy()
         assert np.allclose(again, expected, atol=1e-5)
     assert np.allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["torch", "torchscript"])
+def test_the_pytorch_exports_warn_of_no_deprecation(small_study, tmp_path, fmt):
+    """torch 2.13 deprecates TorchScript: ``--format torch`` does not use it, and
+    ``--format torchscript``, which asks for it by name, is not warned about it."""
+    import subprocess
+
+    url, _ = small_study
+    out = tmp_path / f"best.{SUFFIX[fmt]}"
+    done = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-m", "fcnn_opt", "export",
+                           "--study-name", "small", "--storage", url, "--format", fmt, "--out", str(out)],
+                          cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "DeprecationWarning" not in done.stderr and "torch.jit" not in done.stderr
+    assert out.exists() and (tmp_path / "best.state_dict.pt").exists()
 
 
 @pytest.mark.parametrize("args,message", [
@@ -69,8 +100,8 @@ def test_an_unwritable_path_is_refused(small_study, tmp_path):
 # The exports run through the command line's main() in this process, so TensorFlow is imported
 # once for all the Keras cases; each file is then read back by its own library, not fcnn_opt.
 
-FORMATS = ("npz", "torch", "keras", "onnx", "sklearn")
-SUFFIX = {"npz": "npz", "torch": "pt", "keras": "keras", "onnx": "onnx", "sklearn": "pkl"}
+FORMATS = ("npz", "torch", "torchscript", "keras", "onnx", "sklearn")
+SUFFIX = {"npz": "npz", "torch": "pt2", "torchscript": "pt", "keras": "keras", "onnx": "onnx", "sklearn": "pkl"}
 
 # Two short studies beside the shared multiclass one (``small_study``: 4-class circles).
 TASK_STUDIES = {
@@ -135,11 +166,12 @@ def _read_back(fmt: str, path, X: np.ndarray, task: str) -> np.ndarray:
             e = np.exp(h - h.max(axis=1, keepdims=True))
             return e / e.sum(axis=1, keepdims=True)
         return 1 / (1 + np.exp(-h[:, 0])) if task == "binary" else h[:, 0]
-    if fmt == "torch":
+    if fmt in ("torch", "torchscript"):
         import torch
 
         with torch.no_grad():
-            return torch.jit.load(str(path))(torch.from_numpy(X)).double().numpy()
+            net = torch.export.load(str(path)).module() if fmt == "torch" else _torchscript_load(path)
+            return net(torch.from_numpy(X)).double().numpy()
     if fmt == "keras":
         import keras
 
@@ -211,6 +243,39 @@ def test_a_keras_export_needs_a_keras_file_name(studies, tmp_path, capsys):
     assert "--format keras writes a .keras file; give --out NAME.keras" in stderr
     assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
     assert list(folder.iterdir()) == []
+
+
+def test_a_torch_export_needs_a_pt2_file_name(studies, tmp_path, capsys):
+    url, name = studies["binary"]
+    folder = tmp_path / "out"
+    folder.mkdir()
+    code, stdout, stderr = _export(url, name, "torch", folder / "best.pt", capsys)
+    assert code == 2 and stdout == ""
+    assert "--format torch writes a .pt2 file; give --out NAME.pt2 (not best.pt)" in stderr
+    assert "--format torchscript" in stderr
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_the_torch_export_predicts_any_number_of_rows(studies, tmp_path, capsys, task):
+    """The ``.pt2`` file is a ``torch.export`` ExportedProgram with a dynamic batch dimension."""
+    import torch
+
+    url, name = studies[task]
+    code, _, stderr = _export(url, name, "torch", tmp_path / "best.pt2", capsys)
+    assert code == 0, stderr
+    program = torch.export.load(str(tmp_path / "best.pt2"))
+    assert isinstance(program, torch.export.ExportedProgram)
+    model = fcnn_opt.load_model(url, name)
+    X = _dataset_grid(url, name)
+    net = program.module()
+    for rows in (1, 2, 7, len(X)):
+        with torch.no_grad():
+            got = net(torch.from_numpy(X[:rows])).double().numpy()
+        expected = model.output(X[:rows])
+        assert got.shape == expected.shape, rows
+        assert np.allclose(got, expected, atol=1e-5, rtol=0), (rows, np.abs(got - expected).max())
 
 
 @pytest.mark.parametrize("task,outputs", [("binary", 1), ("multiclass", 3), ("regression", 1)])
