@@ -180,9 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="your own data: draw the response surfaces over these two features (default: the "
                         "two that matter most to each network; the others stay at their medians)")
     p.add_argument("--no-png", action="store_true", help="HTML only")
-    p.add_argument("--surrogate", choices=["auto", "gp", "forest"],
-                   help="add a fitted surrogate's partial dependence, surface with uncertainty and "
-                        "importances with error bars (needs scikit-learn)")
+    p.add_argument("--surrogate", choices=["auto", "gp", "forest", "none"], default="auto",
+                   help="the fitted surrogate behind the partial dependence, the surface with "
+                        "uncertainty and the importances with error bars: auto (default: the better of "
+                        "gp and forest by cross-validation), gp, forest, or none to skip those figures")
     _add_artifact_dir(p)
     p.set_defaults(func=cmd_report)
 
@@ -464,10 +465,10 @@ def cmd_report(args) -> int:
                               style_by=args.style_by, x=args.x, y=args.y, png=not args.no_png,
                               artifact_dir=args.artifact_dir, facts=_estimate_facts(study, args.artifact_dir),
                               features=args.features,
-                              surrogate=args.surrogate)
+                              surrogate=None if args.surrogate == "none" else args.surrogate)
     except PlotError as exc:
         raise UsageError(str(exc)) from None
-    print(f"report    {report.html}")
+    print(f"report    {report.html} ({sum(report.seconds.values()):.1f} s)")
     if report.pngs:
         print(f"figures   {len(report.pngs)} PNG files in {report.out_dir}")
     for title, reason in report.skipped.items():

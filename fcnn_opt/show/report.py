@@ -43,6 +43,7 @@ class Report:
     html: Path
     pngs: list[Path] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # figure title -> reason
+    seconds: dict[str, float] = field(default_factory=dict)  # figure title -> time to compute and draw it
 
 
 @dataclass
@@ -297,6 +298,7 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
         color_by, style_by: hyperparameters of the loss-history overlay.
         x, y: hyperparameters of the hyperparameter response surface (and of the fitted
             surface, with ``surrogate``).
+            The header says what the report cost, naming each figure that took a second or more.
         png: also write the PNGs (matplotlib).
         artifact_dir: the study's artifact folder, where its trials' weights are (default: the
             folder they were written to).
@@ -338,6 +340,7 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
     report = Report(out_dir=out, html=out / REPORT_FILE)
     parts = []
     for i, section in enumerate(sections, start=1):
+        started = time.perf_counter()
         try:
             data = section.build()
         except PlotError as exc:
@@ -345,6 +348,8 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
                 report.skipped[section.title] = str(exc)
                 parts.append((section, _skipped_html(section, str(exc))))
             continue
+        finally:
+            report.seconds[section.title] = time.perf_counter() - started
         fig = section.draw_plotly(data)
         png_name = None
         if png:
@@ -356,8 +361,23 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
                 report.skipped[f"{section.title} (PNG)"] = f"{type(exc).__name__}: {exc}"
                 png_name = None
         parts.append((section, _figure_html(section, fig, png_name)))
-    report.html.write_text(_page(study, parts, facts or {}), encoding="utf-8")
+        report.seconds[section.title] = time.perf_counter() - started
+    facts = {**(facts or {}), **cost_fact(report.seconds)}
+    report.html.write_text(_page(study, parts, facts), encoding="utf-8")
     return report
+
+
+SLOW_PART = 1.0  # seconds: a figure that took longer is named in the report's header
+
+
+def cost_fact(seconds: dict[str, float]) -> dict[str, str]:
+    """The header's line on what the report cost: the total, and each figure that took at least
+    :data:`SLOW_PART` seconds, slowest first (nothing when no figure was slow)."""
+    slow = sorted(((t, title) for title, t in seconds.items() if t >= SLOW_PART), reverse=True)
+    if not slow:
+        return {}
+    parts = "; ".join(f"{title} {t:.1f} s" for t, title in slow)
+    return {"computed in": f"{sum(seconds.values()):.1f} s; the slowest figures: {parts}"}
 
 
 def _figure_html(section: _Section, fig, png_name: str | None) -> str:

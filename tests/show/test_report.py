@@ -60,7 +60,8 @@ def test_report_is_offline_html_with_every_figure_and_its_png(small_study, tmp_p
 
     pngs = sorted(p.name for p in out.glob("*.png"))
     keys = [info.key for info in OPTUNA_FIGURES] + ["loss_histories", "response_best", "response_worst",
-                                                    f"response_trial{extra}", "progress", "fit_best", "hp_surface"]
+                                                    f"response_trial{extra}", "progress", "fit_best", "hp_surface",
+                                                    "surrogate_pd", "surrogate_surface", "importance_uncertainty"]
     assert [name.split("_", 1)[1][:-4] for name in pngs] == keys
     page = (out / "report.html").read_text()
     parser = _Resources()

@@ -212,15 +212,28 @@ def test_report_adds_the_three_sections(small_study, tmp_path):
     assert "pruned left out" in page
 
 
-def test_cli_report_with_surrogate(small_study, tmp_path):
+def test_cli_report_draws_the_surrogate_by_default_and_none_skips_it(small_study, tmp_path):
     url, _ = small_study
-    out = tmp_path / "out"
-    done = run_cli("report", "--study-name", "small", "--storage", url, "--surrogate", "gp", "--out", out,
-                   cwd=tmp_path)
+    done = run_cli("report", "--study-name", "small", "--storage", url, "--out", tmp_path / "default", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "skipped" not in done.stdout
     for key in SURROGATE_KEYS:
-        assert len(list(out.glob(f"*_{key}.png"))) == 1, key
+        assert len(list((tmp_path / "default").glob(f"*_{key}.png"))) == 1, key
+    page = (tmp_path / "default" / "report.html").read_text()
+    assert all(f'<section id="{key}">' in page for key in SURROGATE_KEYS)
+    skipped = run_cli("report", "--study-name", "small", "--storage", url, "--surrogate", "none",
+                      "--out", tmp_path / "none", cwd=tmp_path)
+    assert skipped.returncode == 0, skipped.stderr
+    assert not [key for key in SURROGATE_KEYS if list((tmp_path / "none").glob(f"*_{key}.png"))]
+    assert len(list((tmp_path / "none").glob("*.png"))) == len(list((tmp_path / "default").glob("*.png"))) - 3
+
+
+def test_the_header_names_the_slow_figures():
+    from fcnn_opt.show.report import cost_fact
+
+    assert cost_fact({"Contour": 0.3, "Slice": 0.2}) == {}
+    line = cost_fact({"Contour": 0.3, "Partial dependence": 4.0, "Importances": 2.5})["computed in"]
+    assert line == "6.8 s; the slowest figures: Partial dependence 4.0 s; Importances 2.5 s"
 
 
 @pytest.mark.parametrize("dataset, params", [
