@@ -105,11 +105,12 @@ class PercentileRule:
     def _threshold(self, step: int) -> float:
         import numpy as np
 
-        values = self.values.get(step, [])
-        if len(values) < self.settings.n_min_trials:
+        values = np.array(self.values.get(step, []), dtype=float)
+        # All NaN: NaN, as np.nanpercentile gives, without its warning (as Optuna 5.1 does).
+        if len(values) < self.settings.n_min_trials or np.isnan(values).all():
             return math.nan
         q = 100 - self.settings.percentile if self.maximize else self.settings.percentile
-        return float(np.nanpercentile(np.array(values, dtype=float), q))
+        return float(np.nanpercentile(values, q))
 
 
 class RungRule:

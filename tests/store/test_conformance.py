@@ -8,7 +8,8 @@ distributions, intermediate values, user and system attributes (all but the meas
 ``seconds_per_epoch``). The fast path's studies are then read back by Optuna's own ``optuna``
 command, ``optuna.copy_study`` and optuna-dashboard's HTTP API.
 
-CI runs this file a second time against the oldest Optuna of the tested range (see .ci/run).
+CI runs this file with the whole suite on the newest Optuna of the tested range, then a second
+time on the oldest (see .ci/run).
 """
 
 from __future__ import annotations
