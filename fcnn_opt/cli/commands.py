@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, metavar="R",
                    help="networks per trial, one per seed (seed .. seed+R-1); the trial's value is their "
                         "mean, and its spread is kept (default: the file's [study] repeats, else 1)")
+    p.add_argument("--folds", type=int, metavar="K",
+                   help="cross-validate each trial on K folds of the rows outside the test split (stratified "
+                        "for classification): K networks, the value their mean (default: the file's "
+                        "[dataset] folds, else 1: one validation split)")
     _add_engine(p)
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
     p.add_argument("--workers", type=int, metavar="N",
@@ -251,7 +255,7 @@ def _load_spec(args):
         spec = load_spec(args.config or DEFAULT_CONFIG)
     overrides = {"lib": args.lib, "dataset": args.dataset, "seed": args.seed,
                  "sampler": args.sampler, "pruner": args.pruner, "n_trials": args.n_trials,
-                 "repeats": args.repeats}
+                 "repeats": args.repeats, "folds": args.folds}
     return spec.with_overrides(**overrides)
 
 
@@ -394,9 +398,12 @@ def cmd_best(args) -> int:
         return _print_pareto(study)
     best = study.best_trial
     spread = best.user_attrs.get(f"{study.user_attrs.get('metric', 'val_loss')}_std")
-    value = f"{best.value:.6g}" + (f" ± {spread:.2g} over {best.user_attrs['repeats']['n']} seeds"
-                                   if spread is not None and "repeats" in best.user_attrs else "")
-    print(f"trial {best.number}: value {value} ({study.direction.name.lower()}, validation)")
+    folds = best.user_attrs.get("folds")
+    over = (f"{folds['n']} folds" if folds else f"{best.user_attrs['repeats']['n']} seeds"
+            if "repeats" in best.user_attrs else None)
+    value = f"{best.value:.6g}" + (f" ± {spread:.2g} over {over}" if spread is not None and over else "")
+    where = "cross-validated" if folds else "validation"
+    print(f"trial {best.number}: value {value} ({study.direction.name.lower()}, {where})")
     for key, val in best.params.items():
         print(f"  {key} = {val}")
     if "description" in best.user_attrs:

@@ -31,6 +31,7 @@ from fcnn_opt.search.models import (
     pick_trial,
     single_value,
 )
+from fcnn_opt.search.objective import FOLDS_ATTR, OUT_OF_FOLD
 
 
 @dataclass
@@ -50,6 +51,8 @@ class Evaluation:
     test: dict[str, list[float]] | None
     n_points: dict[str, int] = field(default_factory=dict)
     dataset: dict = field(default_factory=dict)
+    folds: int = 1  # cross-validated: validation is out of fold, and networks are fold by fold
+    averaged: dict[str, float] | None = None  # the test split scored on the mean of every network's output
 
     def summary(self, split: str, name: str) -> str:
         """``"0.0623 ± 0.0041 (3 seeds)"``, ``"0.0623"`` for one network, or ``"-"``."""
@@ -61,10 +64,18 @@ class Evaluation:
 
     def lines(self) -> list[str]:
         count = len(self.seeds)
-        out = [f"trial {self.trial_number} ({self.state.lower()}) of {self.study_name!r}: {count} "
-               f"network{'s' if count > 1 else ''} (seed{'s' if count > 1 else ''} "
-               f"{', '.join(map(str, self.seeds))})"]
-        return out + [f"  {split:<11} {self.scores_text(split)}" for split in ("validation", "test")]
+        if self.folds > 1:
+            head = (f"trial {self.trial_number} ({self.state.lower()}) of {self.study_name!r}: {count} networks "
+                    f"({self.folds} folds x {count // self.folds} seed{'s' if count > self.folds else ''})")
+        else:
+            head = (f"trial {self.trial_number} ({self.state.lower()}) of {self.study_name!r}: {count} "
+                    f"network{'s' if count > 1 else ''} (seed{'s' if count > 1 else ''} "
+                    f"{', '.join(map(str, self.seeds))})")
+        out = [head] + [f"  {split:<11} {self.scores_text(split)}" for split in ("validation", "test")]
+        if self.averaged:
+            scores = ", ".join(f"{name} {value:.5g}" for name, value in self.averaged.items())
+            out.append(f"  {'averaged':<11} {scores}  (test points, the mean of the {count} networks' outputs)")
+        return out
 
     def scores_text(self, split: str) -> str:
         """One split's scores as the command line and the report's header say them, e.g.
@@ -74,6 +85,9 @@ class Evaluation:
                     "which chose this trial, is the only estimate")
         names = ["loss"] + (["accuracy"] if self.validation.get("accuracy") else [])
         what = {"validation": "the split that chose this trial", "test": "held out, never seen by the search"}
+        if self.folds > 1:
+            what["validation"] = ("cross-validated: each scored by the fold network that never trained on it; "
+                                  "the folds chose this trial")
         scores = ", ".join(f"{name} {self.summary(split, name)}" for name in names)
         return f"{scores}  ({self.n_points[split]} points, {what[split]})"
 
@@ -100,31 +114,56 @@ def evaluate(storage, study_name: str, trial: int | None = None, *,
 
 def evaluate_trial(study, chosen, artifact_dir=None) -> Evaluation:
     """:func:`evaluate` for a trial already loaded from ``study``."""
-    from fcnn_opt.store.artifact_files import local_data_args
-    from fcnn_opt.training.backends._base import accuracy, loss
+    from fcnn_opt.store.artifact_files import load_run_array, local_data_args
+    from fcnn_opt.training.folds import pooled_rows
     from fcnn_opt.training.tables import build
 
     args = dataset_args(chosen, study)
     data = build(local_data_args(args, study.user_attrs, artifact_dir))
     repeats = chosen.user_attrs.get("repeats") or {}
     seeds = repeats.get("seeds") or [(chosen.user_attrs.get("config") or {}).get("seed", 0)]
+    folds = chosen.user_attrs.get(FOLDS_ATTR) or {}
+    if folds:
+        seed = (chosen.user_attrs.get("config") or {}).get("seed", 0)
+        seeds = [seed + r for _ in range(folds["n"]) for r in range(folds["repeats"])]
     splits = {"validation": (data.X_val, data.y_val)}
     if data.has_test:
         splits["test"] = (data.X_test, data.y_test)
     scores: dict[str, dict[str, list]] = {name: {"loss": [], "accuracy": []} for name in splits}
+    outputs = []
     for r in range(len(seeds)):
         model = model_of(study, chosen, artifact_dir, repeat=r, raw=False)  # the splits are scaled
         for name, (X, y) in splits.items():
+            if folds and name == "validation":
+                continue  # a fold network trained on most of these rows: see the out-of-fold scores
             out = model.output(X)
-            scores[name]["loss"].append(loss(data.task, out, y))
-            value = accuracy(data.task, out, y)
-            if value is not None:
-                scores[name]["accuracy"].append(value)
+            if name == "test":
+                outputs.append(np.asarray(out, dtype=np.float64))
+            _score(scores[name], data.task, out, y)
+    averaged = None
+    if folds:
+        X_pool, y_pool = pooled_rows(data)
+        splits["validation"] = (X_pool, y_pool)
+        _score(scores["validation"], data.task, load_run_array(chosen, OUT_OF_FOLD, artifact_dir), y_pool)
+        if outputs:
+            mean = {"loss": [], "accuracy": []}
+            _score(mean, data.task, np.mean(outputs, axis=0), data.y_test)
+            averaged = {name: values[0] for name, values in mean.items() if values}
     metric = study.user_attrs.get("metric", "val_loss")
     return Evaluation(study_name=study.study_name, trial_number=chosen.number, state=chosen.state.name,
                       value=single_value(chosen), metric=metric, seeds=list(seeds),
                       validation=scores["validation"], test=scores.get("test"),
-                      n_points={name: len(X) for name, (X, _) in splits.items()}, dataset=args)
+                      n_points={name: len(X) for name, (X, _) in splits.items()}, dataset=args,
+                      folds=folds.get("n", 1), averaged=averaged)
+
+
+def _score(scores: dict[str, list], task: str, out, y) -> None:
+    from fcnn_opt.training.backends._base import accuracy, loss
+
+    scores["loss"].append(loss(task, out, y))
+    value = accuracy(task, out, y)
+    if value is not None:
+        scores["accuracy"].append(value)
 
 
 __all__ = ["Evaluation", "ModelError", "evaluate", "evaluate_trial", "mean_std"]

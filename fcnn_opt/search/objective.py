@@ -148,9 +148,16 @@ class Objective:
 
     def train(self, config, on_epoch) -> TrainResult:
         """Train one trial's network by its own backend (its seed repeats one after another,
-        or together in the population engine; see :mod:`fcnn_opt.training.repeats`). Where the
+        or together in the population engine; see :mod:`fcnn_opt.training.repeats`; with
+        ``[dataset] folds``, one network per fold and seed, in lockstep: see
+        :mod:`fcnn_opt.training.folds`). Where the
         study continues its best trials (``anneal``), the run keeps its state from the last
         epoch before its learning rate starts to fall (its end, when it does not)."""
+        if self.spec.folds > 1:
+            from fcnn_opt.training.folds import train_folds
+
+            return train_folds(self.dataset, self.spec.folds, config, self.spec.repeats, on_epoch=on_epoch,
+                               snapshots=self.snapshots)
         if self.spec.repeats > 1:
             from fcnn_opt.training.repeats import train_repeats
 
@@ -347,6 +354,28 @@ def repeat_attrs(result: TrainResult, metric: str) -> dict[str, Any]:
     return {REPEATS_ATTR: info, f"{metric}_std": _rounded([std])[0]}
 
 
+FOLDS_ATTR = "folds"
+OUT_OF_FOLD = "out_of_fold"  # the run file's array of out-of-fold predictions
+
+
+def fold_attrs(result: TrainResult, spec: StudySpec) -> dict[str, Any]:
+    """Cross-validation as user attributes: ``folds`` (how many, seeds per fold, each fold's
+    final metrics, the mean over its seeds) and ``<metric>_std``, the spread over folds of the
+    trial's value (their mean)."""
+    import numpy as np
+
+    k, per_fold = spec.folds, spec.repeats
+    runs = result.repeats
+    info: dict[str, Any] = {"n": k, "repeats": per_fold}
+    for name in ("val_loss", "val_accuracy"):
+        if getattr(runs[0], name) is not None:
+            finals = [getattr(run, name)[-1] for run in runs]
+            info[name] = _rounded([float(np.mean(finals[i * per_fold:(i + 1) * per_fold])) for i in range(k)])
+    values = [v for v in info[spec.metric] if v is not None]
+    std = float(np.std(values, ddof=1)) if len(values) == k else float("nan")
+    return {FOLDS_ATTR: info, f"{spec.metric}_std": _rounded([std])[0]}
+
+
 def result_attrs(result: TrainResult, spec: StudySpec, artifact_dir: Path | None = None) -> dict[str, Any]:
     """A run's description, histories and weights, as the trial's user attributes: with an
     ``artifact_dir``, the histories and weights go to the trial's run file there and the
@@ -369,7 +398,9 @@ def result_attrs(result: TrainResult, spec: StudySpec, artifact_dir: Path | None
     histories = {"train_loss": _rounded(result.train_loss), "val_loss": _rounded(result.val_loss)}
     if result.val_accuracy is not None:
         histories["val_accuracy"] = _rounded(result.val_accuracy)
-    if result.repeats:
+    if result.out_of_fold is not None:
+        attrs.update(fold_attrs(result, spec))
+    elif result.repeats:
         attrs.update(repeat_attrs(result, spec.metric))
     if artifact_dir is not None:
         from fcnn_opt.store.artifact_files import RUN_FILE_ATTR, save_run
@@ -379,8 +410,9 @@ def result_attrs(result: TrainResult, spec: StudySpec, artifact_dir: Path | None
         if result.state is not None:  # to continue the run later (see Objective.continue_run)
             state = {"weights": result.state.weights, "moments": result.state.moments, "steps": result.state.steps,
                      "epoch": result.state.epoch, "epoch_seconds": result.state.histories["epoch_seconds"]}
+        extra = {OUT_OF_FOLD: result.out_of_fold} if result.out_of_fold is not None else None
         attrs[RUN_FILE_ATTR] = save_run(artifact_dir, result.weights(), histories, repeats=others,
-                                        snapshots=result.snapshots, state=state)
+                                        snapshots=result.snapshots, state=state, arrays=extra)
     else:
         attrs.update(histories, weights=weights_to_json(result.weights()))
     return attrs

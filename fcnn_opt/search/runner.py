@@ -424,11 +424,16 @@ WAIT_FIRST, WAIT_GROWTH = 0.02, 1.25  # seconds, and the factor between pauses, 
 
 def check_engine(spec: StudySpec, batch_trials: int) -> None:
     """Refuse what the population engine cannot train: a learning rate that decays (epochs a
-    resource with ``decay``) is NumPy's one-trial-at-a-time engine's alone."""
+    resource with ``decay``) is NumPy's one-trial-at-a-time engine's alone, and so are
+    cross-validation folds (each with its own training rows)."""
     if batch_trials > 1 and spec.decay_epochs:
         raise StudyError(f"--batch-trials {batch_trials}: the population engine keeps the learning rate "
                          f"constant, and this study lowers it over each trial's last {spec.decay_epochs} epochs "
                          "(epochs.decay). Use --batch-trials 1, or set decay = 0 in [params].epochs.")
+    if batch_trials > 1 and spec.folds > 1:
+        raise StudyError(f"--batch-trials {batch_trials}: the population engine trains every network on one "
+                         f"validation split, and this study cross-validates each trial on {spec.folds} folds "
+                         "([dataset] folds). Use --batch-trials 1 (the folds train side by side), or folds = 1.")
 
 
 def _anneal_start(spec: StudySpec, budget: int, timeout: float | None, batch_trials: int) -> float | None:
@@ -654,12 +659,17 @@ def data_summary(spec: StudySpec, objective: Objective) -> str:
     built-in datasets)."""
     from fcnn_opt.training.tables import is_table
 
+    folds = ""
+    if spec.folds > 1:
+        stratified = ", stratified by class" if objective.dataset.task != "regression" else ""
+        folds = (f"; each trial cross-validated on {spec.folds} folds of the rows outside the test split"
+                 f"{stratified}")
     if not is_table(spec.dataset):
-        return ""
+        return folds[2:]
     data = objective.dataset
     classes = f", classes {', '.join(data.class_names)}" if data.class_names else ""
     return (f"{data.name}: {data.n_rows:,} rows x {data.n_features} features, {data.task} ({data.task_note})"
-            f"{classes}; features standardised on the training split")
+            f"{classes}; features standardised on the training split{folds}")
 
 
 def new_summary(study: optuna.Study, spec: StudySpec, url: str) -> RunSummary:

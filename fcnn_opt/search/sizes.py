@@ -64,12 +64,12 @@ def data_shape(spec: StudySpec, allow_large: bool = False) -> DataShape:
     """The shape of ``spec``'s dataset: from the arguments alone for a built-in dataset (so an
     absurd ``n_points`` is refused before a point is drawn), from the loaded table otherwise."""
     from fcnn_opt.training.datasets import MULTICLASS, _spec, check_arguments
-    from fcnn_opt.training.tables import build, is_table
+    from fcnn_opt.training.tables import build, dataset_args, is_table
 
     if is_table(spec.dataset):
         data = build(spec.dataset, allow_large=allow_large)
         return DataShape(data.n_rows, data.n_features, data.n_outputs, len(data.X_train), len(data.X_val))
-    args = dict(spec.dataset)
+    args = dataset_args(spec.dataset)
     rows = args.get("n_points", 2500)
     n_val, n_test = check_arguments(**args)
     kind = _spec(args["name"])
@@ -84,7 +84,7 @@ def estimate(spec: StudySpec, shape: DataShape, batch_trials: int = 1) -> SizeEs
     params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
     batch = min(int(largest(spec, "batch_size")), shape.train)
     activations = 3 * (batch + shape.val) * sum(widths)
-    members = max(1, batch_trials) * spec.repeats
+    members = max(1, batch_trials) * spec.repeats * spec.folds
     return SizeEstimate(rows, features, widths, members, dataset_bytes=3 * rows * (features + 1) * FLOAT,
                         network_bytes=members * (4 * params + activations) * FLOAT)
 
@@ -126,6 +126,7 @@ def check_sizes(spec: StudySpec, *, batch_trials: int = 1, allow_large: bool = F
         size = estimate(spec, data_shape(spec, allow_large), batch_trials)
     except ValueError as exc:  # a table above the row or column limits
         raise SpaceError(str(exc)) from None
+    check_folds(spec)
     free = available_memory()
     if free is not None and size.total > MEMORY_SHARE * free:
         raise SpaceError(
@@ -134,6 +135,19 @@ def check_sizes(spec: StudySpec, *, batch_trials: int = 1, allow_large: bool = F
             f"{'-'.join(map(str, size.widths))} {_gb(size.network_bytes)}), and this machine has "
             f"{_gb(free)} available; lower units, n_layers, batch_size, n_points, repeats or --batch-trials.")
     return size
+
+
+def check_folds(spec: StudySpec) -> None:
+    """Refuse folds the data cannot make (a class with fewer rows than folds), before any trial."""
+    if spec.folds == 1:
+        return
+    from fcnn_opt.training.folds import FoldError, make_folds
+    from fcnn_opt.training.tables import build
+
+    try:
+        make_folds(build(spec.dataset), spec.folds)
+    except FoldError as exc:
+        raise SpaceError(f"{spec.source}: [dataset].folds: {exc}") from None
 
 
 def _gb(n: float) -> str:

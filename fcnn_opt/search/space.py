@@ -64,7 +64,7 @@ _PARAM_KINDS: dict[str, tuple[str, tuple | None]] = {
 _PARAM_DEFAULTS = {"lib": "numpy", "n_layers": 1, "units": 8, "activation": "relu", "optimizer": "adam",
                    "lr": 0.005, "epochs": 100, "batch_size": 100, "l2": 0.0}
 _DATASET_KEYS = {"name": str, "n_points": int, "noise": float, "val_fraction": float,
-                 "test_fraction": float, "seed": int,
+                 "test_fraction": float, "seed": int, "folds": int,
                  # your own data (fcnn_opt.training.tables): a file or a scikit-learn dataset
                  "path": str, "target": str, "features": list, "task": str, "sklearn": str, "sha256": str}
 _TABLE_KEYS = {"path", "target", "features", "task", "sklearn", "sha256"}
@@ -152,6 +152,11 @@ class StudySpec:
     anneal: float = 0.0
     source: str = "<defaults>"
     train_seed_fixed: bool = field(default=False, repr=False)
+
+    @property
+    def folds(self) -> int:
+        """Cross-validation folds per trial (``[dataset] folds``); 1: one validation split."""
+        return int(self.dataset.get("folds", 1))
 
     @property
     def direction(self) -> str:
@@ -263,7 +268,7 @@ class StudySpec:
     def with_overrides(self, *, lib: str | None = None, dataset: str | None = None,
                        seed: int | None = None, sampler: str | None = None,
                        pruner: str | None = None, n_trials: int | None = None,
-                       repeats: int | None = None) -> StudySpec:
+                       repeats: int | None = None, folds: int | None = None) -> StudySpec:
         """Apply command-line overrides, validated like the file's own values."""
         params, data = dict(self.params), dict(self.dataset)
         changes: dict[str, Any] = {}
@@ -288,7 +293,11 @@ class StudySpec:
         if repeats is not None:
             _check_repeats("--repeats", repeats)
             changes["repeats"] = repeats
-        if (lib is not None and params["lib"].value != "numpy") or (repeats or 1) > 1:
+        if folds is not None:
+            data = {k: v for k, v in data.items() if k != "val_fraction" or folds == 1}
+            data["folds"] = folds
+            _check_folds(data, "--folds")
+        if (lib is not None and params["lib"].value != "numpy") or (repeats or 1) > 1 or (folds or 1) > 1:
             changes["anneal"] = 0.0  # only NumPy continues a run, one network per trial
         if lib is not None and params["lib"].value != "numpy" and params["epochs"].resource_decay:
             params["epochs"] = replace(params["epochs"], resource_decay=0)  # and only NumPy decays the rate
@@ -376,6 +385,7 @@ def _check_dataset(data: dict, where: str, base: Path | None = None) -> str:
         expected = _DATASET_KEYS[key]
         if not _of_type(value, expected):
             raise SpaceError(f"{where}: [dataset].{key} must be {expected.__name__}, got {value!r}.")
+    _check_folds(data, where)
     if tables.is_table(data):
         _check_table(data, where, base)
     elif data.get("name") not in list_datasets():
@@ -386,10 +396,25 @@ def _check_dataset(data: dict, where: str, base: Path | None = None) -> str:
             return tables.build(data).task
         from fcnn_opt.training.datasets import _spec, check_arguments
 
-        check_arguments(**data)  # nothing drawn: sizes are checked before any work (search.sizes)
+        check_arguments(**tables.dataset_args(data))  # nothing drawn: sizes are checked before any work (search.sizes)
         return _spec(data["name"]).task
     except ValueError as exc:
         raise SpaceError(f"{where}: [dataset]: {exc}") from None
+
+
+def _check_folds(data: dict, where: str) -> None:
+    """``[dataset] folds = K``: cross-validation over K folds (see fcnn_opt.training.folds).
+    Absent at 1, so a study without folds keeps its fingerprint."""
+    from fcnn_opt.training.folds import MAX_FOLDS
+
+    folds = data.get("folds", 1)
+    if isinstance(folds, bool) or not isinstance(folds, int) or not 1 <= folds <= MAX_FOLDS:
+        raise SpaceError(f"{where}: [dataset].folds must be a whole number from 1 to {MAX_FOLDS}, got {folds!r}.")
+    if folds == 1:
+        data.pop("folds", None)
+    elif "val_fraction" in data:
+        raise SpaceError(f"{where}: [dataset] takes folds or val_fraction, not both: with {folds} folds each "
+                         "fold in turn is the validation split.")
 
 
 def _check_table(data: dict, where: str, base: Path | None) -> None:
@@ -581,7 +606,7 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
         repeats=study.get("repeats", 1),
         objectives=objectives,
         timeout=float(timeout) if timeout is not None else None,
-        anneal=_parse_anneal(study, params, objectives, source),
+        anneal=_parse_anneal(study, params, objectives, source, dataset.get("folds", 1)),
         source=source,
         train_seed_fixed=train_seed_fixed,
     )
@@ -591,7 +616,7 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
     return spec
 
 
-def _parse_anneal(study: dict, params: dict[str, Param], objectives, source: str) -> float:
+def _parse_anneal(study: dict, params: dict[str, Param], objectives, source: str, folds: int = 1) -> float:
     """``[study] anneal``: the share of a time budget spent continuing the best trials.
 
     It defaults to 0.2 where trials keep a constant rate (``epochs.decay = 0``: continuing
@@ -610,8 +635,8 @@ def _parse_anneal(study: dict, params: dict[str, Param], objectives, source: str
         blocker = "epochs to be a resource: epochs = { max = 400 }"
     elif params["lib"].searched or params["lib"].value != "numpy":
         blocker = "lib = \"numpy\" (the backend that continues a run from its state)"
-    elif study.get("repeats", 1) > 1:
-        blocker = "one network per trial (repeats = 1)"
+    elif study.get("repeats", 1) > 1 or folds > 1:
+        blocker = "one network per trial (repeats = 1, folds = 1)"
     elif objectives:
         blocker = "one objective"
     if blocker is None:

@@ -82,15 +82,20 @@ def write_artifact(folder: str | Path, artifact_id: str, body: bytes) -> None:
 
 
 def save_run(folder: str | Path, weights, histories: dict[str, list], repeats=(),
-             snapshots: dict | None = None, state: dict | None = None) -> dict[str, Any]:
+             snapshots: dict | None = None, state: dict | None = None,
+             arrays: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write a trial's ``[(W, b), ...]`` and its histories (lists with None for a missing
     value) into the artifact folder as one .npz; returns the pointer to keep as the trial's
     :data:`RUN_FILE_ATTR` user attribute. ``state``: the optimiser's state to continue the
     run from (``weights``, ``moments``, ``steps``, ``epoch`` and ``epoch_seconds``, which may be
-    those of an earlier epoch than the run's last; see :func:`load_state`)."""
+    those of an earlier epoch than the run's last; see :func:`load_state`). ``arrays``: more
+    named arrays to keep (a cross-validated trial's out-of-fold predictions; see
+    :func:`load_run_array`)."""
     import numpy as np
 
+    extra = {name: np.asarray(value) for name, value in (arrays or {}).items()}
     arrays = weight_arrays(weights)
+    arrays.update(extra)
     if state is not None:
         arrays.update(weight_arrays(state["weights"], prefix=STATE_PREFIX))
         for i, moment in enumerate(state["moments"]):
@@ -210,6 +215,14 @@ def load_histories(trial, folder: str | Path | None = None) -> dict[str, list]:
     data = _run_file(trial, folder)
     return {name: [None if not np.isfinite(v) else float(v) for v in data[name]]
             for name in HISTORIES if name in data}
+
+
+def load_run_array(trial, name: str, folder: str | Path | None = None):
+    """One more array a trial's run file keeps (``save_run(arrays=...)``), e.g. a
+    cross-validated trial's out-of-fold predictions; None when it keeps none by that name."""
+    if not trial.user_attrs.get(RUN_FILE_ATTR):
+        return None
+    return _run_file(trial, folder).get(name)
 
 
 _CACHE: dict[str, dict] = {}  # artifact id -> arrays: a run file is read once per process

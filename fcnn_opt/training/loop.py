@@ -53,6 +53,8 @@ class TrainResult:
     snapshots: dict[int, Weights] = field(default_factory=dict, repr=False)
     # train(..., keep_state=True): where the run ended, to continue it (see TrainState)
     state: TrainState | None = field(default=None, repr=False)
+    # cross-validation (fcnn_opt.training.folds): each row's prediction by the fold that validated it
+    out_of_fold: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def epochs_run(self) -> int:

@@ -237,6 +237,7 @@ def build(args: dict, allow_large: bool = True) -> Dataset:
     checked once, before it starts (:mod:`fcnn_opt.search.sizes`), so by default nothing is."""
     from fcnn_opt.training.datasets import make_dataset
 
+    args = dataset_args(args)
     if not is_table(args):
         return make_dataset(**args)
     key = _read_key(args)
@@ -254,6 +255,15 @@ def build(args: dict, allow_large: bool = True) -> Dataset:
     return data
 
 
+STUDY_ONLY_KEYS = ("folds",)  # [dataset] keys that say how a study uses the data, not which data
+
+
+def dataset_args(args: dict) -> dict:
+    """``[dataset]`` without the keys that say how a study uses the rows (``folds``): the
+    arguments that build the data."""
+    return {k: v for k, v in args.items() if k not in STUDY_ONLY_KEYS}
+
+
 # The last table read, by its arguments and its file's size and time: checking a study file,
 # sizing the study and training all ask for the same table, which is read (and for a CSV
 # parsed) once. A Dataset is not changed by anyone who uses it.
@@ -268,6 +278,6 @@ def _read_key(args: dict) -> tuple:
     return json.dumps(args, sort_keys=True, default=str), None if stat is None else (stat.st_size, stat.st_mtime_ns)
 
 
-__all__ = ["DataError", "SKLEARN_DATASETS", "build", "check_size", "file_digest", "fold_scaling",
+__all__ = ["DataError", "SKLEARN_DATASETS", "build", "check_size", "dataset_args", "file_digest", "fold_scaling",
            "from_arrays", "from_frame", "is_table", "load_sklearn", "read_table",
            "scaling_attr", "scaling_from_attr", "target_values"]
