@@ -162,6 +162,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_artifact_dir(p)
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("refit", help="train the chosen settings again on every row, average the best, calibrate",
+                       description="Train the best trial's settings (or trial N's, or each of the --top K "
+                                   "best trials') again on every row outside the test split, for the "
+                                   "epochs the trial ran; average the K networks; fit one temperature to "
+                                   "their held-out predictions (classification); store the result with the "
+                                   "study, where load_model, best, evaluate and export find it.")
+    p.add_argument("--study-name", metavar="NAME", required=True)
+    _add_storage(p)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, metavar="N", help="refit this trial's settings")
+    which.add_argument("--top", type=int, metavar="K", default=1,
+                       help="refit each of the K best complete trials and average their outputs (default 1)")
+    _add_artifact_dir(p)
+    p.set_defaults(func=cmd_refit)
+
     p = sub.add_parser("studies", help="the studies in a storage")
     _add_storage(p)
     p.set_defaults(func=cmd_studies)
@@ -205,13 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("export", help="a trained network in another library's format",
-                       description="Write a trial's trained network (the best complete trial by default) "
-                                   "in the chosen format, checked to predict what it predicted in fcnn_opt.")
+                       description="Write a trained network (the study's refit if it has one, else its "
+                                   "best complete trial's) in the chosen format, checked to predict what it "
+                                   "predicted in fcnn_opt.")
     p.add_argument("--study-name", metavar="NAME", required=True)
     _add_storage(p)
     which = p.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, metavar="N", help="this trial number")
-    which.add_argument("--best", action="store_true", help="the best complete trial (the default)")
+    which.add_argument("--best", action="store_true",
+                       help="the best complete trial's own network (the default when the study has no refit)")
     p.add_argument("--format", required=True, choices=("npz", "torch", "torchscript", "keras", "onnx", "sklearn"),
                    help="npz (NumPy arrays), torch (a torch.export .pt2 file, and its state_dict beside it), "
                         "torchscript (TorchScript, which torch 2.13 deprecates, and its state_dict), "
@@ -305,13 +322,43 @@ def cmd_study(args) -> int:
     _check_snapshots(args)
     engine = {"batch_trials": args.batch_trials, "device": args.device, "allow_large": args.allow_large,
               "snapshots": args.snapshots, **_artifact_options(args)}
+    timeout = _search_time(spec, args.timeout)
     if args.workers is not None:
         summary = run_parallel(spec, storage=args.storage, study_name=name, n_workers=args.workers,
-                               timeout=args.timeout, progress=not args.no_progress, **engine)
+                               timeout=timeout, progress=not args.no_progress, **engine)
     else:
         summary = run_study(spec, storage=args.storage, study_name=name,
-                            timeout=args.timeout, progress=not args.no_progress, **engine)
-    return _report(summary, run_summary(summary))
+                            timeout=timeout, progress=not args.no_progress, **engine)
+    code = _report(summary, run_summary(summary))
+    if code == EXIT_OK and spec.refit:
+        code = _refit_after_search(args, spec, name, engine["artifact_dir"])
+    return code
+
+
+REFIT_SHARE = 0.1  # of a time budget, kept for [study] refit after the search
+
+
+def _search_time(spec, given: float | None) -> float | None:
+    """The search's time budget: with ``[study] refit``, a tenth of it is kept for the refit."""
+    budget = given if given is not None else spec.timeout
+    if budget is None or not spec.refit:
+        return given
+    return budget * (1 - REFIT_SHARE)
+
+
+def _refit_after_search(args, spec, name: str, artifact_dir) -> int:
+    """``[study] refit``: refit the best trial (or the k best) once the search has ended."""
+    from fcnn_opt.search.models import ModelError
+    from fcnn_opt.search.refit import refit
+    from fcnn_opt.store.storages import default_url
+
+    try:
+        summary = refit(args.storage or default_url(), name, top=spec.refit, artifact_dir=artifact_dir)
+    except ModelError as exc:
+        print(f"fcnn_opt study: the refit ([study] refit) failed: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print("\n".join(summary.lines()))
+    return EXIT_OK
 
 
 def _report(summary, text: str) -> int:
@@ -387,7 +434,7 @@ def cmd_trials(args) -> int:
 
 
 def cmd_best(args) -> int:
-    from fcnn_opt.search.evaluation import evaluate_trial
+    from fcnn_opt.search.evaluation import evaluate_trial, refit_lines
     from fcnn_opt.search.models import ModelError
 
     study = _load_study(args)
@@ -412,6 +459,10 @@ def cmd_best(args) -> int:
         print("\n".join(evaluate_trial(study, best, args.artifact_dir).lines()[1:]))
     except ModelError as exc:
         print(f"  test        not computed: {exc}")
+    try:
+        print("\n".join(refit_lines(study, args.artifact_dir)))
+    except ModelError as exc:
+        print(f"model       the refit could not be read: {exc}")
     return EXIT_OK
 
 
@@ -438,10 +489,21 @@ def cmd_evaluate(args) -> int:
     try:
         result = evaluate(args.storage or default_url(), args.study_name, args.trial,
                           artifact_dir=args.artifact_dir, allow_partial=args.allow_partial)
+        refitted = [] if args.trial is not None else _refit_lines(args)
     except ModelError as exc:
         raise UsageError(str(exc)) from None
-    print("\n".join(result.lines()))
+    print("\n".join(refitted + result.lines()))
     return EXIT_OK
+
+
+def _refit_lines(args) -> list[str]:
+    """The study's refit scored on its test split (nothing without a refit)."""
+    from fcnn_opt.search.evaluation import refit_lines
+    from fcnn_opt.search.models import load_study, opened_storage
+    from fcnn_opt.store.storages import default_url
+
+    with opened_storage(args.storage or default_url()) as storage:
+        return refit_lines(load_study(storage, args.study_name), args.artifact_dir)
 
 
 def cmd_studies(args) -> int:
@@ -528,12 +590,30 @@ def cmd_export(args) -> int:
 
     try:
         model = load_model(args.storage or default_url(), args.study_name, args.trial,
-                           artifact_dir=args.artifact_dir, allow_partial=args.allow_partial)
+                           artifact_dir=args.artifact_dir, allow_partial=args.allow_partial,
+                           use_refit=not args.best)
         written = export_model(model, args.format, args.out)
     except ModelError as exc:
         raise UsageError(str(exc)) from None
-    print(f"exported  trial {model.trial_number} of {args.study_name!r} ({args.format}): "
-          f"{', '.join(str(p) for p in written)}")
+    which = getattr(model, "description", "") or f"trial {model.trial_number}"
+    print(f"exported  {which} of {args.study_name!r} ({args.format}): {', '.join(str(p) for p in written)}")
+    return EXIT_OK
+
+
+def cmd_refit(args) -> int:
+    from fcnn_opt.search.models import ModelError
+    from fcnn_opt.search.refit import refit
+    from fcnn_opt.store.storages import default_url
+
+    def progress(done, total, trial):
+        print(f"training  trial {trial}'s settings on every row ({done + 1} of {total})", flush=True)
+
+    try:
+        summary = refit(args.storage or default_url(), args.study_name, trial=args.trial, top=args.top,
+                        artifact_dir=args.artifact_dir, progress=progress)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
+    print("\n".join(summary.lines()))
     return EXIT_OK
 
 

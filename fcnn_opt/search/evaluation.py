@@ -166,4 +166,36 @@ def _score(scores: dict[str, list], task: str, out, y) -> None:
         scores["accuracy"].append(value)
 
 
-__all__ = ["Evaluation", "ModelError", "evaluate", "evaluate_trial", "mean_std"]
+def refit_lines(study, artifact_dir=None) -> list[str]:
+    """The study's refit (:mod:`fcnn_opt.search.refit`) scored on the test split, calibrated
+    and not; nothing when the study has no refit."""
+    from fcnn_opt.search.models import REFIT_ATTR, refit_model
+    from fcnn_opt.store.artifact_files import local_data_args
+    from fcnn_opt.training.tables import build
+
+    model = refit_model(study, artifact_dir, raw=False)  # scored on the dataset's scaled arrays
+    if model is None:
+        return []
+    attr = study.user_attrs[REFIT_ATTR]
+    first = next(t for t in study.get_trials(deepcopy=False) if t.number == model.trials[0])
+    data = build(local_data_args(dataset_args(first, study), study.user_attrs, artifact_dir))
+    lines = [f"model       {model.description}"]
+    if not data.has_test:
+        return lines + ["  test        none: the study has no test split ([dataset] test_fraction = 0)"]
+    names = ("loss", "accuracy")
+    calibrated, plain = {"loss": [], "accuracy": []}, {"loss": [], "accuracy": []}
+    _score(calibrated, data.task, model.output(data.X_test), data.y_test)
+    _score(plain, data.task, model.mean_output(data.X_test), data.y_test)
+
+    def text(scores):
+        return ", ".join(f"{name} {scores[name][0]:.5g}" for name in names if scores[name])
+
+    lines.append(f"  test        {text(calibrated)}  ({len(data.X_test)} points, held out, never seen by the "
+                 "search or the refit)")
+    if model.temperature != 1.0:
+        lines.append(f"  uncalibrated {text(plain)}  (temperature {model.temperature:.3g}, fitted on the "
+                     f"{attr.get('calibrated_on')} predictions)")
+    return lines
+
+
+__all__ = ["Evaluation", "ModelError", "evaluate", "evaluate_trial", "mean_std", "refit_lines"]

@@ -45,10 +45,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnn_opt.search.models import ModelError, TrainedModel
+from fcnn_opt.search.models import PROB_EPS, EnsembleModel, ModelError, TrainedModel
 from fcnn_opt.store.artifact_files import weight_arrays, weights_from_arrays
 
 FORMATS = ("npz", "torch", "torchscript", "keras", "onnx", "sklearn")
+ENSEMBLE_FORMATS = ("npz", "torch", "onnx")  # the formats that hold a refit ensemble as one model
 TOLERANCE = 1e-5
 ONNX_OPSET = 17  # supported by every onnxruntime from 1.18 on
 ONNX_IR_VERSION = 8  # the IR version that goes with opset 17
@@ -75,6 +76,12 @@ def export_model(model: TrainedModel, fmt: str, out: str | Path) -> list[Path]:
     """
     if fmt not in FORMATS:
         raise ModelError(f"Unknown format {fmt!r}. Expected one of {', '.join(FORMATS)}.")
+    if isinstance(model, EnsembleModel) and len(model.members) == 1 and model.temperature == 1.0:
+        model = model.members[0]  # one network, as it is: every format holds it
+    if isinstance(model, EnsembleModel) and fmt not in ENSEMBLE_FORMATS:
+        raise ModelError(f"--format {fmt} holds one network, and this model is {model.description} "
+                         f"({len(model.members)} network(s), temperature {model.temperature:.3g}); use "
+                         f"{', '.join(ENSEMBLE_FORMATS)}, or --trial N for one trial's own network.")
     out = Path(out)
     if out.is_dir():
         raise ModelError(f"--out {out} is a folder; give a file name.")
@@ -118,28 +125,42 @@ def _sizes(model: TrainedModel) -> list[int]:
     return [model.weights[0][0].shape[0]] + [W.shape[1] for W, _ in model.weights]
 
 
-def _npz(model: TrainedModel, path: Path) -> list[Path]:
+def _npz(model, path: Path) -> list[Path]:
     with path.open("wb") as fh:
-        np.savez(fh, activation=np.array(model.activation), task=np.array(model.task),
-                 **weight_arrays(model.weights))
+        if isinstance(model, EnsembleModel):  # member i's weights as m{i}_W0, m{i}_b0, ...
+            arrays = {}
+            for i, member in enumerate(model.members):
+                arrays.update(weight_arrays(member.weights, prefix=f"m{i}_"))
+            np.savez(fh, task=np.array(model.task), temperature=np.array(model.temperature),
+                     activations=np.array([m.activation for m in model.members]), **arrays)
+        else:
+            np.savez(fh, activation=np.array(model.activation), task=np.array(model.task),
+                     **weight_arrays(model.weights))
     return [path]
 
 
-def load_npz(path: str | Path) -> TrainedModel:
-    """A model exported with ``--format npz``."""
+def load_npz(path: str | Path):
+    """A model exported with ``--format npz``: a :class:`TrainedModel`, or for a refit ensemble
+    an :class:`~fcnn_opt.search.refit.EnsembleModel` (``activations`` and ``temperature``
+    beside each member's ``m{i}_W0, m{i}_b0, ...``)."""
     with np.load(path) as data:
-        return TrainedModel(weights_from_arrays(data), str(data["activation"]), str(data["task"]),
-                            study_name="", trial_number=-1, value=None)
+        task = str(data["task"])
+        if "activations" not in data:
+            return TrainedModel(weights_from_arrays(data), str(data["activation"]), task,
+                                study_name="", trial_number=-1, value=None)
+        members = [TrainedModel(weights_from_arrays(data, f"m{i}_"), str(activation), task, study_name="",
+                                trial_number=-1, value=None) for i, activation in enumerate(data["activations"])]
+        return EnsembleModel(members, float(data["temperature"]), study_name="", trials=[-1] * len(members))
 
 
 EXAMPLE_ROWS = 8  # the batch torch.export traces with; not 0 or 1, which it would fix as constants
 
 
-def _torch(model: TrainedModel, path: Path) -> list[Path]:
+def _torch(model, path: Path) -> list[Path]:
     import torch
 
-    net = fcnn_module(model)
-    example = torch.zeros(EXAMPLE_ROWS, _sizes(model)[0])
+    net = ensemble_module(model) if isinstance(model, EnsembleModel) else fcnn_module(model)
+    example = torch.zeros(EXAMPLE_ROWS, _n_inputs(model))
     program = torch.export.export(net, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
     torch.export.save(program, str(path))
     return [path, _state_dict(net, path)]
@@ -171,6 +192,38 @@ def _torchscript_asked_for():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated",
                                 category=DeprecationWarning)
         yield torch
+
+
+def _n_inputs(model) -> int:
+    first = model.members[0] if isinstance(model, EnsembleModel) else model
+    return first.weights[0][0].shape[0]
+
+
+def ensemble_module(model: EnsembleModel):
+    """A ``torch.nn.Module`` computing what ``model.output`` computes: the members' mean
+    output, its log-odds divided by the temperature (classification)."""
+    import torch
+
+    class Ensemble(torch.nn.Module):
+        """The mean of the members' outputs, calibrated by one temperature."""
+
+        def __init__(self, members: list, temperature: float, task: str):
+            super().__init__()
+            self.members = torch.nn.ModuleList(members)
+            self.register_buffer("temperature", torch.tensor(float(temperature)))
+            self.calibrated = temperature != 1.0 and task != "regression"
+            self.task = task
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            p = torch.stack([member(x) for member in self.members]).mean(dim=0)
+            if not self.calibrated:
+                return p
+            p = p.clamp(PROB_EPS, 1 - PROB_EPS)
+            if self.task == "binary":
+                return torch.sigmoid((torch.log(p) - torch.log1p(-p)) / self.temperature)
+            return torch.softmax(torch.log(p) / self.temperature, dim=1)
+
+    return Ensemble([fcnn_module(m) for m in model.members], model.temperature, model.task).eval()
 
 
 def fcnn_module(model: TrainedModel):
@@ -254,33 +307,78 @@ def _onnx(model: TrainedModel, path: Path) -> list[Path]:
 ONNX_ACTIVATION = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid"}
 
 
-def onnx_model(model: TrainedModel):
+def _onnx_network(model: TrainedModel, nodes: list, weights: list, prefix: str = "") -> str:
+    """Append one network's nodes (names prefixed) reading ``"X"``; returns the name of its
+    output: probabilities ``(N, 1)`` (binary) or ``(N, k)``, or values ``(N, 1)``."""
+    from onnx import helper, numpy_helper
+
+    h = "X"
+    for i, (W, b) in enumerate(model.weights):
+        weights += [numpy_helper.from_array(np.asarray(W, np.float32), f"{prefix}W{i}"),
+                    numpy_helper.from_array(np.asarray(b, np.float32), f"{prefix}b{i}")]
+        nodes += [helper.make_node("MatMul", [h, f"{prefix}W{i}"], [f"{prefix}matmul{i}"]),
+                  helper.make_node("Add", [f"{prefix}matmul{i}", f"{prefix}b{i}"], [f"{prefix}z{i}"])]
+        h = f"{prefix}z{i}"
+        if i < len(model.weights) - 1:
+            nodes.append(helper.make_node(ONNX_ACTIVATION[model.activation], [h], [f"{prefix}a{i}"]))
+            h = f"{prefix}a{i}"
+    if model.task == "multiclass":
+        nodes.append(helper.make_node("Softmax", [h], [f"{prefix}p"], axis=1))
+        return f"{prefix}p"
+    if model.task == "binary":
+        nodes.append(helper.make_node("Sigmoid", [h], [f"{prefix}p"]))
+        return f"{prefix}p"
+    return h
+
+
+def _onnx_temperature(task: str, temperature: float, p: str, nodes: list, weights: list) -> str:
+    """Nodes dividing the log-odds of probabilities ``p`` by ``temperature``; the new name."""
+    from onnx import helper, numpy_helper
+
+    weights += [numpy_helper.from_array(np.array(PROB_EPS, np.float32), "eps"),
+                numpy_helper.from_array(np.array(1 - PROB_EPS, np.float32), "one_minus_eps"),
+                numpy_helper.from_array(np.array(temperature, np.float32), "temperature")]
+    nodes += [helper.make_node("Clip", [p, "eps", "one_minus_eps"], ["clipped"]),
+              helper.make_node("Log", ["clipped"], ["log_p"])]
+    if task == "binary":
+        weights.append(numpy_helper.from_array(np.array(1.0, np.float32), "one"))
+        nodes += [helper.make_node("Sub", ["one", "clipped"], ["q"]),
+                  helper.make_node("Log", ["q"], ["log_q"]),
+                  helper.make_node("Sub", ["log_p", "log_q"], ["logit"]),
+                  helper.make_node("Div", ["logit", "temperature"], ["scaled"]),
+                  helper.make_node("Sigmoid", ["scaled"], ["calibrated"])]
+    else:
+        nodes += [helper.make_node("Div", ["log_p", "temperature"], ["scaled"]),
+                  helper.make_node("Softmax", ["scaled"], ["calibrated"], axis=1)]
+    return "calibrated"
+
+
+def onnx_model(model):
     """An ONNX ``ModelProto``: input ``"X"`` float32 ``[N, n_inputs]``, output ``"output"`` as
-    ``model.output`` gives it (``(N,)`` for binary and regression, ``(N, k)`` for multiclass)."""
+    ``model.output`` gives it (``(N,)`` for binary and regression, ``(N, k)`` for multiclass);
+    a refit ensemble is one graph: each member, their ``Mean``, the temperature."""
     from onnx import TensorProto, helper, numpy_helper
 
-    nodes, weights, h = [], [], "X"
-    for i, (W, b) in enumerate(model.weights):
-        weights += [numpy_helper.from_array(np.asarray(W, np.float32), f"W{i}"),
-                    numpy_helper.from_array(np.asarray(b, np.float32), f"b{i}")]
-        nodes += [helper.make_node("MatMul", [h, f"W{i}"], [f"matmul{i}"]),
-                  helper.make_node("Add", [f"matmul{i}", f"b{i}"], [f"z{i}"])]
-        h = f"z{i}"
-        if i < len(model.weights) - 1:
-            nodes.append(helper.make_node(ONNX_ACTIVATION[model.activation], [h], [f"a{i}"]))
-            h = f"a{i}"
-    if model.task == "multiclass":
-        nodes.append(helper.make_node("Softmax", [h], ["output"], axis=1))
-        shape = ["N", _sizes(model)[-1]]
+    nodes, weights = [], []
+    if isinstance(model, EnsembleModel):
+        outputs = [_onnx_network(m, nodes, weights, prefix=f"m{i}_") for i, m in enumerate(model.members)]
+        nodes.append(helper.make_node("Mean", outputs, ["mean"]))
+        h = "mean"
+        if model.temperature != 1.0 and model.task != "regression":
+            h = _onnx_temperature(model.task, model.temperature, h, nodes, weights)
+        width = _sizes(model.members[0])[-1]
     else:
-        if model.task == "binary":
-            nodes.append(helper.make_node("Sigmoid", [h], ["p"]))
-            h = "p"
+        h = _onnx_network(model, nodes, weights)
+        width = _sizes(model)[-1]
+    if model.task == "multiclass":
+        nodes.append(helper.make_node("Identity", [h], ["output"]))
+        shape = ["N", width]
+    else:
         weights.append(numpy_helper.from_array(np.array([-1], np.int64), "flat"))
         nodes.append(helper.make_node("Reshape", [h, "flat"], ["output"]))  # (N, 1) -> (N,)
         shape = ["N"]
     graph = helper.make_graph(
-        nodes, "fcnn", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", _sizes(model)[0]])],
+        nodes, "fcnn", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", _n_inputs(model)])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)], initializer=weights)
     proto = helper.make_model(graph, producer_name="fcnn_opt",
                               opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
@@ -337,7 +435,7 @@ def sklearn_estimator(model: TrainedModel):
 def _check(model: TrainedModel, fmt: str, path: Path) -> None:
     """Read the export back and compare its predictions with the model's on a grid (for a
     network of other than two inputs, as many seeded random points in [-4, 4]^d)."""
-    n_inputs = model.weights[0][0].shape[0]
+    n_inputs = _n_inputs(model)
     if n_inputs == 2:
         grid = np.stack(np.meshgrid(np.linspace(-4, 4, 41), np.linspace(-4, 4, 41)), axis=-1).reshape(-1, 2)
     else:

@@ -25,8 +25,31 @@ class ModelError(ValueError):
     """A trial that cannot be loaded as a model; the message says why."""
 
 
+class Predictor:
+    """``predict`` and ``predict_proba`` from a model's ``output`` and ``task``."""
+
+    task: str
+
+    def output(self, X) -> np.ndarray:  # pragma: no cover - every model defines it
+        raise NotImplementedError
+
+    def predict_proba(self, X) -> np.ndarray:
+        if self.task not in (BINARY, MULTICLASS):
+            raise ModelError("predict_proba is for classification; this network regresses (use predict).")
+        out = self.output(X)
+        return np.column_stack([1 - out, out]) if self.task == BINARY else out
+
+    def predict(self, X) -> np.ndarray:
+        out = self.output(X)
+        if self.task == BINARY:
+            return (out > 0.5).astype(int)
+        if self.task == MULTICLASS:
+            return np.argmax(out, axis=1)
+        return out
+
+
 @dataclass
-class TrainedModel:
+class TrainedModel(Predictor):
     """A trained fully connected network in NumPy.
 
     ``predict(X)``: class indices (classification) or values (regression);
@@ -56,50 +79,40 @@ class TrainedModel:
         out = np.asarray(self._net.predict(np.asarray(X, dtype=np.float32)), dtype=np.float64)
         return out.reshape(len(out), -1)[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
 
-    def predict_proba(self, X) -> np.ndarray:
-        if self.task not in (BINARY, MULTICLASS):
-            raise ModelError("predict_proba is for classification; this network regresses (use predict).")
-        out = self.output(X)
-        return np.column_stack([1 - out, out]) if self.task == BINARY else out
-
-    def predict(self, X) -> np.ndarray:
-        out = self.output(X)
-        if self.task == BINARY:
-            return (out > 0.5).astype(int)
-        if self.task == MULTICLASS:
-            return np.argmax(out, axis=1)
-        return out
-
 
 def load_model(storage, study_name: str, trial: int | None = None, *,
-               artifact_dir: str | Path | None = None, allow_partial: bool = False) -> TrainedModel:
-    """The trained network of trial ``trial`` (default: the best) of a stored study.
+               artifact_dir: str | Path | None = None, allow_partial: bool = False, use_refit: bool = True):
+    """The trained network of trial ``trial`` of a stored study; with no ``trial``, the study's
+    refit (:mod:`fcnn_opt.search.refit`: an :class:`~fcnn_opt.search.refit.EnsembleModel`)
+    if it has one, else its best trial's network.
 
     Args:
         storage: a storage URL (as everywhere in fcnn_opt) or an Optuna storage.
         study_name: the study.
-        trial: a trial number; None for the study's best trial.
+        trial: a trial number; None for the study's refit, or its best trial without one.
         artifact_dir: the study's artifact folder, if it moved since the study ran.
         allow_partial: also load a pruned or failed trial's network (as it was when it stopped).
+        use_refit: False: the best trial's own network even when the study has a refit.
 
     Raises:
         ModelError: no such study or trial, a trial that did not complete (without
             ``allow_partial``), or a trial whose weights cannot be found.
     """
     with opened_storage(storage) as opened:
-        return _load(opened, study_name, trial, artifact_dir, allow_partial)
+        return _load(opened, study_name, trial, artifact_dir, allow_partial, use_refit)
 
 
 @contextmanager
-def opened_storage(storage):
-    """``storage`` itself, or the storage a URL names, opened for this block: one opened here
-    is disposed of afterwards, leaving no connection open behind the caller's back."""
+def opened_storage(storage, read_only: bool = True):
+    """``storage`` itself, or the storage a URL names, opened for this block (``read_only``
+    unless told otherwise): one opened here is disposed of afterwards, leaving no connection
+    open behind the caller's back."""
     from fcnn_opt.store.storages import open_storage
 
     if not isinstance(storage, str):
         yield storage
         return
-    storage = open_storage(storage, read_only=True)
+    storage = open_storage(storage, read_only=read_only, heartbeat=False)
     try:
         yield storage
     finally:
@@ -108,9 +121,111 @@ def opened_storage(storage):
             engine.dispose()
 
 
-def _load(storage, study_name: str, trial: int | None, artifact_dir, allow_partial: bool) -> TrainedModel:
+def _load(storage, study_name: str, trial: int | None, artifact_dir, allow_partial: bool, use_refit: bool = True):
     study = load_study(storage, study_name)
+    if trial is None and use_refit:
+        refitted = refit_model(study, artifact_dir)
+        if refitted is not None:
+            return refitted
     return model_of(study, pick_trial(study, trial, allow_partial), artifact_dir)
+
+
+REFIT_ATTR = "refit"  # the study's user attribute that describes its refit (fcnn_opt.search.refit)
+PROB_EPS = 1e-7  # probabilities are kept this far from 0 and 1 before their log-odds are taken
+
+
+@dataclass
+class EnsembleModel(Predictor):
+    """The mean output of several networks, calibrated by one temperature (classification).
+
+    With one member and ``temperature`` 1 it computes exactly what that member computes.
+    ``trials`` are the trials whose settings the members were trained with, best first.
+    """
+
+    members: list[TrainedModel]
+    temperature: float
+    study_name: str
+    trials: list[int]
+    rows: int = 0  # the rows the members trained on
+    value: float | None = None  # the best chosen trial's value (the search's estimate)
+    description: str = ""
+
+    @property
+    def task(self) -> str:
+        return self.members[0].task
+
+    @property
+    def trial_number(self) -> int:
+        return self.trials[0]
+
+    @property
+    def input_scaling(self):
+        return self.members[0].input_scaling
+
+    @property
+    def config(self) -> dict:
+        return self.members[0].config
+
+    def mean_output(self, X) -> np.ndarray:
+        """The members' mean output, before the temperature."""
+        return np.mean([member.output(X) for member in self.members], axis=0)
+
+    def output(self, X) -> np.ndarray:
+        return apply_temperature(self.task, self.mean_output(X), self.temperature)
+
+
+def apply_temperature(task: str, p: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities ``p`` (binary: of class 1, ``(n,)``; multiclass ``(n, k)``) with their
+    log-odds divided by ``temperature``; values (regression) as they are."""
+    if task not in (BINARY, MULTICLASS) or temperature == 1.0:
+        return p
+    p = np.clip(np.asarray(p, dtype=np.float64), PROB_EPS, 1 - PROB_EPS)
+    if task == BINARY:
+        return 1.0 / (1.0 + np.exp(-(np.log(p) - np.log1p(-p)) / temperature))
+    z = np.log(p) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def refit_model(study, artifact_dir=None, raw: bool = True) -> EnsembleModel | None:
+    """The study's stored refit (see :func:`refit`) as a model; None when it has none."""
+    from fcnn_opt.store.artifact_files import (
+        RUN_FILE_ATTR,
+        WeightsNotFound,
+        read_run_file,
+        repeat_prefix,
+        weights_from_arrays,
+    )
+    from fcnn_opt.training.tables import fold_scaling, scaling_from_attr
+
+    attr = study.user_attrs.get(REFIT_ATTR)
+    if not attr:
+        return None
+    try:
+        arrays = read_run_file(attr[RUN_FILE_ATTR], artifact_dir, f"Study {study.study_name!r}'s refit")
+    except WeightsNotFound as exc:
+        raise ModelError(str(exc)) from None
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    first = trials[attr["trials"][0]]
+    scaling = first.user_attrs.get("scaling")
+    members = []
+    for i, (number, activation) in enumerate(zip(attr["trials"], attr["activations"], strict=True)):
+        weights = weights_from_arrays(arrays, repeat_prefix(i))
+        input_scaling = None
+        if raw and scaling:
+            input_scaling, target_scaling = scaling_from_attr(scaling)
+            weights = fold_scaling(weights, input_scaling, target_scaling)
+        trial = trials[number]
+        members.append(TrainedModel(weights=weights, activation=activation, task=_task_of(trial, study),
+                                    study_name=study.study_name, trial_number=number, value=trial.value,
+                                    config=trial.user_attrs.get("config") or {}, input_scaling=input_scaling))
+    what = (f"the refit of trial {attr['trials'][0]}" if len(members) == 1
+            else f"the refit ensemble of trials {', '.join(map(str, attr['trials']))}")
+    return EnsembleModel(members=members, temperature=float(attr.get("temperature", 1.0)),
+                         study_name=study.study_name, trials=list(attr["trials"]), rows=int(attr.get("rows", 0)),
+                         value=first.value, description=f"{what}, trained on all {attr.get('rows', 0):,} rows "
+                                                        "outside the test split")
 
 
 def load_study(storage, study_name: str):

@@ -71,12 +71,13 @@ _TABLE_KEYS = {"path", "target", "features", "task", "sklearn", "sha256"}
 _BUILTIN_ONLY = {"name", "n_points", "noise"}
 _STUDY_KEYS = {"name": str, "sampler": str, "pruner": str, "metric": str, "n_trials": int,
                "seed": int, "description": str, "repeats": int, "objectives": list, "timeout": float,
-               "anneal": float}
+               "anneal": float, "refit": object}
 # epochs = { max = ..., min = ... }: epochs as a resource that successive halving spends
 _RESOURCE_KEYS = {"max", "min", "decay"}
 RUNG_FACTOR = 3  # successive halving keeps the best third of the trials at each rung
 DEFAULT_ANNEAL = 0.2  # the share of a time budget spent continuing the best constant-rate trials
 MAX_REPEATS = 100
+MAX_REFIT = 20  # [study] refit = { top = K }: at most this many trials averaged
 _RANGE_KEYS = {"low", "high", "log", "step", "per_layer"}
 _CHOICE_KEYS = {"choices", "per_layer"}
 MAX_LAYERS = 8
@@ -150,6 +151,9 @@ class StudySpec:
     # share of a time budget kept to continue the best trials with a decaying learning rate
     # (epochs as a resource only; see fcnn_opt.search.anneal); 0 turns it off
     anneal: float = 0.0
+    # refit the best trial (1) or the k best, averaged (k), on every row once the search ends;
+    # 0: no refit (see fcnn_opt.search.refit). Not part of the fingerprint: trials are the same.
+    refit: int = 0
     source: str = "<defaults>"
     train_seed_fixed: bool = field(default=False, repr=False)
 
@@ -262,6 +266,8 @@ class StudySpec:
             study["timeout"] = self.timeout
         if self.epoch_range is not None:
             study["anneal"] = self.anneal
+        if self.refit:
+            study["refit"] = {"top": self.refit}
         return {"study": study, "dataset": dict(self.dataset),
                 "params": {name: p.to_toml() for name, p in self.params.items()}}
 
@@ -560,7 +566,7 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
     for key, value in study.items():
         if key not in _STUDY_KEYS:
             raise SpaceError(f"{source}: unknown key [study].{key}. Valid keys: {', '.join(_STUDY_KEYS)}.")
-        if not _of_type(value, _STUDY_KEYS[key]):
+        if _STUDY_KEYS[key] is not object and not _of_type(value, _STUDY_KEYS[key]):  # object: checked below
             raise SpaceError(f"{source}: [study].{key} must be {_STUDY_KEYS[key].__name__}, got {value!r}.")
     _check_choice(f"{source}: [study].sampler", study.get("sampler", "tpe"), SAMPLERS)
     _check_choice(f"{source}: [study].pruner", study.get("pruner", "median"), PRUNERS)
@@ -607,6 +613,7 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
         objectives=objectives,
         timeout=float(timeout) if timeout is not None else None,
         anneal=_parse_anneal(study, params, objectives, source, dataset.get("folds", 1)),
+        refit=_parse_refit(study.get("refit", False), f"{source}: [study].refit", objectives),
         source=source,
         train_seed_fixed=train_seed_fixed,
     )
@@ -614,6 +621,22 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
         spec.grid()
     _check_multi(spec, f"{source}: [study]", pruner_given="pruner" in study)
     return spec
+
+
+def _parse_refit(value, where: str, objectives=()) -> int:
+    """``[study] refit``: ``true`` (the best trial), ``{ top = k }`` (the k best, averaged) or
+    ``false``; how many trials to refit (0: none)."""
+    if isinstance(value, bool):
+        top = int(value)
+    elif isinstance(value, dict) and set(value) <= {"top"} and isinstance(value.get("top"), int) \
+            and not isinstance(value.get("top"), bool) and 1 <= value["top"] <= MAX_REFIT:
+        top = value["top"]
+    else:
+        raise SpaceError(f"{where} must be true, false or {{ top = K }} with K from 1 to {MAX_REFIT}, got {value!r}.")
+    if top and objectives:
+        raise SpaceError(f"{where}: a study with several objectives has no single best trial to refit; "
+                         "refit one of its Pareto set with `python -m fcnn_opt refit --trial N`.")
+    return top
 
 
 def _parse_anneal(study: dict, params: dict[str, Param], objectives, source: str, folds: int = 1) -> float:

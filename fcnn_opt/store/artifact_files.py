@@ -230,12 +230,18 @@ _CACHE_SIZE = 4096
 
 
 def _run_file(trial, folder) -> dict:
-    import numpy as np
-
     pointer = trial.user_attrs.get(RUN_FILE_ATTR)
     if not pointer:
         raise WeightsNotFound(f"Trial {trial.number} stores no weights ({trial.state.name}); only trials "
                               "trained by fcnn_opt's Objective have them.")
+    return read_run_file(pointer, folder, f"Trial {trial.number}'s")
+
+
+def read_run_file(pointer: dict, folder: str | Path | None = None, whose: str = "The") -> dict:
+    """The arrays of the run file ``pointer`` names (as :func:`save_run` returned it), looked
+    for in ``folder``, then where it was written, then ``$FCNN_OPT_ARTIFACTS``."""
+    import numpy as np
+
     artifact_id = pointer["artifact_id"]
     if artifact_id in _CACHE:
         return _CACHE[artifact_id]
@@ -252,7 +258,7 @@ def _run_file(trial, folder) -> dict:
             _CACHE.clear()
         _CACHE[artifact_id] = data
         return data
-    raise WeightsNotFound(f"Trial {trial.number}'s run file ({artifact_id}) was not found in "
+    raise WeightsNotFound(f"{whose} run file ({artifact_id}) was not found in "
                           f"{', '.join(tried) or 'any artifact folder'}; give the study's artifact folder "
                           f"(--artifact-dir, or ${ARTIFACTS_ENV}).")
 

@@ -1,0 +1,218 @@
+"""The model a study hands over: the chosen settings trained again on every row, averaged
+over the best few, and calibrated.
+
+    python -m fcnn_opt refit --study-name digits            # the best trial
+    python -m fcnn_opt refit --study-name digits --top 5    # an ensemble of the 5 best
+
+A trial's own network trained on the training split only (64 % of the rows with a 20 %
+test split and 20 % validation), and with cross-validation on one fold's share. The search
+has done its job once it has chosen the settings; here they are trained again on every row
+outside the test split (training and validation together), for the epochs the trial ran
+(its whole schedule, the learning rate's decay included), with the trial's own seed.
+
+``top = k`` refits the k best complete trials and averages their outputs (the class
+probabilities, or the values): the cheapest large gain in log loss when many good trials
+are at hand. For classification one temperature ``T`` is then fitted to the chosen trials'
+held-out predictions (out of fold with ``[dataset] folds``, the validation split otherwise;
+never the test split) by minimising their log loss: probabilities ``p`` become
+``softmax(log p / T)`` (binary: ``sigmoid(logit(p) / T)``). ``T > 1`` softens an
+overconfident model, ``T < 1`` sharpens a timid one.
+
+The refit is stored with the study: its networks in one run file in the study's artifact
+folder, and what it is (trials, epochs, rows, temperature, log loss before and after) in the
+study's user attribute ``refit``. :func:`fcnn_opt.load_model`, ``best``, ``evaluate`` and
+``export`` use it when there is one and no ``--trial`` is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcnn_opt.search.models import (
+    REFIT_ATTR,
+    EnsembleModel,
+    ModelError,
+    apply_temperature,
+    dataset_args,
+    load_study,
+    opened_storage,
+    refit_model,
+)
+from fcnn_opt.search.space import MAX_REFIT as MAX_TOP
+from fcnn_opt.training.datasets import BINARY, MULTICLASS
+
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+
+
+def fit_temperature(task: str, p: np.ndarray, y: np.ndarray) -> float:
+    """The temperature that minimises the log loss of held-out probabilities ``p`` for labels
+    ``y`` (1 for regression)."""
+    if task not in (BINARY, MULTICLASS):
+        return 1.0
+    from scipy.optimize import minimize_scalar
+
+    from fcnn_opt.training.backends._base import loss
+
+    found = minimize_scalar(lambda t: loss(task, apply_temperature(task, p, t), y), bounds=TEMPERATURE_BOUNDS,
+                            method="bounded", options={"xatol": 1e-4})
+    best = float(found.x)
+    # keep 1 unless the fit is really better (a flat optimum wanders)
+    return best if loss(task, apply_temperature(task, p, best), y) < loss(task, p, y) - 1e-9 else 1.0
+
+
+@dataclass
+class RefitSummary:
+    """What :func:`refit` did, for the command line and the study's attribute."""
+
+    study_name: str
+    trials: list[int]
+    epochs: list[int]
+    rows: int
+    temperature: float
+    calibrated_on: str  # "out-of-fold", "validation" or "" (regression)
+    loss_before: float | None
+    loss_after: float | None
+    seconds: float
+    attr: dict[str, Any] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        which = (f"trial {self.trials[0]}" if len(self.trials) == 1
+                 else f"an ensemble of trials {', '.join(map(str, self.trials))}")
+        out = [f"refit     {which}: trained on all {self.rows:,} rows outside the test split "
+               f"({', '.join(map(str, self.epochs))} epochs) in {self.seconds:.1f} s"]
+        if self.calibrated_on:
+            out.append(f"calibrated temperature {self.temperature:.3g}, fitted on the {self.calibrated_on} predictions: "
+                       f"log loss {self.loss_before:.5g} -> {self.loss_after:.5g}")
+        out.append("model     load_model, best, evaluate and export use it now (--trial N: a trial's own network)")
+        return out
+
+
+def choose_trials(study, trial: int | None, top: int) -> list:
+    """Trial ``trial``, or the ``top`` best complete trials of ``study``, best first."""
+    from fcnn_opt.search.models import pick_trial
+
+    if trial is not None:
+        return [pick_trial(study, trial)]
+    if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= MAX_TOP:
+        raise ModelError(f"--top must be a whole number from 1 to {MAX_TOP}, got {top!r}.")
+    if len(study.directions) > 1:
+        raise ModelError(f"Study {study.study_name!r} has several objectives, so no single best trial; "
+                         "refit one of its Pareto set with --trial N.")
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.value is not None]
+    if not complete:
+        raise ModelError(f"Study {study.study_name!r} has no complete trial yet.")
+    maximize = study.direction.name == "MAXIMIZE"
+    return sorted(complete, key=lambda t: (-t.value if maximize else t.value, t.number))[:top]
+
+
+def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1,
+          artifact_dir: str | Path | None = None, progress=None) -> RefitSummary:
+    """Refit trial ``trial`` (None: the ``top`` best) of a stored study on every row outside its
+    test split, calibrate it, and store it with the study (see the module's docstring).
+
+    Raises:
+        ModelError: no such study or trial, a trial without its stored settings or data, or
+            settings that cannot be trained here.
+    """
+    import time
+
+    from fcnn_opt.store.artifact_files import RUN_FILE_ATTR, save_run
+    from fcnn_opt.store.artifact_files import artifact_dir as default_folder
+
+    started = time.perf_counter()
+    with opened_storage(storage, read_only=False) as opened:
+        study = load_study(opened, study_name)
+        chosen = choose_trials(study, trial, top)
+        data = _data_of(study, chosen[0], artifact_dir)
+        networks, epochs = [], []
+        for number, t in enumerate(chosen):
+            if progress is not None:
+                progress(number, len(chosen), t.number)
+            trained = _train_on_every_row(t, data)
+            networks.append(trained.weights())
+            epochs.append(trained.epochs_run)
+        held_out, y, source = _held_out_predictions(study, chosen, data, artifact_dir)
+        temperature, before, after = 1.0, None, None
+        if source:
+            from fcnn_opt.training.backends._base import loss
+
+            temperature = fit_temperature(data.task, held_out, y)
+            before = loss(data.task, held_out, y)
+            after = loss(data.task, apply_temperature(data.task, held_out, temperature), y)
+        pointer = chosen[0].user_attrs.get(RUN_FILE_ATTR) or {}
+        folder = Path(artifact_dir or pointer.get("folder") or default_folder(storage if isinstance(storage, str)
+                                                                              else None))
+        run_file = save_run(folder, networks[0], {}, repeats=networks[1:])
+        rows = len(data.X_train) + len(data.X_val)
+        attr = {"trials": [t.number for t in chosen], "epochs": epochs, "rows": rows,
+                "temperature": temperature, "calibrated_on": source,
+                "loss_before": before, "loss_after": after,
+                "activations": [(t.user_attrs.get("config") or {}).get("activation", "relu") for t in chosen],
+                RUN_FILE_ATTR: run_file}
+        study.set_user_attr(REFIT_ATTR, attr)
+    return RefitSummary(study_name, attr["trials"], epochs, rows, temperature, source, before, after,
+                        time.perf_counter() - started, attr)
+
+
+def _data_of(study, trial, artifact_dir):
+    from fcnn_opt.store.artifact_files import local_data_args
+    from fcnn_opt.training.tables import build
+
+    return build(local_data_args(dataset_args(trial, study), study.user_attrs, artifact_dir))
+
+
+def _train_on_every_row(trial, data):
+    """The trial's settings trained on the training and validation rows together, for the
+    epochs of its own run (and its schedule); the loop's validation metrics are measured on
+    those same rows (nothing is held out here: the search already chose)."""
+    from fcnn_opt.training.config import TrainConfig
+    from fcnn_opt.training.folds import pooled_rows
+    from fcnn_opt.training.loop import train
+
+    stored = trial.user_attrs.get("config")
+    if not stored:
+        raise ModelError(f"Trial {trial.number} stores no settings to refit (a study written before 0.1.0?).")
+    config = TrainConfig.from_dict(stored)
+    X, y = pooled_rows(data)
+    every_row = dataclasses.replace(data, X_train=X, y_train=y, X_val=X, y_val=y)
+    try:
+        return train(every_row, config)
+    except (ValueError, ImportError) as exc:
+        raise ModelError(f"Trial {trial.number} cannot be refit here: {exc}") from None
+
+
+def _held_out_predictions(study, chosen, data, artifact_dir) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """The chosen trials' mean prediction of rows none of their networks trained on, with the
+    labels, and where they come from: out of fold when every chosen trial was cross-validated,
+    else the validation split (each trial's own network). Nothing for regression."""
+    from fcnn_opt.search.models import model_of
+    from fcnn_opt.search.objective import OUT_OF_FOLD
+    from fcnn_opt.store.artifact_files import WeightsNotFound, load_run_array
+    from fcnn_opt.training.folds import pooled_rows
+
+    if data.task not in (BINARY, MULTICLASS):
+        return None, None, ""
+    try:
+        folds = [load_run_array(t, OUT_OF_FOLD, artifact_dir) for t in chosen]
+        if all(f is not None for f in folds):
+            p = np.mean([_as_output(data.task, f) for f in folds], axis=0)
+            return p, pooled_rows(data)[1], "out-of-fold"
+        p = np.mean([model_of(study, t, artifact_dir, raw=False).output(data.X_val) for t in chosen], axis=0)
+    except WeightsNotFound as exc:
+        raise ModelError(str(exc)) from None
+    return p, data.y_val, "validation"
+
+
+def _as_output(task: str, predictions: np.ndarray) -> np.ndarray:
+    """Stored predictions ``(n, outputs)`` in the shape ``output`` gives: ``(n,)`` for binary."""
+    predictions = np.asarray(predictions, dtype=np.float64)
+    return predictions[:, 0] if task == BINARY and predictions.ndim == 2 else predictions
+
+
+__all__ = ["EnsembleModel", "REFIT_ATTR", "RefitSummary", "apply_temperature", "choose_trials",
+           "fit_temperature", "refit", "refit_model"]

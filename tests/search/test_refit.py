@@ -1,0 +1,163 @@
+"""The model a study hands over: refit on every row outside the test split, an ensemble of the
+best trials, one calibrating temperature, and each of them exported as one model."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import optuna
+import pytest
+from conftest import run_cli, write_toml
+
+import fcnn_opt
+from fcnn_opt.search.refit import (
+    EnsembleModel,
+    apply_temperature,
+    fit_temperature,
+    refit,
+    refit_model,
+)
+from fcnn_opt.training.backends._base import loss
+
+STUDY = """
+[study]
+name = "table"
+sampler = "random"
+pruner = "none"
+n_trials = 5
+seed = 3
+{refit}
+[dataset]
+sklearn = "{table}"
+test_fraction = 0.2
+{folds}
+[params]
+epochs = 8
+units = [4, 8]
+lr = {{ low = 3e-3, high = 3e-2, log = true }}
+"""
+
+
+def run_study(tmp_path, table="breast_cancer", folds="folds = 3", refit_line="", name="s"):
+    url = f"sqlite:///{tmp_path / f'{name}.db'}"
+    config = write_toml(tmp_path / f"{name}.toml", STUDY.format(table=table, folds=folds, refit=refit_line))
+    done = run_cli("study", "--config", config, "--storage", url, "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    return url, done
+
+
+@pytest.fixture(scope="module")
+def cv_study(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("refit")
+    url, _ = run_study(tmp_path)
+    return tmp_path, url
+
+
+def test_the_refit_network_is_the_trial_trained_on_every_row_outside_the_test_split(cv_study):
+    from fcnn_opt.training.config import TrainConfig
+    from fcnn_opt.training.folds import pooled_rows
+    from fcnn_opt.training.loop import train
+    from fcnn_opt.training.tables import load_sklearn
+
+    _, url = cv_study
+    summary = refit(url, "table", trial=2)
+    data = load_sklearn("breast_cancer", test_fraction=0.2)
+    X, y = pooled_rows(data)
+    assert summary.rows == len(X) == len(data.X_train) + len(data.X_val) and summary.trials == [2]
+    study = optuna.load_study(study_name="table", storage=url)
+    trial = study.trials[2]
+    config = TrainConfig.from_dict(trial.user_attrs["config"])
+    alone = train(dataclasses.replace(data, X_train=X, y_train=y, X_val=X, y_val=y), config)
+    assert summary.epochs == [config.epochs]
+    model = refit_model(study, raw=False)
+    assert isinstance(model, EnsembleModel) and len(model.members) == 1
+    for (W, b), (W2, b2) in zip(model.members[0].weights, alone.weights(), strict=True):
+        np.testing.assert_allclose(W, W2, atol=1e-6)
+        np.testing.assert_allclose(b, b2, atol=1e-6)
+    # Not the trial's own network, which trained on the training folds only.
+    own = fcnn_opt.load_model(url, "table", trial=2)
+    assert not np.allclose(own.weights[0][0], model.members[0].weights[0][0])
+
+
+def test_an_ensemble_predicts_the_mean_of_its_members_calibrated_on_out_of_fold_rows(cv_study):
+    _, url = cv_study
+    summary = refit(url, "table", top=3)
+    study = optuna.load_study(study_name="table", storage=url)
+    best_three = sorted((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: (t.value, t.number))[:3]
+    assert summary.trials == [t.number for t in best_three] and summary.calibrated_on == "out-of-fold"
+    model = fcnn_opt.load_model(url, "table")  # the refit, by default
+    assert isinstance(model, EnsembleModel) and model.trials == summary.trials
+    mean, std = model.input_scaling
+    X = mean + std * np.random.default_rng(0).normal(size=(50, 30))
+    mean = np.mean([member.output(X) for member in model.members], axis=0)
+    np.testing.assert_allclose(model.mean_output(X), mean, rtol=1e-12)
+    np.testing.assert_allclose(model.output(X), apply_temperature("binary", mean, summary.temperature), rtol=1e-12)
+    assert summary.loss_after <= summary.loss_before
+    # --trial N (and use_refit=False) still give a trial's own network
+    assert fcnn_opt.load_model(url, "table", trial=0).trial_number == 0
+    assert fcnn_opt.load_model(url, "table", use_refit=False).trial_number == study.best_trial.number
+
+
+def test_calibration_lowers_the_log_loss_of_an_overconfident_model():
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(0.05, 0.95, size=4000)
+    y = (rng.uniform(size=4000) < truth).astype(np.float32)
+    logit = np.log(truth) - np.log1p(-truth)
+    overconfident = 1 / (1 + np.exp(-3 * logit))  # three times too sure
+    temperature = fit_temperature("binary", overconfident, y)
+    assert temperature == pytest.approx(3, rel=0.15)
+    assert loss("binary", apply_temperature("binary", overconfident, temperature), y) < loss("binary", overconfident, y) - 0.05
+    three = np.stack([truth ** 4, (1 - truth) ** 4, np.full_like(truth, 0.01)], axis=1)
+    three /= three.sum(axis=1, keepdims=True)
+    labels = np.where(y > 0, 0, 1)
+    t = fit_temperature("multiclass", three, labels)
+    assert t > 1 and loss("multiclass", apply_temperature("multiclass", three, t), labels) < loss("multiclass", three, labels)
+    assert fit_temperature("regression", truth, truth) == 1.0
+
+
+@pytest.mark.parametrize("fmt, suffix", [("npz", ".npz"), ("torch", ".pt2"), ("onnx", ".onnx")])
+def test_every_format_that_holds_an_ensemble_reads_it_back(tmp_path, fmt, suffix):
+    """Multiclass (wine), 3 members and a temperature: one file, read back by its own library."""
+    url, _ = run_study(tmp_path, table="wine", folds="folds = 3", name="wine")
+    refit(url, "table", top=3)
+    model = fcnn_opt.load_model(url, "table")
+    assert len(model.members) == 3 and model.temperature != 1.0
+    out = tmp_path / f"ensemble{suffix}"
+    done = run_cli("export", "--study-name", "table", "--storage", url, "--format", fmt, "--out", out, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "the refit ensemble of trials" in done.stdout
+    mean, std = model.input_scaling
+    X = (mean + std * np.random.default_rng(2).normal(size=(40, 13))).astype(np.float32)
+    if fmt == "npz":
+        from fcnn_opt.search.export import load_npz
+
+        got = load_npz(out).output(X)
+    elif fmt == "torch":
+        import torch
+
+        got = torch.export.load(str(out)).module()(torch.from_numpy(X)).detach().double().numpy()
+    else:
+        import onnxruntime
+
+        got = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"X": X})[0]
+    np.testing.assert_allclose(got, model.output(X), atol=1e-5)  # raw inputs, as load_model's model takes
+    refused = run_cli("export", "--study-name", "table", "--storage", url, "--format", "sklearn", "--out",
+                      tmp_path / "e.pkl", cwd=tmp_path)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "holds one network" in refused.stderr and "use npz, torch, onnx" in refused.stderr
+
+
+def test_a_study_file_asks_for_the_refit_and_every_command_uses_it(tmp_path):
+    url, done = run_study(tmp_path, folds="", refit_line="refit = { top = 2 }", name="r")
+    assert "refit     an ensemble of trials" in done.stdout
+    assert "calibrated temperature" in done.stdout and "fitted on the validation predictions" in done.stdout
+    best = run_cli("best", "--study-name", "table", "--storage", url, cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+    assert "model       the refit ensemble of trials" in best.stdout and "never seen by the search or the refit" in best.stdout
+    evaluated = run_cli("evaluate", "--study-name", "table", "--storage", url, cwd=tmp_path)
+    assert evaluated.returncode == 0 and "uncalibrated" in evaluated.stdout
+    own = run_cli("evaluate", "--study-name", "table", "--storage", url, "--trial", 0, cwd=tmp_path)
+    assert own.returncode == 0 and "model " not in own.stdout and own.stdout.startswith("trial 0")
+    bad = run_cli("refit", "--study-name", "table", "--storage", url, "--top", 0, cwd=tmp_path)
+    assert bad.returncode == 2 and "--top must be a whole number from 1 to 20" in bad.stderr
