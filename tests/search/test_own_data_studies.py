@@ -200,3 +200,19 @@ def test_a_regression_on_scikit_learns_diabetes_is_scored_in_its_own_units(tmp_p
     rmse = np.sqrt(np.mean((fit.predicted - fit.true) ** 2))
     test_loss = fcnn_opt.evaluate(url, "d").test["loss"][0]  # MSE on the standardised target
     assert rmse == pytest.approx(np.sqrt(test_loss) * t_std, rel=1e-4)
+
+
+def test_the_shipped_digits_study_cross_validates_and_hands_over_a_refit_ensemble(tmp_path):
+    from fcnn_opt.search.space import load_spec
+
+    spec = load_spec(STUDIES / "digits.toml")
+    assert spec.folds == 5 and spec.refit == 10 and spec.timeout == 60
+    url = f"sqlite:///{tmp_path / 'digits.db'}"
+    run = run_cli("study", "--config", STUDIES / "digits.toml", "--timeout", 3, "--storage", url, "--no-progress",
+                  "--no-artifacts", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "cross-validated on 5 folds" in run.stdout and "of the 2.7 s given" in run.stdout
+    assert "refit     " in run.stdout and "trained on all 1,438 rows outside the test split" in run.stdout
+    evaluated = run_cli("evaluate", "--study-name", "digits", "--storage", url, cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert evaluated.stdout.startswith("model       the refit")
