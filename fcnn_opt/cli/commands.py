@@ -546,9 +546,10 @@ def cmd_report(args) -> int:
 
 
 def _estimate_facts(study, artifact_dir) -> dict[str, str]:
-    """The best trial's spread over seeds and its scores on the validation and test splits, for
-    the report's header (nothing for a multi-objective study, or one with no complete trial)."""
-    from fcnn_opt.search.evaluation import evaluate_trial
+    """The best trial's spread over seeds and its scores on the validation (or cross-validated)
+    and test splits, and the study's refit on the test split, for the report's header (nothing
+    for a multi-objective study, or one with no complete trial)."""
+    from fcnn_opt.search.evaluation import evaluate_trial, refit_lines
     from fcnn_opt.search.models import ModelError
 
     if len(study.directions) > 1 or not any(t.state.name == "COMPLETE" for t in study.trials):
@@ -557,7 +558,16 @@ def _estimate_facts(study, artifact_dir) -> dict[str, str]:
         result = evaluate_trial(study, study.best_trial, artifact_dir)
     except ModelError as exc:
         return {"test estimate": f"not computed: {exc}"}
-    return {"validation": result.scores_text("validation"), "test estimate": result.scores_text("test")}
+    facts = {"cross-validated" if result.folds > 1 else "validation": result.scores_text("validation"),
+             "test estimate": result.scores_text("test")}
+    try:
+        refitted = refit_lines(study, artifact_dir)
+    except ModelError as exc:
+        refitted = [f"model       the refit could not be read: {exc}"]
+    if refitted:  # "model       the refit ...", then its test scores
+        facts["model handed over"] = "; ".join(" ".join(line.split()[1 if i == 0 else 0:])
+                                               for i, line in enumerate(refitted))
+    return facts
 
 
 def cmd_dashboard(args) -> int:

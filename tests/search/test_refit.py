@@ -159,5 +159,11 @@ def test_a_study_file_asks_for_the_refit_and_every_command_uses_it(tmp_path):
     assert evaluated.returncode == 0 and "uncalibrated" in evaluated.stdout
     own = run_cli("evaluate", "--study-name", "table", "--storage", url, "--trial", 0, cwd=tmp_path)
     assert own.returncode == 0 and "model " not in own.stdout and own.stdout.startswith("trial 0")
+    report = run_cli("report", "--study-name", "table", "--storage", url, "--out", tmp_path / "report", "--no-png",
+                     "--surrogate", "none", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    header = (tmp_path / "report" / "report.html").read_text()
+    assert "<dt>model handed over</dt><dd>the refit ensemble of trials" in header
+    assert "<dt>validation</dt>" in header and "<dt>test estimate</dt>" in header
     bad = run_cli("refit", "--study-name", "table", "--storage", url, "--top", 0, cwd=tmp_path)
     assert bad.returncode == 2 and "--top must be a whole number from 1 to 20" in bad.stderr
