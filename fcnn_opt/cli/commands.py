@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -248,9 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--anytime", action="store_true",
                    help="instead: the best validation loss after 5, 10, 20, 30 and 60 s of the time-budgeted "
                         "mode, the W2 study and a plain Optuna + PyTorch objective (about 11 minutes)")
-    p.add_argument("--seconds", type=float, default=60, metavar="S", help="--anytime: seconds per run (default 60)")
+    p.add_argument("--tables", nargs="?", const="", metavar="NAMES",
+                   help="instead: the model each tuner hands over on scikit-learn's tables (comma-separated; "
+                        "default digits, breast_cancer, wine, diabetes) against FLAML, SMAC3, Optuna over "
+                        "scikit-learn's MLP and its defaults, --seconds each (runs benchmarks/tables.py from a "
+                        "source checkout; pip install 'fcnn_opt[bench]')")
+    p.add_argument("--seconds", type=float, default=60, metavar="S",
+                   help="--anytime, --tables: seconds per run (default 60)")
     p.add_argument("--repeats", type=int, default=3, metavar="N",
-                   help="--anytime: repetitions per system, sampler seeds 0..N-1 (default 3)")
+                   help="--anytime, --tables: repetitions per system, seeds 0..N-1 (default 3)")
     p.set_defaults(func=cmd_bench)
     return parser
 
@@ -331,7 +338,9 @@ def cmd_study(args) -> int:
                             timeout=timeout, progress=not args.no_progress, **engine)
     code = _report(summary, run_summary(summary))
     if code == EXIT_OK and spec.refit:
-        code = _refit_after_search(args, spec, name, engine["artifact_dir"])
+        budget = args.timeout if args.timeout is not None else spec.timeout
+        deadline = None if budget is None else time.monotonic() + max(0.0, budget - summary.seconds)
+        code = _refit_after_search(args, spec, name, engine["artifact_dir"], deadline)
     return code
 
 
@@ -339,21 +348,23 @@ REFIT_SHARE = 0.1  # of a time budget, kept for [study] refit after the search
 
 
 def _search_time(spec, given: float | None) -> float | None:
-    """The search's time budget: with ``[study] refit``, a tenth of it is kept for the refit."""
+    """The search's time budget: with ``[study] refit``, a tenth of it is kept for the refit,
+    which refits as many of the best trials as the rest of the budget allows."""
     budget = given if given is not None else spec.timeout
     if budget is None or not spec.refit:
         return given
     return budget * (1 - REFIT_SHARE)
 
 
-def _refit_after_search(args, spec, name: str, artifact_dir) -> int:
+def _refit_after_search(args, spec, name: str, artifact_dir, deadline: float | None) -> int:
     """``[study] refit``: refit the best trial (or the k best) once the search has ended."""
     from fcnn_opt.search.models import ModelError
     from fcnn_opt.search.refit import refit
     from fcnn_opt.store.storages import default_url
 
     try:
-        summary = refit(args.storage or default_url(), name, top=spec.refit, artifact_dir=artifact_dir)
+        summary = refit(args.storage or default_url(), name, top=spec.refit, artifact_dir=artifact_dir,
+                        deadline=deadline)
     except ModelError as exc:
         print(f"fcnn_opt study: the refit ([study] refit) failed: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -638,6 +649,14 @@ def cmd_datasets(args) -> int:
 def cmd_bench(args) -> int:
     from fcnn_opt.cli.bench import WORKLOADS, run_bench
 
+    if args.tables is not None:
+        import subprocess
+
+        script = Path(__file__).resolve().parents[2] / "benchmarks" / "tables.py"
+        if not script.is_file():
+            raise UsageError(f"--tables runs {script}, which only a source checkout of fcnn_opt has.")
+        argv = ["--seconds", f"{args.seconds:g}", "--seeds", ",".join(str(s) for s in range(args.repeats))]
+        return subprocess.call([sys.executable, str(script), *argv, *(["--tables", args.tables] if args.tables else [])])
     if args.anytime:
         from fcnn_opt.cli.anytime import run_anytime
 

@@ -27,6 +27,7 @@ study's user attribute ``refit``. :func:`fcnn_opt.load_model`, ``best``, ``evalu
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ class RefitSummary:
     trials: list[int]
     epochs: list[int]
     rows: int
+    asked: int  # how many trials were asked for (more than ``trials`` when the time ran out)
     temperature: float
     calibrated_on: str  # "out-of-fold", "validation" or "" (regression)
     loss_before: float | None
@@ -85,6 +87,9 @@ class RefitSummary:
                  else f"an ensemble of trials {', '.join(map(str, self.trials))}")
         out = [f"refit     {which}: trained on all {self.rows:,} rows outside the test split "
                f"({', '.join(map(str, self.epochs))} epochs) in {self.seconds:.1f} s"]
+        if self.asked > len(self.trials):
+            out.append(f"          the {len(self.trials)} best of the {self.asked} asked for: the time budget "
+                       "allowed no more")
         if self.calibrated_on:
             out.append(f"calibrated temperature {self.temperature:.3g}, fitted on the {self.calibrated_on} predictions: "
                        f"log loss {self.loss_before:.5g} -> {self.loss_after:.5g}")
@@ -111,29 +116,37 @@ def choose_trials(study, trial: int | None, top: int) -> list:
 
 
 def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1,
-          artifact_dir: str | Path | None = None, progress=None) -> RefitSummary:
+          artifact_dir: str | Path | None = None, progress=None, deadline: float | None = None) -> RefitSummary:
     """Refit trial ``trial`` (None: the ``top`` best) of a stored study on every row outside its
     test split, calibrate it, and store it with the study (see the module's docstring).
+
+    ``deadline`` (a ``time.monotonic()`` value, a time-budgeted study's end): the best trial is
+    always refit; each next one only if, at the pace of the refits so far, it ends in time.
 
     Raises:
         ModelError: no such study or trial, a trial without its stored settings or data, or
             settings that cannot be trained here.
     """
-    import time
-
     from fcnn_opt.store.artifact_files import RUN_FILE_ATTR, save_run
     from fcnn_opt.store.artifact_files import artifact_dir as default_folder
 
     started = time.perf_counter()
     with opened_storage(storage, read_only=False) as opened:
         study = load_study(opened, study_name)
-        chosen = choose_trials(study, trial, top)
+        chosen = asked = choose_trials(study, trial, top)
         data = _data_of(study, chosen[0], artifact_dir)
         networks, epochs = [], []
+        per_epoch = None  # seconds one epoch of a refit took: what the next member would cost
         for number, t in enumerate(chosen):
+            config_epochs = (t.user_attrs.get("config") or {}).get("epochs", 0)
+            if deadline is not None and networks and time.monotonic() + per_epoch * config_epochs > deadline:
+                chosen = chosen[:number]  # the time budget is spent: the best ones are refit
+                break
             if progress is not None:
                 progress(number, len(chosen), t.number)
+            began = time.monotonic()
             trained = _train_on_every_row(t, data)
+            per_epoch = (time.monotonic() - began) / max(trained.epochs_run, 1)
             networks.append(trained.weights())
             epochs.append(trained.epochs_run)
         held_out, y, source = _held_out_predictions(study, chosen, data, artifact_dir)
@@ -155,7 +168,7 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1,
                 "activations": [(t.user_attrs.get("config") or {}).get("activation", "relu") for t in chosen],
                 RUN_FILE_ATTR: run_file}
         study.set_user_attr(REFIT_ATTR, attr)
-    return RefitSummary(study_name, attr["trials"], epochs, rows, temperature, source, before, after,
+    return RefitSummary(study_name, attr["trials"], epochs, rows, len(asked), temperature, source, before, after,
                         time.perf_counter() - started, attr)
 
 

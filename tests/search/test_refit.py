@@ -99,6 +99,16 @@ def test_an_ensemble_predicts_the_mean_of_its_members_calibrated_on_out_of_fold_
     assert fcnn_opt.load_model(url, "table", use_refit=False).trial_number == study.best_trial.number
 
 
+def test_a_spent_time_budget_refits_the_best_trial_only(cv_study):
+    import time
+
+    _, url = cv_study
+    summary = refit(url, "table", top=4, deadline=time.monotonic())
+    assert len(summary.trials) == 1 and summary.asked == 4
+    assert "the 1 best of the 4 asked for: the time budget allowed no more" in "\n".join(summary.lines())
+    assert fcnn_opt.load_model(url, "table").trials == summary.trials
+
+
 def test_calibration_lowers_the_log_loss_of_an_overconfident_model():
     rng = np.random.default_rng(1)
     truth = rng.uniform(0.05, 0.95, size=4000)
