@@ -126,11 +126,19 @@ def test_calibration_lowers_the_log_loss_of_an_overconfident_model():
     assert fit_temperature("regression", truth, truth) == 1.0
 
 
-@pytest.mark.parametrize("fmt, suffix", [("npz", ".npz"), ("torch", ".pt2"), ("onnx", ".onnx")])
-def test_every_format_that_holds_an_ensemble_reads_it_back(tmp_path, fmt, suffix):
-    """Multiclass (wine), 3 members and a temperature: one file, read back by its own library."""
-    url, _ = run_study(tmp_path, table="wine", folds="folds = 3", name="wine")
+@pytest.fixture(scope="module")
+def wine_ensemble(tmp_path_factory):
+    """Multiclass (wine), 3 members and a temperature."""
+    folder = tmp_path_factory.mktemp("wine")
+    url, _ = run_study(folder, table="wine", folds="folds = 3", name="wine")
     refit(url, "table", top=3)
+    return url
+
+
+@pytest.mark.parametrize("fmt, suffix", [("npz", ".npz"), ("torch", ".pt2"), ("onnx", ".onnx")])
+def test_every_format_that_holds_an_ensemble_reads_it_back(tmp_path, wine_ensemble, fmt, suffix):
+    """One file, read back by its own library, predicts what the ensemble predicts."""
+    url = wine_ensemble
     model = fcnn_opt.load_model(url, "table")
     assert len(model.members) == 3 and model.temperature != 1.0
     out = tmp_path / f"ensemble{suffix}"
