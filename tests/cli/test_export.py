@@ -234,25 +234,17 @@ def test_the_sklearn_classifier_predicts_fcnn_opt_classes(studies, tmp_path, cap
     assert np.array_equal(estimator.predict(X)[clear], model.predict(X)[clear])
 
 
-def test_a_keras_export_needs_a_keras_file_name(studies, tmp_path, capsys):
+@pytest.mark.parametrize("fmt, file_name, expected", [
+    ("keras", "model.h5", "--format keras writes a .keras file; give --out NAME.keras"),
+    ("torch", "best.pt", "--format torch writes a .pt2 file; give --out NAME.pt2 (not best.pt). For a TorchScript"),
+])
+def test_an_export_needs_its_format_s_file_name(studies, tmp_path, capsys, fmt, file_name, expected):
     url, name = studies["binary"]
     folder = tmp_path / "out"
     folder.mkdir()
-    code, stdout, stderr = _export(url, name, "keras", folder / "model.h5", capsys)
+    code, stdout, stderr = _export(url, name, fmt, folder / file_name, capsys)
     assert code == 2 and stdout == ""
-    assert "--format keras writes a .keras file; give --out NAME.keras" in stderr
-    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
-    assert list(folder.iterdir()) == []
-
-
-def test_a_torch_export_needs_a_pt2_file_name(studies, tmp_path, capsys):
-    url, name = studies["binary"]
-    folder = tmp_path / "out"
-    folder.mkdir()
-    code, stdout, stderr = _export(url, name, "torch", folder / "best.pt", capsys)
-    assert code == 2 and stdout == ""
-    assert "--format torch writes a .pt2 file; give --out NAME.pt2 (not best.pt)" in stderr
-    assert "--format torchscript" in stderr
+    assert expected in stderr
     assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
     assert list(folder.iterdir()) == []
 
