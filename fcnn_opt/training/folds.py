@@ -26,7 +26,6 @@ network reads the same inputs as the dataset's own; a trial's model is fold 0's 
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 from collections.abc import Sequence
 
@@ -35,7 +34,7 @@ import numpy as np
 from fcnn_opt.training.config import TrainConfig
 from fcnn_opt.training.datasets import Dataset
 from fcnn_opt.training.loop import OnEpoch, TrainResult, train
-from fcnn_opt.training.repeats import combine, mean_metrics, repeat_configs
+from fcnn_opt.training.repeats import combine, diverged, mean_metrics, repeat_configs
 
 MAX_FOLDS = 20
 
@@ -147,8 +146,7 @@ class Lockstep:
         if epoch in self._decided or len(runs) < self._active or not runs:
             return
         del self._arrived[epoch]
-        diverged = not all(_finite(m.get(name)) for m in runs for name in ("train_loss", "val_loss"))
-        stop = diverged or bool(self.on_epoch is not None and self.on_epoch(epoch, mean_metrics(runs)))
+        stop = any(diverged(m) for m in runs) or bool(self.on_epoch is not None and self.on_epoch(epoch, mean_metrics(runs)))
         self._decided[epoch] = stop
         if stop:
             self.stopped_at = epoch
@@ -215,10 +213,6 @@ def out_of_fold(folds: Sequence[Dataset], rows: Sequence[np.ndarray], results: S
             predictions = np.full((n, mean.shape[1]), np.nan)
         predictions[rows[i]] = mean
     return predictions
-
-
-def _finite(value) -> bool:
-    return value is not None and math.isfinite(value)
 
 
 __all__ = ["FoldError", "Lockstep", "MAX_FOLDS", "fold_of_rows", "fold_rows", "make_folds", "out_of_fold",

@@ -59,7 +59,7 @@ class MeanOfRepeats:
     def member(self, repeat: int, epoch: int, metrics: dict) -> bool:
         if self.stopped_at is not None:
             return True
-        if not all(_finite(metrics.get(name)) for name in ("train_loss", "val_loss")):
+        if diverged(metrics):
             self.stopped_at = epoch  # one diverged run makes the mean meaningless
             return True
         seen = self._epochs.setdefault(epoch, [])
@@ -78,6 +78,12 @@ def mean_metrics(runs: Sequence[dict]) -> dict:
     out = {name: _mean([m.get(name) for m in runs]) for name in _METRICS}
     out["seconds"] = float(sum(m.get("seconds", 0.0) for m in runs))
     return out
+
+
+def diverged(metrics: dict) -> bool:
+    """Whether a run's epoch metrics show it diverged (a training or validation loss that is
+    missing or not finite): the mean of it and its siblings would mean nothing."""
+    return not all(_finite(metrics.get(name)) for name in ("train_loss", "val_loss"))
 
 
 def _finite(value) -> bool:
