@@ -493,28 +493,19 @@ def _print_pareto(study) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from fcnn_opt.search.evaluation import evaluate
-    from fcnn_opt.search.models import ModelError
+    from fcnn_opt.search.evaluation import evaluate_trial, refit_lines
+    from fcnn_opt.search.models import ModelError, load_study, opened_storage, pick_trial
     from fcnn_opt.store.storages import default_url
 
-    try:
-        result = evaluate(args.storage or default_url(), args.study_name, args.trial,
-                          artifact_dir=args.artifact_dir, allow_partial=args.allow_partial)
-        refitted = [] if args.trial is not None else _refit_lines(args)
+    try:  # one opening of the storage for the trial and the study's refit
+        with opened_storage(args.storage or default_url()) as storage:
+            study = load_study(storage, args.study_name)
+            result = evaluate_trial(study, pick_trial(study, args.trial, args.allow_partial), args.artifact_dir)
+            refitted = [] if args.trial is not None else refit_lines(study, args.artifact_dir)
     except ModelError as exc:
         raise UsageError(str(exc)) from None
     print("\n".join(refitted + result.lines()))
     return EXIT_OK
-
-
-def _refit_lines(args) -> list[str]:
-    """The study's refit scored on its test split (nothing without a refit)."""
-    from fcnn_opt.search.evaluation import refit_lines
-    from fcnn_opt.search.models import load_study, opened_storage
-    from fcnn_opt.store.storages import default_url
-
-    with opened_storage(args.storage or default_url()) as storage:
-        return refit_lines(load_study(storage, args.study_name), args.artifact_dir)
 
 
 def cmd_studies(args) -> int:
