@@ -309,13 +309,14 @@ def _check_batch(args) -> None:
 
 def cmd_study(args) -> int:
     from fcnn_opt.cli.text import created_summary, run_summary
-    from fcnn_opt.search.runner import prepare_study, run_study
+    from fcnn_opt.search.runner import as_stored, prepare_study, run_study
     from fcnn_opt.search.workers import run_parallel
 
     spec = _load_spec(args)
     _check_timeout(args)
     _check_batch(args)
     name = _default_study_name(args, spec)
+    spec = as_stored(spec, args.storage, name)
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}.")
     if args.create_only:

@@ -96,8 +96,9 @@ class Objective:
                  pictures: str = "none", snapshots: int = 0):
         if spec is None:
             data = {"name": dataset} if isinstance(dataset, str) else dict(dataset)
+            # as given: a table gets one validation split unless ``dataset`` asks for folds
             spec = parse_spec({"dataset": data, "params": space or {}, "study": {"metric": metric}},
-                              source="Objective")
+                              source="Objective", table_defaults=False)
         self.spec = spec
         self.on_trial_end = list(on_trial_end or [])
         if not isinstance(snapshots, int) or isinstance(snapshots, bool) or not 0 <= snapshots <= 100:

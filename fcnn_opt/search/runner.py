@@ -161,6 +161,24 @@ def create_or_load(spec: StudySpec, storage, study_name: str, *, concurrent: boo
     return study
 
 
+def as_stored(spec: StudySpec, storage, study_name: str) -> StudySpec:
+    """``spec``, or where a study named ``study_name`` exists and was made from the same file
+    without the table defaults (by a release that had none, see
+    :meth:`StudySpec.without_table_defaults`), the spec it was made with: resuming it goes
+    on as it began (one validation split, no refit), rather than being refused as another
+    study."""
+    if not spec.table_defaults:
+        return spec
+    storage = open_storage(storage or default_url(), read_only=True)
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return spec
+    stored = storage.get_study_user_attrs(study_id).get(SPEC_ATTR)
+    older = spec.without_table_defaults()
+    return older if stored not in (None, spec.fingerprint()) and stored == older.fingerprint() else spec
+
+
 def load_for_worker(storage, study_name: str, *, worker_id: int | None = None,
                     concurrent: bool = False, artifact_dir: str | Path | None = None) -> tuple[optuna.Study, StudySpec]:
     """Load a study created by ``study`` with the sampler and pruner it was defined with.
@@ -186,7 +204,7 @@ def load_for_worker(storage, study_name: str, *, worker_id: int | None = None,
                          "`python -m fcnn_opt study --config FILE --create-only`.")
     definition = dict(attrs[DEFINITION_ATTR])
     definition["dataset"] = local_data_args(definition.get("dataset", {}), attrs, artifact_dir)
-    spec = parse_spec(definition, source=f"study {study_name!r}")
+    spec = parse_spec(definition, source=f"study {study_name!r}", table_defaults=False)
     if attrs.get(SPEC_ATTR) not in (None, spec.fingerprint()):
         raise StudyError(f"Study {study_name!r}: the stored definition does not match its fingerprint.")
     seed = None if worker_id is None else spec.seed + worker_id
@@ -583,6 +601,7 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     the pictures ``artifacts`` asks for (``"complete"`` by default, ``"all"``, ``"best"`` or
     ``"none"``; ``True``/``False`` mean complete/none), shown by optuna-dashboard.
     """
+    spec = as_stored(spec, storage, study_name or spec.name)
     check_engine(spec, batch_trials)
     study, summary = prepare_study(spec, storage=storage, study_name=study_name, concurrent=batch_trials > 1,
                                    batch_trials=batch_trials, allow_large=allow_large, artifact_dir=artifact_dir)
@@ -669,7 +688,18 @@ def data_summary(spec: StudySpec, objective: Objective) -> str:
     data = objective.dataset
     classes = f", classes {', '.join(data.class_names)}" if data.class_names else ""
     return (f"{data.name}: {data.n_rows:,} rows x {data.n_features} features, {data.task} ({data.task_note})"
-            f"{classes}; features standardised on the training split{folds}")
+            f"{classes}; features standardised on the training split{folds}{defaults_note(spec)}")
+
+
+def defaults_note(spec: StudySpec) -> str:
+    """What the table defaults filled in, and how to turn each off ("" where they filled in nothing)."""
+    said = {"folds": (f"{spec.folds} folds", "[dataset] folds = 1"),
+            "refit": (f"a refit of the {spec.refit} best trials, averaged", "[study] refit = false")}
+    used = [said[name] for name in spec.table_defaults if name in said]
+    if not used:
+        return ""
+    return (f"; table defaults, as the file leaves them open: {' and '.join(what for what, _ in used)} "
+            f"(turn off: {', '.join(off for _, off in used)})")
 
 
 def new_summary(study: optuna.Study, spec: StudySpec, url: str) -> RunSummary:

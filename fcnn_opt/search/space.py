@@ -78,6 +78,11 @@ RUNG_FACTOR = 3  # successive halving keeps the best third of the trials at each
 DEFAULT_ANNEAL = 0.2  # the share of a time budget spent continuing the best constant-rate trials
 MAX_REPEATS = 100
 MAX_REFIT = 20  # [study] refit = { top = K }: at most this many trials averaged
+# A study on a table whose file says nothing of folds or refit gets these: the settings that
+# won `bench --tables` (docs/performance.md). The built-in 2-D datasets keep one validation
+# split and no refit, as the seed article's experiments had them.
+TABLE_FOLDS = 5
+TABLE_REFIT = 10
 _RANGE_KEYS = {"low", "high", "log", "step", "per_layer"}
 _CHOICE_KEYS = {"choices", "per_layer"}
 MAX_LAYERS = 8
@@ -156,6 +161,8 @@ class StudySpec:
     refit: int = 0
     source: str = "<defaults>"
     train_seed_fixed: bool = field(default=False, repr=False)
+    # the settings the table defaults filled in ("folds", "refit"): the file said nothing of them
+    table_defaults: tuple[str, ...] = ()
 
     @property
     def folds(self) -> int:
@@ -271,6 +278,19 @@ class StudySpec:
         return {"study": study, "dataset": dict(self.dataset),
                 "params": {name: p.to_toml() for name, p in self.params.items()}}
 
+    def without_table_defaults(self) -> StudySpec:
+        """The spec as its file wrote it, without the table defaults: how an earlier release,
+        which had none, read the same file (see :func:`fcnn_opt.search.runner.as_stored`)."""
+        if not self.table_defaults:
+            return self
+        data = dict(self.dataset)
+        anneal = self.anneal
+        if "folds" in self.table_defaults:
+            data.pop("folds", None)
+            anneal = _parse_anneal({"repeats": self.repeats}, self.params, self.objectives, self.source)
+        refit = 0 if "refit" in self.table_defaults else self.refit
+        return replace(self, dataset=data, anneal=anneal, refit=refit, table_defaults=())
+
     def with_overrides(self, *, lib: str | None = None, dataset: str | None = None,
                        seed: int | None = None, sampler: str | None = None,
                        pruner: str | None = None, n_trials: int | None = None,
@@ -303,6 +323,7 @@ class StudySpec:
             data = {k: v for k, v in data.items() if k != "val_fraction" or folds == 1}
             data["folds"] = folds
             _check_folds(data, "--folds")
+            changes["table_defaults"] = tuple(d for d in self.table_defaults if d != "folds")
         if (lib is not None and params["lib"].value != "numpy") or (repeats or 1) > 1 or (folds or 1) > 1:
             changes["anneal"] = 0.0  # only NumPy continues a run, one network per trial
         if lib is not None and params["lib"].value != "numpy" and params["epochs"].resource_decay:
@@ -556,9 +577,16 @@ def _parse_range(name: str, kind: str, raw: dict, where: str, per_layer: bool) -
 
 
 def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
-               base: Path | None = None) -> StudySpec:
+               base: Path | None = None, table_defaults: bool = True) -> StudySpec:
     """Build a StudySpec from a TOML-shaped dict; ``source`` names it in errors, and a data
-    file's relative path is relative to ``base`` (the study file's folder; default: here)."""
+    file's relative path is relative to ``base`` (the study file's folder; default: here).
+
+    A study on a table (``[dataset] path`` or ``sklearn``) whose file says nothing of folds or
+    refit gets ``TABLE_FOLDS`` folds and a refit ensemble of the ``TABLE_REFIT`` best trials
+    (``spec.table_defaults`` names what was filled in), unless ``table_defaults`` is false (a
+    stored definition, read back as it was written). Folds are not filled in where the file
+    chose a validation split (``val_fraction``) or asked for ``anneal``, which needs one
+    network per trial; refit is not, for several objectives."""
     unknown = set(data) - {"dataset", "study", "params"}
     if unknown:
         raise SpaceError(f"{source}: unknown table(s) {sorted(unknown)}. Valid tables: [dataset], [study], [params].")
@@ -585,6 +613,9 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
     dataset = dict(data.get("dataset", {}))
     if not is_table(dataset):
         dataset = {"name": "circles", **dataset}
+    defaults = _table_defaults(dataset, study) if table_defaults else ()
+    if "folds" in defaults:
+        dataset["folds"] = TABLE_FOLDS
     task = _check_dataset(dataset, source, base)
 
     raw_params = dict(data.get("params", {}))
@@ -595,6 +626,10 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
     for key, default in _PARAM_DEFAULTS.items():
         params.setdefault(key, Param(key, _PARAM_KINDS[key][0], value=default))
     objectives = _parse_objectives(f"{source}: [study].objectives", study.get("objectives"), task)
+    if "refit" in defaults and not objectives:
+        study["refit"] = {"top": TABLE_REFIT}
+    else:
+        defaults = tuple(d for d in defaults if d != "refit")
     # The metric the loss plots and pictures speak of: the first validation objective.
     metric = next((name for name in objectives if name in METRICS), study.get("metric", "val_loss"))
     resource = params["epochs"].resource_min is not None
@@ -616,11 +651,23 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
         refit=_parse_refit(study.get("refit", False), f"{source}: [study].refit", objectives),
         source=source,
         train_seed_fixed=train_seed_fixed,
+        table_defaults=defaults,
     )
     if spec.sampler == "grid":
         spec.grid()
     _check_multi(spec, f"{source}: [study]", pruner_given="pruner" in study)
     return spec
+
+
+def _table_defaults(dataset: dict, study: dict) -> tuple[str, ...]:
+    """Which of the table defaults a study file leaves to us (see :func:`parse_spec`)."""
+    from fcnn_opt.training.tables import is_table
+
+    if not is_table(dataset):
+        return ()
+    chosen = {"folds" if "folds" in dataset or "val_fraction" in dataset or "anneal" in study else "",
+              "refit" if "refit" in study else ""}
+    return tuple(d for d in ("folds", "refit") if d not in chosen)
 
 
 def _parse_refit(value, where: str, objectives=()) -> int:
