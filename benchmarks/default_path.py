@@ -53,14 +53,14 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     from fcnn_opt.cli.text import table
-    from fcnn_opt.search import ledger, outcomes, runner
+    from fcnn_opt.search import ledger, mirror, outcomes, runner, trial_source
     from fcnn_opt.search import objective as objective_module
     from fcnn_opt.search.space import load_spec
     from fcnn_opt.show import artifacts
-    from fcnn_opt.store import mirror, optuna_internals
+    from fcnn_opt.store import optuna_internals
 
     timed(objective_module, "train", "training (epochs and per-epoch validation)")
-    timed(runner, "suggest", "sampling (TPE on the mirror)")
+    timed(trial_source, "suggest", "sampling (TPE on the mirror)")
     timed(optuna_internals, "create_trials", "creating trials (one transaction each)")
     timed(optuna_internals, "write_trial_records", "finishing trials (records, state, value)")
     timed(objective_module, "result_attrs", "run files (weights, histories to .npz)")
@@ -68,7 +68,7 @@ def main() -> None:
     timed(artifacts.TrialPictures, "close", "pictures: waiting for the last ones")
     timed(ledger, "rows", "the ledger's trial list")
     timed(mirror.MirrorReporter, "report", "pruning decisions (every epoch)")
-    timed(runner, "_update_bar", "progress bar")
+    timed(runner, "update_bar", "progress bar")
     timed(outcomes, "tell_all", "telling (besides the write)")
     imported = time.perf_counter() - start
     spec = load_spec(ROOT / "studies" / "tpe.toml").with_overrides(n_trials=args.n_trials)

@@ -86,7 +86,7 @@ def lockstep_speed(device: str, sizes: list[int], epochs: int = 5) -> list[list]
 def w3(device: str, trials: int, batch: int, storage: str) -> tuple[list[list], list[list]]:
     """The W3 study end to end, and where its time went (timers around the runner's parts)."""
     import fcnn_opt.search.batches
-    import fcnn_opt.search.runner
+    import fcnn_opt.search.trial_source
     import fcnn_opt.training.population
 
     spent: dict[str, float] = defaultdict(float)
@@ -104,7 +104,7 @@ def w3(device: str, trials: int, batch: int, storage: str) -> tuple[list[list], 
         return owner, name, inner
 
     patched = [timed(fcnn_opt.training.population, "train_population", "training (population engine)"),
-               timed(fcnn_opt.search.runner, "_next_trials", "sampling and creating trials"),
+               timed(fcnn_opt.search.trial_source.TrialSource, "next_trials", "sampling and creating trials"),
                timed(fcnn_opt.search.batches, "tell_all", "finishing trials (records, states)")]
     spec = parse_spec(W3, source="W3").with_overrides(n_trials=trials)
     start = time.perf_counter()

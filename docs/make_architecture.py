@@ -20,9 +20,9 @@ PACKAGE = ROOT / "fcnn_opt"
 # never a layer above. training and store share the bottom rank but may not import each other.
 LAYERS = {
     "training": (0, "what one trial trains: datasets, config, training loop, backends, population"),
-    "store": (0, "where studies live: storage URLs, the Optuna boundary, the pruning mirror"),
+    "store": (0, "where studies live: storage URLs, the Optuna boundary, the mirror's storage"),
     "show": (1, "what a study shows: figures, report, per-trial pictures"),
-    "search": (2, "how a study runs: space, objective, runner, batches, workers, ledger"),
+    "search": (2, "how a study runs: space, objective, runner, trial source, mirror, ledger"),
     "cli": (3, "the thin command line"),
     "api": (4, "the public names: fcnn_opt, fcnn_opt.plots, python -m fcnn_opt"),
 }
@@ -111,7 +111,7 @@ def draw(path: Path) -> None:
         members[layer_of(name)].append(name)
     # (centre x, centre y, width, height) of each layer's box
     boxes = {"training": (-0.62, 0.0, 1.1, 0.62), "store": (0.62, 0.0, 1.1, 0.62),
-             "show": (0.0, 1.05, 1.6, 0.62), "search": (0.0, 2.1, 1.3, 0.62),
+             "show": (0.0, 1.05, 1.6, 0.62), "search": (0.0, 2.1, 1.45, 0.9),
              "cli": (0.0, 3.1, 1.3, 0.55), "api": (0.0, 4.0, 1.3, 0.5)}
     lanes = {"search": 0.95, "cli": 1.1, "api": 1.25}  # |x| where a skipping arrow goes down
     colors = {"training": "#dbe9f6", "store": "#fde2cf", "show": "#e2f0d9", "search": "#ece2f4",

@@ -38,6 +38,12 @@ _LAZY = {
     "evaluate": "search.evaluation",
     "export_model": "search.export",
     "train_repeats": "training.repeats",
+    # one entry per extension (docs/extending.md)
+    "register_sampler": "search.samplers",
+    "register_pruner": "search.pruners",
+    "register_objective": "search.metrics",
+    "register_format": "search.export",
+    "register_storage": "store.storages",
 }
 
 __all__ = sorted(_LAZY)

@@ -81,7 +81,11 @@ def _artifact_options(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fcnn_opt.search.space import PRUNERS, SAMPLERS
+    """The command line's parser; the choices of ``--sampler``, ``--pruner`` and ``--format``
+    are the registries' names (plugins loaded first, see :mod:`fcnn_opt.search.registry`)."""
+    from fcnn_opt.search.export import FORMATS
+    from fcnn_opt.search.pruners import PRUNERS
+    from fcnn_opt.search.samplers import SAMPLERS
 
     parser = argparse.ArgumentParser(
         prog="fcnn_opt",
@@ -93,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Create or resume a study and run trials until its budget (or grid) is done. "
                                    f"Without --config, runs {DEFAULT_CONFIG}: the seed article's 2x3 grid.")
     p.add_argument("--config", metavar="FILE", help=f"study definition (TOML; default {DEFAULT_CONFIG})")
-    p.add_argument("--sampler", choices=SAMPLERS, help="sampler (default: the file's)")
-    p.add_argument("--pruner", choices=PRUNERS, help="pruner (default: the file's)")
+    p.add_argument("--sampler", choices=SAMPLERS.names(), help="sampler (default: the file's)")
+    p.add_argument("--pruner", choices=PRUNERS.names(), help="pruner (default: the file's)")
     p.add_argument("--n-trials", type=int, metavar="N", help="total trials of the study (not of this run)")
     p.add_argument("--timeout", type=float, metavar="S", help="stop starting new trials after S seconds")
     _add_storage(p)
@@ -230,11 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--trial", type=int, metavar="N", help="this trial number")
     which.add_argument("--best", action="store_true",
                        help="the best complete trial's own network (the default when the study has no refit)")
-    p.add_argument("--format", required=True, choices=("npz", "torch", "torchscript", "keras", "onnx", "sklearn"),
-                   help="npz (NumPy arrays), torch (a torch.export .pt2 file, and its state_dict beside it), "
-                        "torchscript (TorchScript, which torch 2.13 deprecates, and its state_dict), "
-                        "keras (a .keras file), onnx (an ONNX graph) or sklearn (a pickled "
-                        "MLPClassifier or MLPRegressor)")
+    formats = [entry.description or entry.name for entry in FORMATS]
+    p.add_argument("--format", required=True, choices=FORMATS.names(),
+                   help=f"{', '.join(formats[:-1])} or {formats[-1]}" if len(formats) > 1 else formats[0])
     p.add_argument("--out", metavar="PATH", required=True, help="the file to write")
     p.add_argument("--allow-partial", action="store_true", help="also export a pruned or failed trial")
     _add_artifact_dir(p)
@@ -666,7 +668,13 @@ def cmd_bench(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    from fcnn_opt.search.registry import PluginError, RegistryError
+
+    try:
+        parser = build_parser()
+    except (PluginError, RegistryError) as exc:  # a plugin that cannot be loaded, or registers badly
+        print(f"fcnn_opt: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     from fcnn_opt.search.runner import DatabaseLost, StudyError
     from fcnn_opt.search.space import SpaceError
@@ -674,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (UsageError, SpaceError, StorageError, StudyError, ImportError) as exc:
+    except (UsageError, SpaceError, StorageError, StudyError, RegistryError, ImportError) as exc:
         print(f"fcnn_opt {args.command}: error: {mask_url(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except DatabaseLost as exc:

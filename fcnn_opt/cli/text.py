@@ -103,7 +103,7 @@ def pareto_lines(objectives, pareto, indent: str = "  ", limit: int = 12) -> lis
     return lines
 
 
-NO_LIMIT = 10**9  # fcnn_opt.search.runner.NO_TRIAL_BUDGET
+NO_LIMIT = 10**9  # fcnn_opt.search.plan.NO_TRIAL_BUDGET
 
 
 def _budget(summary) -> str:

@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fcnn_opt.search.ledger import NextStep
 from fcnn_opt.search.space import StudySpec
 from fcnn_opt.store.artifact_files import CONTINUES_ATTR
 
@@ -47,12 +48,12 @@ class Continuation:
     params: dict
 
 
-def next_continuation(study: optuna.Study, spec: StudySpec, seconds_left: float) -> Continuation | str:
+def next_continuation(study: optuna.Study, spec: StudySpec, seconds_left: float) -> Continuation | NextStep:
     """The best complete trial not yet continued, and how long a run fits in the time left.
 
-    Returns a :class:`Continuation`, ``"search"`` when no trial can be continued yet (none has
-    completed: the search goes on), or ``"stop"`` when what is left of the time is too short to
-    train the best candidate at least ``min`` epochs longer than it was.
+    Returns a :class:`Continuation`, ``NextStep.SEARCH`` when no trial can be continued yet
+    (none has completed: the search goes on), or ``NextStep.STOP`` when what is left of the
+    time is too short to train the best candidate at least ``min`` epochs longer than it was.
     """
     from optuna.trial import TrialState
 
@@ -64,7 +65,7 @@ def next_continuation(study: optuna.Study, spec: StudySpec, seconds_left: float)
                   and t.number not in taken and t.value is not None and math.isfinite(t.value)
                   and t.user_attrs.get("seconds_per_epoch")]
     if not candidates:
-        return "search"
+        return NextStep.SEARCH
     best = max(candidates, key=lambda t: t.value) if maximize else min(candidates, key=lambda t: t.value)
     low, high = spec.epoch_range
     start = spec.state_epoch
@@ -73,10 +74,19 @@ def next_continuation(study: optuna.Study, spec: StudySpec, seconds_left: float)
         epochs = min(LONGEST * high, start + int(seconds_left * share / per_epoch))
         if epochs >= high + low:
             return Continuation(trial=best.number, epochs=epochs, added=epochs - start, params=dict(best.params))
-    return "stop"
+    return NextStep.STOP
 
 
 def enqueue(study: optuna.Study, continuation: Continuation) -> None:
     """Queue the continuation as a trial of the study (any worker may run it)."""
     study.enqueue_trial(continuation.params, user_attrs={
         CONTINUES_ATTR: {"trial": continuation.trial, "epochs": continuation.epochs}})
+
+
+def continue_best(study: optuna.Study, spec: StudySpec, seconds_left: float) -> Continuation | NextStep:
+    """Queue the next continuation if one fits in the time left; returns it (queued), or
+    ``NextStep.SEARCH`` (nothing to continue yet) or ``NextStep.STOP`` (too little time)."""
+    step = next_continuation(study, spec, seconds_left)
+    if isinstance(step, Continuation):
+        enqueue(study, step)
+    return step

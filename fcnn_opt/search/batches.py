@@ -4,7 +4,9 @@ Each trial's hyperparameters are suggested as usual; the networks are trained to
 :func:`fcnn_opt.training.population.train_population`, every member reporting its metric each epoch
 to its own reporter (so its pruner can stop it alone); then each trial is concluded and
 told exactly as a one-at-a-time trial would be. With seed repeats, each trial's R networks
-are members of the same population and report their mean. Members whose library is not NumPy or
+are members of the same population and report their mean; with K folds, each fold (and seed)
+is a population of its own, the K populations train side by side, and each trial's networks
+report their mean (:func:`fcnn_opt.training.folds.train_folds_together`). Members whose library is not NumPy or
 PyTorch (the population engine is PyTorch arithmetic, which both follow) or that have no
 hidden layer are trained one at a time by their own backend.
 """
@@ -15,17 +17,18 @@ from typing import TYPE_CHECKING
 
 from fcnn_opt.search import ledger
 from fcnn_opt.search.objective import EpochWatch, TrialReporter
-from fcnn_opt.search.outcomes import outcome, tell, tell_all
+from fcnn_opt.search.outcomes import Outcome, outcome, tell, tell_all
 from fcnn_opt.store import optuna_internals as internals
 
 if TYPE_CHECKING:
     import optuna
 
+    from fcnn_opt.search.mirror import PruningMirror
     from fcnn_opt.search.objective import Objective
 
 
-def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Objective, mirror,
-              device: str = "cpu") -> list:
+def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Objective, mirror: PruningMirror | None,
+              device: str = "cpu") -> list[optuna.trial.TrialState]:
     """Train and tell every trial of ``trials``; returns their final states."""
     from fcnn_opt.training.repeats import trains_together
 
@@ -37,7 +40,7 @@ def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Object
                 configs.append(objective.config_for(reporter.params_trial))
             except ValueError as exc:  # includes SpaceError: the study's own settings are wrong
                 configs.append(None)
-                errors[i] = (_fail(), None, f"{type(exc).__name__}: {exc}", exc)
+                errors[i] = Outcome(_fail(), None, f"{type(exc).__name__}: {exc}", exc)
         watches = [EpochWatch(r, objective.spec.metric, report=not objective.spec.multi) for r in reporters]
         together = [i for i, c in enumerate(configs) if c is not None and trains_together(c)]
         results = {}
@@ -76,6 +79,13 @@ def _train_together(objective: Objective, configs, together: list[int], watches,
     from fcnn_opt.training.repeats import MeanOfRepeats, combine, repeat_configs
 
     repeats = objective.spec.repeats
+    if objective.spec.folds > 1:
+        from fcnn_opt.training.folds import train_folds_together
+
+        trained = train_folds_together(objective.dataset, objective.spec.folds, [configs[i] for i in together],
+                                       repeats, [watches[i] for i in together], device=device,
+                                       snapshots=objective.snapshots)
+        return dict(zip(together, trained, strict=True))
     members, owners = [], []  # population members, and the (trial, repeat) each one is
     for i in together:
         for r, config in enumerate(repeat_configs(configs[i], repeats)):

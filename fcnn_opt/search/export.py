@@ -32,6 +32,10 @@ on a 41 x 41 grid over [-4, 4]^2 (wider than every built-in dataset's picture; f
 widths, as many seeded random points in [-4, 4]^d; on your own data, in standard deviations
 around each input's training mean) must equal
 fcnn_opt's to 1e-5, or nothing is written.
+
+The formats are the entries of :data:`FORMATS`; :func:`register_format` adds one (a writer
+and the reader that checks it), from your own code or a plugin module
+(:mod:`fcnn_opt.search.registry` says how the command line finds it).
 """
 
 from __future__ import annotations
@@ -40,31 +44,70 @@ import os
 import pickle
 import tempfile
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from fcnn_opt.search.models import PROB_EPS, EnsembleModel, ModelError, TrainedModel
+from fcnn_opt.search.registry import Registry
 from fcnn_opt.store.artifact_files import weight_arrays, weights_from_arrays
 
-FORMATS = ("npz", "torch", "torchscript", "keras", "onnx", "sklearn")
-ENSEMBLE_FORMATS = ("npz", "torch", "onnx")  # the formats that hold a refit ensemble as one model
 TOLERANCE = 1e-5
 ONNX_OPSET = 17  # supported by every onnxruntime from 1.18 on
 ONNX_IR_VERSION = 8  # the IR version that goes with opset 17
 
-# The modules each format imports, and the message when one of them is missing.
-_NEEDS = {
-    "torch": (("torch",), "--format torch needs PyTorch: pip install 'fcnn_opt[torch]'."),
-    "torchscript": (("torch",), "--format torchscript needs PyTorch: pip install 'fcnn_opt[torch]'."),
-    "keras": (("keras",), "--format keras needs TensorFlow and Keras: pip install 'fcnn_opt[tf]'."),
-    "onnx": (("onnx", "onnxruntime"), "--format onnx needs onnx and onnxruntime: pip install 'fcnn_opt[onnx]'."),
-    "sklearn": (("sklearn",), "--format sklearn needs scikit-learn: pip install scikit-learn."),
-}
+# writer(model, path) -> the files written, the one the reader reads back first;
+# reader(path, X, task) -> the file's predictions on X, as the model's ``output`` gives them.
+Writer = Callable[[Any, Path], list[Path]]
+Reader = Callable[[Path, np.ndarray, str], np.ndarray]
 
-# Formats whose file name must end a certain way (torch.export.save wants ``.pt2``).
-_SUFFIXES = {"torch": ".pt2", "keras": ".keras"}
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One export format: its name, how it is written (``writer``) and read back for the
+    check (``reader``), the pip extra it needs, and what it can do.
+
+    ``modules``: what the writer and reader import, checked before writing; ``needs`` says
+    what is missing in words ("PyTorch"), with ``extra`` (or ``install``, the whole
+    ``pip install`` argument) saying what to install. ``ensemble``: it holds a refit
+    ensemble as one model. ``suffix``: the file name must end so (``suffix_hint``: what to
+    say when it does not). ``environment``: variables set (unless set already) before use.
+    """
+
+    name: str
+    writer: Writer
+    reader: Reader
+    description: str = ""
+    extra: str | None = None
+    modules: tuple[str, ...] = ()
+    needs: str = ""
+    install: str | None = None
+    ensemble: bool = False
+    suffix: str | None = None
+    suffix_hint: str = ""
+    environment: tuple[tuple[str, str], ...] = ()
+
+
+FORMATS: Registry[ExportFormat] = Registry("format")
+
+
+def register_format(name: str, writer: Writer, reader: Reader, *, description: str = "",
+                    extra: str | None = None, modules: tuple[str, ...] = (), needs: str = "",
+                    install: str | None = None, ensemble: bool = False, suffix: str | None = None,
+                    suffix_hint: str = "", environment: tuple[tuple[str, str], ...] = (),
+                    replace: bool = False) -> ExportFormat:
+    """Register an export format under ``name`` and return its entry (the fields are
+    :class:`ExportFormat`'s). ``writer(model, path)`` writes ``model`` (a
+    :class:`~fcnn_opt.search.models.TrainedModel`, or an ``EnsembleModel`` where ``ensemble``)
+    to ``path`` and returns the files written; ``reader(path, X, task)`` reads the first one
+    back and returns its predictions on ``X``, which must equal ``model.output(X)``."""
+    return FORMATS.register(ExportFormat(name, writer, reader, description, extra, tuple(modules), needs,
+                                         install, ensemble, suffix, suffix_hint, tuple(environment)),
+                            replace=replace)
 
 
 def export_model(model: TrainedModel, fmt: str, out: str | Path) -> list[Path]:
@@ -75,28 +118,27 @@ def export_model(model: TrainedModel, fmt: str, out: str | Path) -> list[Path]:
             cannot be written, or an export whose predictions differ from the model's.
     """
     if fmt not in FORMATS:
-        raise ModelError(f"Unknown format {fmt!r}. Expected one of {', '.join(FORMATS)}.")
+        raise ModelError(f"Unknown format {fmt!r}. Expected one of {', '.join(FORMATS.names())}.")
+    entry = FORMATS.get(fmt)
     if isinstance(model, EnsembleModel) and len(model.members) == 1 and model.temperature == 1.0:
         model = model.members[0]  # one network, as it is: every format holds it
-    if isinstance(model, EnsembleModel) and fmt not in ENSEMBLE_FORMATS:
+    if isinstance(model, EnsembleModel) and not entry.ensemble:
         raise ModelError(f"--format {fmt} holds one network, and this model is {model.description} "
                          f"({len(model.members)} network(s), temperature {model.temperature:.3g}); use "
-                         f"{', '.join(ENSEMBLE_FORMATS)}, or --trial N for one trial's own network.")
+                         f"{', '.join(FORMATS.names(ensemble=True))}, or --trial N for one trial's own network.")
     out = Path(out)
     if out.is_dir():
         raise ModelError(f"--out {out} is a folder; give a file name.")
     if not out.parent.exists() or not os.access(out.parent, os.W_OK):
         raise ModelError(f"Cannot write {out}: its folder {out.parent} does not exist or is not writable.")
-    suffix = _SUFFIXES.get(fmt)
+    suffix = entry.suffix
     if suffix is not None and out.suffix != suffix:
-        hint = " For a TorchScript .pt file, use --format torchscript." if fmt == "torch" else ""
+        hint = f" {entry.suffix_hint}" if entry.suffix_hint else ""
         raise ModelError(f"--format {fmt} writes a {suffix} file; give --out NAME{suffix} (not {out.name}).{hint}")
-    _require(fmt)
+    _require(entry)
     # Written beside the target under temporary names, checked, then moved into place.
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".fcnn_opt-export-") as tmp:
-        writer = {"npz": _npz, "torch": _torch, "torchscript": _torchscript, "keras": _keras, "onnx": _onnx,
-                  "sklearn": _sklearn}[fmt]
-        staged = writer(model, Path(tmp) / out.name)
+        staged = entry.writer(model, Path(tmp) / out.name)
         _check(model, fmt, staged[0])
         final = []
         for path in staged:
@@ -106,18 +148,20 @@ def export_model(model: TrainedModel, fmt: str, out: str | Path) -> list[Path]:
     return final
 
 
-def _require(fmt: str) -> None:
-    """Import the libraries format ``fmt`` needs, or raise a one-line ModelError naming its extra.
-
-    Keras is pointed at TensorFlow (``KERAS_BACKEND``) unless the caller chose a backend."""
-    if fmt == "keras":
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    modules, message = _NEEDS.get(fmt, ((), ""))
-    for name in modules:
+def _require(entry: ExportFormat) -> None:
+    """Import the libraries format ``entry`` needs, or raise a one-line ModelError naming its
+    extra. Its environment is set first (Keras is pointed at TensorFlow, ``KERAS_BACKEND``,
+    unless the caller chose a backend)."""
+    for key, value in entry.environment:
+        os.environ.setdefault(key, value)
+    install = entry.install or (f"'fcnn_opt[{entry.extra}]'" if entry.extra else None)
+    for name in entry.modules:
         try:
             __import__(name)
         except ImportError:
-            raise ModelError(message) from None
+            needs = entry.needs or " and ".join(entry.modules)
+            where = f": pip install {install}" if install else ""
+            raise ModelError(f"--format {entry.name} needs {needs}{where}.") from None
 
 
 def _sizes(model: TrainedModel) -> list[int]:
@@ -445,7 +489,7 @@ def _check(model: TrainedModel, fmt: str, path: Path) -> None:
         grid = np.asarray(mean) + np.asarray(std) * grid
     grid = grid.astype(np.float32)
     expected = model.output(grid)
-    got = np.asarray(_READERS[fmt](path, grid, model.task), dtype=np.float64)
+    got = np.asarray(FORMATS.get(fmt).reader(path, grid, model.task), dtype=np.float64)
     if got.shape != expected.shape or not np.allclose(got, expected, atol=TOLERANCE, rtol=0):
         difference = f"{float(np.max(np.abs(got - expected))):.3g}" if got.shape == expected.shape \
             else f"shape {got.shape}, not {expected.shape}"
@@ -492,6 +536,20 @@ def _read_sklearn(path: Path, X: np.ndarray, task: str) -> np.ndarray:
     return proba[:, 1] if task == "binary" else proba
 
 
-# How each format's file is read back for the check, with the library that reads it.
-_READERS = {"npz": _read_npz, "torch": _read_torch, "torchscript": _read_torchscript, "keras": _read_keras,
-            "onnx": _read_onnx, "sklearn": _read_sklearn}
+# The built-in formats, in the order the command line lists them.
+register_format("npz", _npz, _read_npz, description="npz (NumPy arrays)", ensemble=True)
+register_format("torch", _torch, _read_torch,
+                description="torch (a torch.export .pt2 file, and its state_dict beside it)",
+                extra="torch", modules=("torch",), needs="PyTorch", ensemble=True, suffix=".pt2",
+                suffix_hint="For a TorchScript .pt file, use --format torchscript.")
+register_format("torchscript", _torchscript, _read_torchscript,
+                description="torchscript (TorchScript, which torch 2.13 deprecates, and its state_dict)",
+                extra="torch", modules=("torch",), needs="PyTorch")
+register_format("keras", _keras, _read_keras, description="keras (a .keras file)", extra="tf",
+                modules=("keras",), needs="TensorFlow and Keras", suffix=".keras",
+                environment=(("KERAS_BACKEND", "tensorflow"),))
+register_format("onnx", _onnx, _read_onnx, description="onnx (an ONNX graph)", extra="onnx",
+                modules=("onnx", "onnxruntime"), needs="onnx and onnxruntime", ensemble=True)
+register_format("sklearn", _sklearn, _read_sklearn,
+                description="sklearn (a pickled MLPClassifier or MLPRegressor)",
+                modules=("sklearn",), needs="scikit-learn", install="scikit-learn")

@@ -38,6 +38,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from fcnn_opt.store import optuna_internals as internals
@@ -49,6 +50,16 @@ if TYPE_CHECKING:
 SKIPPED_ATTR = "fcnn_opt_skipped"  # "surplus" or "duplicate": finished as FAIL without running
 BEAT_ATTR = "fcnn_opt_beat"  # fcnn_opt's heartbeat counter, for storages without one
 MAX_RETRY = 3  # a trial found stale is queued again at most this many times
+
+
+class NextStep(StrEnum):
+    """What the worker loop does next, as the ledger or the time left decides (each member
+    equals the string it stood for before, so old comparisons still hold)."""
+
+    DONE = "done"  # the budget is used up, or every grid point is done or failed for good
+    STOP = "stop"  # too little time left to continue a trial: the run ends
+    QUEUED = "queued"  # a continuation of a best trial was queued: claim it next
+    SEARCH = "search"  # nothing to continue yet: the search goes on
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,8 @@ class Row:
 
 @dataclass
 class Counts:
+    """How many of a study's trials are in each state (skipped ones apart from failed ones)."""
+
     complete: int = 0
     pruned: int = 0
     failed: int = 0  # failed while running (errors, divergence, interrupts, stale)

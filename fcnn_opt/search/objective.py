@@ -21,9 +21,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from fcnn_opt.search.metrics import objective_values
 from fcnn_opt.search.space import StudySpec, load_spec, parse_spec
+from fcnn_opt.store import optuna_internals as internals
 from fcnn_opt.store.artifact_files import CONTINUES_ATTR
 from fcnn_opt.training.datasets import Dataset
 from fcnn_opt.training.loop import TrainResult, train
@@ -173,7 +175,6 @@ class Objective:
         in all, the learning rate falling linearly to zero over the same share of them as over
         the parent's (see :func:`continued_config`). Its epochs are reported (numbered on from
         the state's) and never pruned; its histories and network are stored like any trial's."""
-        from fcnn_opt.store import optuna_internals as internals
         from fcnn_opt.store.artifact_files import load_state
         from fcnn_opt.training.backends import TrainState
 
@@ -240,14 +241,45 @@ def continuation_of(trial: optuna.Trial, reporter) -> dict | None:
     return plan if isinstance(plan, dict) else None
 
 
+class Reporter(Protocol):
+    """Where a running trial reports its epochs and keeps its attributes, and how it ends.
+
+    :class:`TrialReporter` writes through Optuna's public API at once;
+    :class:`fcnn_opt.search.mirror.MirrorReporter` buffers everything and decides pruning on
+    the pruning mirror. :mod:`fcnn_opt.search.outcomes` tells a trial through either."""
+
+    trial: optuna.Trial  # the study's trial
+    params_trial: optuna.Trial  # the trial its hyperparameters are drawn from
+
+    def report(self, value: float, epoch: int) -> bool:
+        """Report the epoch's value; returns whether the trial is to be pruned now."""
+
+    def record(self, value: float, epoch: int) -> None:
+        """Report the epoch's value without asking the pruner."""
+
+    def store(self, attrs: dict[str, Any]) -> None:
+        """Set user attributes of the trial."""
+
+    def store_system(self, attrs: dict[str, Any]) -> None:
+        """Set system attributes of the trial."""
+
+    def flush(self) -> None:
+        """Write whatever is buffered to the trial (before it is told)."""
+
+    def close(self, state: optuna.trial.TrialState, value: float | None) -> None:
+        """The trial was told ``state`` (and ``value``): finish whatever the reporter holds."""
+
+
 class TrialReporter:
     """Report each epoch to the trial and ask its pruner, one storage call at a time (Optuna's
-    public API; :class:`fcnn_opt.store.mirror.MirrorReporter` is the buffered alternative)."""
+    public API; :class:`fcnn_opt.search.mirror.MirrorReporter` is the buffered alternative).
+    A :class:`Reporter`."""
 
     def __init__(self, trial: optuna.Trial):
         self.trial = self.params_trial = trial  # params_trial: where hyperparameters are drawn
 
     def report(self, value: float, epoch: int) -> bool:
+        """Report the value to the trial; returns whether its pruner prunes it now."""
         self.trial.report(value, epoch)
         return self.trial.should_prune()
 
@@ -256,12 +288,12 @@ class TrialReporter:
         self.trial.report(value, epoch)
 
     def store(self, attrs: dict[str, Any]) -> None:
+        """Set user attributes of the trial, one write each."""
         for key, value in attrs.items():
             self.trial.set_user_attr(key, value)
 
     def store_system(self, attrs: dict[str, Any]) -> None:
-        from fcnn_opt.store import optuna_internals as internals
-
+        """Set system attributes of the trial, one write each."""
         storage, trial_id = internals.storage_of(self.trial.study), internals.trial_id_of(self.trial)
         for key, value in attrs.items():
             storage.set_trial_system_attr(trial_id, key, value)
@@ -269,8 +301,8 @@ class TrialReporter:
     def flush(self) -> None:
         """Nothing is buffered: every value was written when it was reported."""
 
-    def close(self, state, value: float | None) -> None:
-        pass
+    def close(self, state: optuna.trial.TrialState, value: float | None) -> None:
+        """Nothing to finish: the trial holds everything."""
 
 
 class EpochWatch:
@@ -308,36 +340,6 @@ def varying_keys(spec: StudySpec) -> list[str]:
 
 
 REPEATS_ATTR = "repeats"
-PREDICT_POINTS = 1024  # predict_ms: milliseconds to predict this many points
-
-
-def objective_values(result: TrainResult, objectives) -> list[float]:
-    """The value of each objective of a multi-objective study for one finished run.
-
-    ``val_loss``, ``val_accuracy``: last epoch's (the mean over seed repeats);
-    ``n_params``: weights and biases of the network; ``train_seconds``: training time (all
-    repeats); ``predict_ms``: the fastest of 5 predictions of 1024 points by the trained
-    model, in its own library, in milliseconds.
-    """
-    import time
-
-    values = []
-    for name in objectives:
-        if name in ("val_loss", "val_accuracy"):
-            values.append(float(getattr(result, name)[-1]))
-        elif name == "n_params":
-            values.append(float(sum(W.size + b.size for W, b in result.weights())))
-        elif name == "train_seconds":
-            values.append(float(sum(result.epoch_seconds)))
-        else:
-            points = result.dataset.grid(32)[2]
-            timings = []
-            for _ in range(5):
-                start = time.perf_counter()
-                result.predict(points)
-                timings.append(time.perf_counter() - start)
-            values.append(1000.0 * min(timings) * PREDICT_POINTS / len(points))
-    return values
 
 
 def repeat_attrs(result: TrainResult, metric: str) -> dict[str, Any]:

@@ -10,8 +10,9 @@ import math
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fcnn_opt.search.space import SpaceError
 from fcnn_opt.store import optuna_internals as internals
@@ -20,9 +21,42 @@ from fcnn_opt.store.storages import mask_url, retrying
 if TYPE_CHECKING:
     import optuna
 
+    from fcnn_opt.search.objective import Reporter
+
+
+class Outcome(NamedTuple):
+    """What became of a trial that ran: its state, its value (complete trials), the reason
+    to store (failed ones) and an exception to raise once it is told (or None)."""
+
+    state: Any  # optuna.trial.TrialState
+    value: Any = None  # a float, or a list of them in a multi-objective study
+    reason: str | None = None
+    error: BaseException | None = None
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, turned into a KeyboardInterrupt by :func:`sigterm_as_interrupt`."""
+
 
 @contextmanager
-def signals_held():
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so the running trial is recorded, not lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM while a trial is claimed or told, so that no trial is left
     RUNNING half-claimed or half-told; a signal that arrives meanwhile acts when the block
     ends (training itself stays interruptible)."""
@@ -36,7 +70,8 @@ def signals_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def tell(study: optuna.Study, trial: optuna.Trial, reporter, state, value=None, reason=None):
+def tell(study: optuna.Study, trial: optuna.Trial, reporter: Reporter, state: optuna.trial.TrialState,
+         value: Any = None, reason: str | None = None) -> optuna.trial.TrialState:
     """Write the trial's buffered records, then tell its outcome to the study and the reporter.
 
     Writing is retried through a dropped connection. If another worker failed the trial as
@@ -65,8 +100,9 @@ def tell(study: optuna.Study, trial: optuna.Trial, reporter, state, value=None, 
     return state
 
 
-def tell_all(study: optuna.Study, trials: list, reporters: list, outcomes: list) -> list:
-    """Tell each trial its outcome ``(state, value, reason, exception)``; returns the states.
+def tell_all(study: optuna.Study, trials: list[optuna.Trial], reporters: list[Reporter],
+             outcomes: list[Outcome]) -> list[optuna.trial.TrialState]:
+    """Tell each trial its :class:`Outcome`; returns the states.
 
     Trials drawn on the pruning mirror (random and TPE samplers, whose ``after_trial`` does
     nothing here) with no failure reason to store are finished together with their records
@@ -83,8 +119,8 @@ def tell_all(study: optuna.Study, trials: list, reporters: list, outcomes: list)
         finished = []
         for i in together:
             state, value = outcomes[i][:2]
-            finished.append((internals.trial_id_of(trials[i]), state,
-                             internals.final_value(state, value, reporters[i].history)))
+            finished.append(internals.Finished(internals.trial_id_of(trials[i]), state,
+                                               internals.final_value(state, value, reporters[i].history)))
         storage = internals.storage_of(study)
         try:
             with signals_held():
@@ -105,10 +141,10 @@ def tell_all(study: optuna.Study, trials: list, reporters: list, outcomes: list)
     return states
 
 
-def outcome(run) -> tuple:
+def outcome(run: Callable[[], Any]) -> Outcome:
     """Call ``run()`` (which trains and concludes a trial) and classify what happened.
 
-    Returns ``(state, value, reason, exception_to_reraise)``.
+    Returns its :class:`Outcome` (state, value, reason, exception to re-raise).
     """
     import optuna
     from optuna.trial import TrialState
@@ -116,18 +152,18 @@ def outcome(run) -> tuple:
     try:
         value = run()
     except optuna.TrialPruned:
-        return TrialState.PRUNED, None, None, None
+        return Outcome(TrialState.PRUNED)
     except KeyboardInterrupt as exc:
-        return TrialState.FAIL, None, "interrupted (Ctrl-C or SIGTERM)", exc
+        return Outcome(TrialState.FAIL, None, "interrupted (Ctrl-C or SIGTERM)", exc)
     except optuna.exceptions.UpdateFinishedTrialError:  # failed as stale by another worker
-        return TrialState.FAIL, None, None, None
+        return Outcome(TrialState.FAIL)
     except (SpaceError, ValueError, ImportError) as exc:  # the study's own settings are wrong
-        return TrialState.FAIL, None, f"{type(exc).__name__}: {exc}", exc
+        return Outcome(TrialState.FAIL, None, f"{type(exc).__name__}: {exc}", exc)
     except Exception as exc:  # e.g. the database gone for longer than the retry window
-        return TrialState.FAIL, None, f"{type(exc).__name__}: {exc}", None
+        return Outcome(TrialState.FAIL, None, f"{type(exc).__name__}: {exc}")
     values = value if isinstance(value, (list, tuple)) else [value]  # several: multi-objective
     if any(v is None or not math.isfinite(v) for v in values):
-        return TrialState.FAIL, None, None, None
-    return TrialState.COMPLETE, value, None, None
+        return Outcome(TrialState.FAIL)
+    return Outcome(TrialState.COMPLETE, value)
 
 

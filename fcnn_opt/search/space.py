@@ -38,15 +38,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from fcnn_opt.search.metrics import OBJECTIVES, direction_of
+from fcnn_opt.search.pruners import PRUNERS, RUNG_FACTOR
+from fcnn_opt.search.samplers import SAMPLERS
 from fcnn_opt.training.config import ACTIVATIONS, LIB_ALIASES, LIBS, OPTIMIZERS, TrainConfig
 from fcnn_opt.training.datasets import list_datasets
 
-SAMPLERS = ("grid", "random", "tpe", "cmaes", "qmc", "gp", "nsga2")
-PRUNERS = ("median", "percentile", "sha", "hyperband", "patient", "wilcoxon", "none")
-METRICS = {"val_loss": "minimize", "val_accuracy": "maximize"}
-# Objectives of a multi-objective study ([study] objectives), each with its direction.
-OBJECTIVES = {**METRICS, "n_params": "minimize", "train_seconds": "minimize", "predict_ms": "minimize"}
-MULTI_SAMPLERS = ("nsga2", "tpe", "random", "grid")
+# Samplers, pruners and objectives are registries (fcnn_opt.search.samplers, .pruners, .metrics):
+# what a study file may name is what they hold when it is read.
 
 # [params] keys: kind, and for categorical keys the allowed values
 _PARAM_KINDS: dict[str, tuple[str, tuple | None]] = {
@@ -73,8 +72,7 @@ _STUDY_KEYS = {"name": str, "sampler": str, "pruner": str, "metric": str, "n_tri
                "seed": int, "description": str, "repeats": int, "objectives": list, "timeout": float,
                "anneal": float, "refit": object}
 # epochs = { max = ..., min = ... }: epochs as a resource that successive halving spends
-_RESOURCE_KEYS = {"max", "min", "decay"}
-RUNG_FACTOR = 3  # successive halving keeps the best third of the trials at each rung
+_RESOURCE_KEYS = {"max", "min", "decay"}  # successive halving keeps 1 in RUNG_FACTOR (pruners.py)
 DEFAULT_ANNEAL = 0.2  # the share of a time budget spent continuing the best constant-rate trials
 MAX_REPEATS = 100
 MAX_REFIT = 20  # [study] refit = { top = K }: at most this many trials averaged
@@ -172,16 +170,21 @@ class StudySpec:
     @property
     def direction(self) -> str:
         """The direction of ``metric`` (of a one-objective study; see :attr:`directions`)."""
-        return METRICS[self.metric]
+        return direction_of(self.metric)
 
     @property
     def multi(self) -> bool:
         return len(self.objectives) > 1
 
     @property
+    def uses_grid(self) -> bool:
+        """Whether the sampler runs the grid of the ``[params]`` lists, each point once."""
+        return SAMPLERS.get(self.sampler).grid
+
+    @property
     def directions(self) -> list[str]:
         """One direction per objective: ``[direction]`` for a one-objective study."""
-        return [OBJECTIVES[name] for name in self.objectives] if self.multi else [self.direction]
+        return [direction_of(name) for name in self.objectives] if self.multi else [self.direction]
 
     @property
     def searched(self) -> dict[str, Param]:
@@ -311,7 +314,7 @@ class StudySpec:
                 params["seed"] = Param("seed", "int", value=seed)
         for key, value, allowed in (("sampler", sampler, SAMPLERS), ("pruner", pruner, PRUNERS)):
             if value is not None:
-                _check_choice(f"--{key}", value, allowed)
+                _check_choice(f"--{key}", value, allowed.names())
                 changes[key] = value
         if n_trials is not None:
             _check_int("--n-trials", n_trials, 1)
@@ -329,7 +332,7 @@ class StudySpec:
         if lib is not None and params["lib"].value != "numpy" and params["epochs"].resource_decay:
             params["epochs"] = replace(params["epochs"], resource_decay=0)  # and only NumPy decays the rate
         spec = StudySpec(**{**self.__dict__, **changes, "params": params, "dataset": data})
-        if spec.sampler == "grid":
+        if spec.uses_grid:
             spec.grid()  # raise now for ranges given to the grid sampler
         _check_multi(spec, "the command line", pruner_given=pruner is not None)
         return spec
@@ -372,14 +375,16 @@ def _parse_objectives(where: str, raw, task: str) -> tuple[str, ...]:
         raise SpaceError(f"{where}: expected a list of objective names, e.g. [\"val_loss\", \"n_params\"], "
                          f"got {raw!r}.")
     for name in raw:
-        _check_choice(where, name, tuple(OBJECTIVES))
+        _check_choice(where, name, OBJECTIVES.names())
     if len(set(raw)) != len(raw):
         raise SpaceError(f"{where}: an objective is listed twice: {raw}.")
     if len(raw) < 2:
+        metrics = " or ".join(f'"{name}"' for name in OBJECTIVES.names(per_epoch=True))
         raise SpaceError(f"{where}: lists one objective; objectives is for several (e.g. "
-                         f"[\"val_loss\", \"n_params\"]); for one, use metric = \"val_loss\" or \"val_accuracy\".")
-    if "val_accuracy" in raw and task == "regression":
-        raise SpaceError(f"{where}: val_accuracy needs a classification dataset; this one regresses.")
+                         f"[\"val_loss\", \"n_params\"]); for one, use metric = {metrics}.")
+    for name in raw:
+        if OBJECTIVES.get(name).classification and task == "regression":
+            raise SpaceError(f"{where}: {name} needs a classification dataset; this one regresses.")
     return tuple(raw)
 
 
@@ -387,10 +392,11 @@ def _check_multi(spec: StudySpec, where: str, pruner_given: bool) -> None:
     """A multi-objective study: one of the samplers that handle several objectives, no pruner."""
     if not spec.multi:
         return
-    if spec.sampler not in MULTI_SAMPLERS:
+    if not SAMPLERS.get(spec.sampler).multi_objective:
+        multi = SAMPLERS.names(multi_objective=True)
         raise SpaceError(f"{where}: sampler {spec.sampler!r} cannot optimise several objectives "
-                         f"({', '.join(spec.objectives)}). Use one of {{{', '.join(MULTI_SAMPLERS)}}}.")
-    if spec.pruner != "none" and pruner_given:
+                         f"({', '.join(spec.objectives)}). Use one of {{{', '.join(multi)}}}.")
+    if PRUNERS.get(spec.pruner).prunes and pruner_given:
         raise SpaceError(f"{where}: pruner {spec.pruner!r} is not offered with several objectives "
                          "(Optuna's pruners judge one value per epoch); use pruner = \"none\".")
 
@@ -596,9 +602,9 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
             raise SpaceError(f"{source}: unknown key [study].{key}. Valid keys: {', '.join(_STUDY_KEYS)}.")
         if _STUDY_KEYS[key] is not object and not _of_type(value, _STUDY_KEYS[key]):  # object: checked below
             raise SpaceError(f"{source}: [study].{key} must be {_STUDY_KEYS[key].__name__}, got {value!r}.")
-    _check_choice(f"{source}: [study].sampler", study.get("sampler", "tpe"), SAMPLERS)
-    _check_choice(f"{source}: [study].pruner", study.get("pruner", "median"), PRUNERS)
-    _check_choice(f"{source}: [study].metric", study.get("metric", "val_loss"), tuple(METRICS))
+    _check_choice(f"{source}: [study].sampler", study.get("sampler", "tpe"), SAMPLERS.names())
+    _check_choice(f"{source}: [study].pruner", study.get("pruner", "median"), PRUNERS.names())
+    _check_choice(f"{source}: [study].metric", study.get("metric", "val_loss"), OBJECTIVES.names(per_epoch=True))
     if "n_trials" in study:
         _check_int(f"{source}: [study].n_trials", study["n_trials"], 1)
     seed = study.get("seed", 0)
@@ -631,7 +637,7 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
     else:
         defaults = tuple(d for d in defaults if d != "refit")
     # The metric the loss plots and pictures speak of: the first validation objective.
-    metric = next((name for name in objectives if name in METRICS), study.get("metric", "val_loss"))
+    metric = next((name for name in objectives if OBJECTIVES.get(name).per_epoch), study.get("metric", "val_loss"))
     resource = params["epochs"].resource_min is not None
     default_pruner = "none" if objectives else ("sha" if resource else "median")
     spec = StudySpec(
@@ -653,7 +659,7 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
         train_seed_fixed=train_seed_fixed,
         table_defaults=defaults,
     )
-    if spec.sampler == "grid":
+    if spec.uses_grid:
         spec.grid()
     _check_multi(spec, f"{source}: [study]", pruner_given="pruner" in study)
     return spec

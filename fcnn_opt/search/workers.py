@@ -25,17 +25,15 @@ from pathlib import Path
 
 from fcnn_opt.search.objective import Objective
 from fcnn_opt.search.runner import (
-    RunSummary,
     check_engine,
-    fill_final,
     load_for_worker,
-    new_summary,
     prepare_study,
     run_trials,
     trial_artifacts,
 )
 from fcnn_opt.search.sizes import check_sizes
 from fcnn_opt.search.space import StudySpec
+from fcnn_opt.search.summary import FailedWorker, RunSummary, fill_final, new_summary
 from fcnn_opt.store.storages import default_url, mask_url, open_storage, safe_filename
 
 STOP_GRACE = 60  # seconds children get to record their running trial after Ctrl-C/SIGTERM
@@ -169,7 +167,7 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
         summary.interrupted = summary.interrupted or bool(stopping)
         for i, p in enumerate(procs, start=1):
             if p.returncode != 0 and not stopping:
-                summary.failed_workers.append((i, p.returncode, _tail(log_paths[i - 1])))
+                summary.failed_workers.append(FailedWorker(i, p.returncode, _tail(log_paths[i - 1])))
     summary.seconds = time.perf_counter() - start
     fill_final(summary, study, spec)
     summary.ran = summary.counts.done - done_before

@@ -45,7 +45,7 @@ Private names relied on, and why:
   ``._get_bracket_id``: Hyperband decided on the mirror, with Optuna's own brackets (set up as
   Optuna sets them up) and its own assignment of each trial to a bracket.
 - ``TPESampler._constant_liar``: the mirror's copy of the sampler lies about the trials other
-  workers are running while it holds any (see :class:`fcnn_opt.store.mirror.PruningMirror`).
+  workers are running while it holds any (see :class:`fcnn_opt.search.mirror.PruningMirror`).
 - ``optuna.samplers._tpe._truncnorm._log_ndtr``: TPE's log of
   the normal distribution function, one Python call per value, is swapped for the same
   function compiled (:mod:`fcnn_opt.store._tpe_compiled`, same bits) while the mirror draws.
@@ -80,7 +80,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # The Optuna releases this module was tested with (keep in step with pyproject.toml).
 TESTED_RANGE = ((4, 3), (5, 2))  # lower bound included, upper bound excluded
@@ -453,8 +453,26 @@ def final_value(state, value: float | None, intermediate: dict[int, float]) -> f
     return None
 
 
-def write_trial_records(storage, records: list[tuple[int, dict[int, float], dict, dict]],
-                        finished: list[tuple[int, object, float | None]] = ()) -> None:
+class TrialRecords(NamedTuple):
+    """What a running trial's reporter buffered, to write in one go (a tuple, so it unpacks
+    as ``trial_id, intermediate, attrs, system``)."""
+
+    trial_id: int
+    intermediate: dict[int, float]  # step -> value, the steps not written yet
+    attrs: dict[str, Any]  # user attributes
+    system: dict[str, Any]  # system attributes
+
+
+class Finished(NamedTuple):
+    """A trial to finish in the same write as the records: its state and the value
+    ``study.tell`` would store (see :func:`final_value`)."""
+
+    trial_id: int
+    state: Any  # optuna.trial.TrialState
+    value: float | None
+
+
+def write_trial_records(storage, records: list[TrialRecords], finished: list[Finished] = ()) -> None:
     """Write the intermediate values and user and system attributes of running trials, and
     finish some.
 

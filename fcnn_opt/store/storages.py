@@ -8,6 +8,10 @@ Heartbeat settings come from the environment, and every worker of one study must
 same ones: ``FCNN_OPT_HEARTBEAT`` (seconds between a running trial's heartbeats, default 5),
 ``FCNN_OPT_GRACE`` (seconds of silence after which a running trial is stale, default 20) and
 ``FCNN_OPT_DB_RETRY`` (seconds a worker keeps retrying a lost database, default 120).
+
+The kinds of storage are the entries of :data:`STORAGES` (SQLite, PostgreSQL, MySQL, journal
+files), found by a URL's scheme; :func:`register_storage` adds one. Any other SQLAlchemy URL
+is opened as an RDB storage, as it is.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_STORAGE = "sqlite:///studies/fcnn_opt.db"
 HEARTBEAT_INTERVAL = 5  # seconds between a running trial's heartbeats
@@ -244,10 +251,59 @@ def resilient_class():
     return _RESILIENT
 
 
-# URL scheme -> (drivers SQLAlchemy may use for it, in our order of preference; the extra to install)
-_DRIVERS = {"postgresql": ((("psycopg2", "psycopg2"), ("psycopg", "psycopg")), "postgres"),
-            "mysql": ((("pymysql", "pymysql"), ("mysqldb", "MySQLdb")), "mysql"),
-            "mariadb": ((("pymysql", "pymysql"), ("mysqldb", "MySQLdb")), "mysql")}
+@dataclass(frozen=True)
+class StorageKind:
+    """One kind of storage: its name, the URL schemes that mean it, how it is opened, the pip
+    extra it needs, and what it is.
+
+    ``factory(url, heartbeat=..., read_only=...)`` returns the Optuna storage for ``url``.
+    ``drivers``: ``(SQLAlchemy driver, module)`` pairs, in our order of preference, one of
+    which :func:`with_driver` names in a URL that names none. ``local_file``: the URL names a
+    file on this machine (the artifact folder goes beside it). ``heartbeats``: the storage
+    records running trials' heartbeats itself (a journal file gets fcnn_opt's own).
+    """
+
+    name: str
+    schemes: tuple[str, ...]
+    factory: Callable[..., Any]
+    description: str = ""
+    extra: str | None = None
+    drivers: tuple[tuple[str, str], ...] = ()
+    local_file: bool = False
+    heartbeats: bool = True
+
+
+STORAGES: dict[str, StorageKind] = {}  # name -> kind, in the order they were registered
+
+
+def register_storage(name: str, schemes, factory: Callable[..., Any], *, description: str = "",
+                     extra: str | None = None, drivers=(), local_file: bool = False, heartbeats: bool = True,
+                     replace: bool = False) -> StorageKind:
+    """Register a kind of storage under ``name`` for the URL ``schemes`` (``"redis"`` for
+    ``redis://...``) and return it; ``factory(url, heartbeat=..., read_only=...)`` opens one.
+    A scheme another kind has is an error unless ``replace`` is true."""
+    taken = {scheme: kind.name for kind in STORAGES.values() for scheme in kind.schemes if kind.name != name}
+    clash = [scheme for scheme in schemes if scheme in taken]
+    if (name in STORAGES or clash) and not replace:
+        raise StorageError(f"A storage named {name!r} or for the scheme(s) {clash} is registered already; "
+                           "pass replace=True to replace it.")
+    kind = StorageKind(name, tuple(schemes), factory, description, extra, tuple(drivers), local_file, heartbeats)
+    STORAGES[name] = kind
+    return kind
+
+
+def url_scheme(url: str) -> str:
+    """The scheme of a storage URL without its driver: ``postgresql`` for
+    ``postgresql+psycopg2://...``, ``journal`` for ``journal:PATH``."""
+    scheme, colon, _ = url.partition(":")
+    return scheme.partition("+")[0] if colon else ""
+
+
+def storage_kind(url: str) -> StorageKind | None:
+    """The registered kind of storage ``url`` names by its scheme, or None (any other
+    SQLAlchemy URL, opened as it is)."""
+    scheme = url_scheme(url)
+    return next((kind for kind in STORAGES.values() if scheme in kind.schemes), None)
 
 
 def with_driver(url: str) -> str:
@@ -262,13 +318,13 @@ def with_driver(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if scheme == "postgres":
         scheme = "postgresql"
-    if scheme not in _DRIVERS:
+    kind = storage_kind(url) if sep else None
+    if kind is None or not kind.drivers or "+" in scheme:
         return f"{scheme}{sep}{rest}"
-    drivers, extra = _DRIVERS[scheme]
-    for driver, module in drivers:
+    for driver, module in kind.drivers:
         if importlib.util.find_spec(module) is not None:
             return f"{scheme}+{driver}://{rest}"
-    raise StorageError(f"Storage {mask_url(url)} needs a database driver: pip install 'fcnn_opt[{extra}]'.")
+    raise StorageError(f"Storage {mask_url(url)} needs a database driver: pip install 'fcnn_opt[{kind.extra}]'.")
 
 
 def load_storage_modules(url: str | None = None) -> None:
@@ -300,18 +356,32 @@ def open_storage(url: str | None = None, *, heartbeat: bool = True, read_only: b
     # Heartbeats and their retry callback are marked experimental; they are what we rely on.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     url = url or default_url()
-    if url.startswith("journal:"):
-        path = Path(url[len("journal:"):])
-        if not path.name:
-            raise StorageError(f"Storage URL {url!r} names no file. Expected journal:PATH.")
-        from optuna.storages.journal import JournalFileBackend
+    kind = storage_kind(url)
+    if kind is None and "://" not in url:
+        raise StorageError(f"Storage URL {mask_url(url)!r} is malformed. Expected e.g. "
+                           f"{DEFAULT_STORAGE}, postgresql://user@host/db or journal:PATH.")
+    return (kind.factory if kind is not None else _open_rdb)(url, heartbeat=heartbeat, read_only=read_only)
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _check_journal_file(path)
-        try:
-            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-        except (OSError, ValueError) as exc:
-            raise StorageError(f"Cannot open journal {path}: {exc}") from None
+
+def _open_journal(url: str, *, heartbeat: bool, read_only: bool):
+    """The journal storage of ``journal:PATH`` (its folder made, the file checked)."""
+    import optuna
+
+    path = Path(url[len("journal:"):])
+    if not path.name:
+        raise StorageError(f"Storage URL {url!r} names no file. Expected journal:PATH.")
+    from optuna.storages.journal import JournalFileBackend
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_journal_file(path)
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"Cannot open journal {path}: {exc}") from None
+
+
+def _open_rdb(url: str, *, heartbeat: bool, read_only: bool):
+    """The retrying RDB storage of an SQLAlchemy ``url`` (see :func:`open_storage`)."""
     if "://" not in url:
         raise StorageError(f"Storage URL {mask_url(url)!r} is malformed. Expected e.g. "
                            f"{DEFAULT_STORAGE}, postgresql://user@host/db or journal:PATH.")
@@ -348,6 +418,14 @@ def open_storage(url: str | None = None, *, heartbeat: bool = True, read_only: b
         _close_at_exit(storage.engine, writer=not read_only)
     return storage
 
+
+register_storage("sqlite", ("sqlite",), _open_rdb, description="an SQLite file (the default)", local_file=True)
+register_storage("postgresql", ("postgresql", "postgres"), _open_rdb, description="a PostgreSQL server",
+                 extra="postgres", drivers=(("psycopg2", "psycopg2"), ("psycopg", "psycopg")))
+register_storage("mysql", ("mysql", "mariadb"), _open_rdb, description="a MySQL or MariaDB server",
+                 extra="mysql", drivers=(("pymysql", "pymysql"), ("mysqldb", "MySQLdb")))
+register_storage("journal", ("journal",), _open_journal, description="an Optuna journal file (journal:PATH)",
+                 local_file=True, heartbeats=False)
 
 _SQLITE_ENGINES: dict = {}  # engine -> whether this process writes through it
 

@@ -6,7 +6,8 @@ the rows outside the test split (training and validation together) are cut into 
 parts, stratified by class for classification; network ``k`` trains on every part but
 ``k`` and is validated on part ``k``, so every row is validated exactly once. The K
 networks (K x R with seed repeats: fold ``k``, repeat ``r`` trains with seed ``seed + r``)
-train in lockstep, one thread each, and report as one: after each epoch the mean of their
+train in lockstep, one thread each (with the population engine, one population per fold and
+seed, whose members are several trials' networks: :func:`train_folds_together`), and report as one: after each epoch the mean of their
 metrics goes to ``on_epoch``, so the pruner judges the settings on every row; when it says
 stop, every network stops.
 
@@ -167,36 +168,85 @@ def train_folds(dataset: Dataset, k: int, config: TrainConfig, repeats: int = 1,
     members = [(data, c) for data in folds for c in repeat_configs(config, repeats)]
     step = Lockstep(len(members), on_epoch)
     results: list = [None] * len(members)
-    errors: list[BaseException] = []
 
-    def run(i: int) -> None:
+    def work(i: int) -> None:
         data, member_config = members[i]
+        results[i] = train(data, member_config, on_epoch=lambda epoch, m: step.member(epoch, m),
+                           snapshots=snapshots if i == 0 else 0)
+        step.finished()
+
+    _side_by_side(len(members), work, [step])
+    result = combine(results, step.stopped_at)
+    result.out_of_fold = out_of_fold(folds, rows, results, repeats)
+    return result
+
+
+def train_folds_together(dataset: Dataset, k: int, configs: Sequence[TrainConfig], repeats: int = 1,
+                         on_epochs: Sequence[OnEpoch | None] | None = None, *, device: str = "cpu",
+                         snapshots: int = 0) -> list[TrainResult]:
+    """:func:`train_folds` for several configs at once, in the population engine: one
+    population per fold and seed (``k x repeats`` of them, side by side, one thread each),
+    whose members are the configs. Config ``i``'s networks report their mean to
+    ``on_epochs[i]`` and stop together; returns each config's result, as :func:`train_folds`
+    returns it."""
+    from fcnn_opt.training.backends._torch import cpu_threads
+    from fcnn_opt.training.population import train_population
+
+    folds, rows = _folds_and_rows(dataset, k)
+    runs = [(f, r) for f in range(k) for r in range(repeats)]  # fold by fold, as train_folds orders them
+    steps = [Lockstep(len(runs), on_epoch) for on_epoch in (on_epochs or [None] * len(configs))]
+    trained: list = [None] * len(runs)
+
+    def work(j: int) -> None:
+        fold, r = runs[j]
+        members = [repeat_configs(config, repeats)[r] for config in configs]
+        trained[j] = train_population(folds[fold], members, on_epoch=lambda i, epoch, m: steps[i].member(epoch, m),
+                                      device=device, snapshots=snapshots if j == 0 else 0,
+                                      on_done=lambda i: steps[i].finished())
+
+    with cpu_threads(device):  # once for every thread: each population's own setting then restores it alike
+        _side_by_side(len(runs), work, steps)
+    results = []
+    for i, step in enumerate(steps):
+        own = [found[i] for found in trained]
+        result = combine(own, step.stopped_at)
+        result.out_of_fold = out_of_fold(folds, rows, own, repeats)
+        results.append(result)
+    return results
+
+
+def _side_by_side(n: int, work, steps: Sequence[Lockstep]) -> None:
+    """Run ``work(0) .. work(n - 1)`` at the same time, ``work(0)`` in the caller's thread
+    (where a Ctrl-C or SIGTERM lands). An error in one abandons every lockstep, so nobody
+    waits for a run that will not come, and is raised here once all have stopped."""
+    errors: list[BaseException] = []
+    finished = [False] * n
+
+    def run(j: int) -> None:
         try:
-            results[i] = train(data, member_config, on_epoch=lambda epoch, m: step.member(epoch, m),
-                               snapshots=snapshots if i == 0 else 0)
+            work(j)
         except _Abandoned:
             return
         except BaseException as exc:  # noqa: B036 - re-raised in the caller's thread below
             errors.append(exc)
-            step.abandon()
+            for step in steps:
+                step.abandon()
             return
-        step.finished()
+        finished[j] = True
 
-    threads = [threading.Thread(target=run, args=(i,), daemon=True, name=f"fold-{i}") for i in range(1, len(members))]
+    threads = [threading.Thread(target=run, args=(j,), daemon=True, name=f"fold-{j}") for j in range(1, n)]
     for thread in threads:
         thread.start()
     try:
-        run(0)  # in the caller's thread, where a Ctrl-C or SIGTERM lands
+        run(0)
     finally:
-        if errors or results[0] is None:
-            step.abandon()  # nobody waits for a run that will not come
+        if errors or not finished[0]:
+            for step in steps:
+                step.abandon()
         for thread in threads:
             thread.join()
     if errors:
         raise errors[0]
-    result = combine(results, step.stopped_at)
-    result.out_of_fold = out_of_fold(folds, rows, results, repeats)
-    return result
 
 
 def out_of_fold(folds: Sequence[Dataset], rows: Sequence[np.ndarray], results: Sequence[TrainResult],
@@ -216,4 +266,4 @@ def out_of_fold(folds: Sequence[Dataset], rows: Sequence[np.ndarray], results: S
 
 
 __all__ = ["FoldError", "Lockstep", "MAX_FOLDS", "fold_of_rows", "fold_rows", "make_folds", "out_of_fold",
-           "pooled_rows", "train_folds"]
+           "pooled_rows", "train_folds", "train_folds_together"]

@@ -51,6 +51,8 @@ from fcnn_opt.training.loop import TrainResult, snapshot_epochs
 
 # on_epoch(member index, epoch, metrics) -> True to stop that member
 PopulationOnEpoch = Callable[[int, int, dict], "bool | None"]
+# on_done(member index): that member has stopped training, for whatever reason
+OnDone = Callable[[int], None]
 
 # Per-optimiser constants of the shared update rule:
 #   m = b1 m + c1 g;  v = b2 v + c2 g^2;  p -= step * m / (sqrt(v) / s2 + eps)
@@ -219,7 +221,7 @@ class _Group:
 
 
 def train_population(dataset: Dataset, configs: Sequence[TrainConfig], on_epoch: PopulationOnEpoch | None = None,
-                     *, device: str = "cpu", snapshots: int = 0) -> list[TrainResult]:
+                     *, device: str = "cpu", snapshots: int = 0, on_done: OnDone | None = None) -> list[TrainResult]:
     """Train every config in ``configs`` together; results in the same order.
 
     Args:
@@ -230,6 +232,8 @@ def train_population(dataset: Dataset, configs: Sequence[TrainConfig], on_epoch:
         device: ``cpu`` or ``cuda``.
         snapshots: as :func:`fcnn_opt.training.loop.train`'s: each member keeps its weights
             after this many epochs spread over its run.
+        on_done: called as ``on_done(i)`` once member ``i`` stops training: its epochs are
+            done, ``on_epoch`` stopped it, or it diverged (which ``on_epoch`` is not told).
     """
     for config in configs:
         if config.depth == 0:
@@ -248,12 +252,12 @@ def train_population(dataset: Dataset, configs: Sequence[TrainConfig], on_epoch:
     with cpu_threads(torch_device):
         for members in groups.values():
             _train_group(dataset, [configs[i] for i in members], members, results, on_epoch, X, y,
-                         X_val, y_val, snapshots)
+                         X_val, y_val, snapshots, on_done)
     return results
 
 
 def _train_group(data: Dataset, configs, members: list[int], results: list[TrainResult],
-                 on_epoch, X, y, X_val, y_val, snapshots: int = 0) -> None:
+                 on_epoch, X, y, X_val, y_val, snapshots: int = 0, on_done: OnDone | None = None) -> None:
     group = _Group(data, configs, X.device)
     ids = list(members)  # result index of each current row
     n = len(X)
@@ -300,6 +304,8 @@ def _train_group(data: Dataset, configs, members: list[int], results: list[Train
         if done:
             for row, net in zip(done, group.numpy_nets(done, data), strict=True):
                 results[ids[row]].model = net
+                if on_done is not None:
+                    on_done(ids[row])
         if len(keep) < len(ids):
             ids = [ids[row] for row in keep]
             if ids:

@@ -9,15 +9,19 @@ from conftest import STUDIES, run_cli, write_toml
 
 import fcnn_opt
 
+# One validation split and no refit, set in the file: these tests are about the data, and
+# the table defaults (folds, refit) have tests of their own (test_table_defaults.py).
 CSV_STUDY = """
 [study]
 name = "own"
 sampler = "random"
 n_trials = 4
+refit = false
 [dataset]
 path = "data/table.csv"
 target = "kind"
 test_fraction = 0.2
+folds = 1
 [params]
 epochs = 8
 units = [4, 8]

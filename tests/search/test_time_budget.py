@@ -6,7 +6,7 @@ import optuna
 import pytest
 from conftest import run_cli, write_toml
 
-from fcnn_opt.search.runner import NO_TRIAL_BUDGET, budget_of
+from fcnn_opt.search.plan import NO_TRIAL_BUDGET, budget_of
 from fcnn_opt.search.space import SpaceError, parse_spec
 
 STUDY = """

@@ -7,8 +7,8 @@ import optuna
 from optuna.trial import TrialState
 
 from fcnn_opt.search import ledger
+from fcnn_opt.search.mirror import PruningMirror
 from fcnn_opt.store import optuna_internals as internals
-from fcnn_opt.store.mirror import PruningMirror
 
 
 def draw(trial):
@@ -98,7 +98,7 @@ def test_a_step_whose_completed_values_are_all_nan_decides_as_optuna_without_a_w
     import math
     import warnings
 
-    from fcnn_opt.store.mirror import PercentileRule
+    from fcnn_opt.search.mirror_rules import PercentileRule
 
     pruner = optuna.pruners.MedianPruner(n_startup_trials=0, n_warmup_steps=0)
     study = optuna.create_study(pruner=pruner)

@@ -154,26 +154,28 @@ def test_a_cross_validated_study_is_scored_out_of_fold(tmp_path):
 
 
 def test_one_fold_leaves_a_study_as_it_was(tmp_path):
-    """folds = 1 (or no folds) gives the same fingerprint, the same trials bit for bit."""
+    """folds = 1 gives the fingerprint and the trials, bit for bit, of the same study without
+    folds as an earlier release read it (before the table defaults, which a silent file gets)."""
     import tomllib
 
+    from fcnn_opt.search.runner import run_study
     from fcnn_opt.search.space import parse_spec
 
-    plain = parse_spec(tomllib.loads(CV.format(folds="")))
+    plain = parse_spec(tomllib.loads(CV.format(folds="")), table_defaults=False)
     one = parse_spec(tomllib.loads(CV.format(folds="folds = 1")))
     assert plain.fingerprint() == one.fingerprint() and one.folds == 1 and "folds" not in one.dataset
     assert plain.with_overrides(folds=1).fingerprint() == plain.fingerprint()
     assert plain.with_overrides(folds=3).fingerprint() != plain.fingerprint()
     values = []
-    for folds in ("", "folds = 1"):
-        url = f"sqlite:///{tmp_path / f'{len(folds)}.db'}"
-        config = write_toml(tmp_path / "cv.toml", CV.format(folds=folds))
-        done = run_cli("study", "--config", config, "--storage", url, "--no-progress", "--no-artifacts",
-                       cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
-        trials = optuna.load_study(study_name="cv", storage=url).trials
+    run_study(plain, storage=f"sqlite:///{tmp_path / 'plain.db'}", progress=False, artifacts="none")
+    config = write_toml(tmp_path / "cv.toml", CV.format(folds="folds = 1"))
+    done = run_cli("study", "--config", config, "--storage", f"sqlite:///{tmp_path / 'one.db'}", "--no-progress",
+                   "--no-artifacts", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for name in ("plain", "one"):
+        trials = optuna.load_study(study_name="cv", storage=f"sqlite:///{tmp_path / name}.db").trials
         values.append([(t.params, t.value, t.intermediate_values) for t in trials])
-    assert values[0] == values[1]
+    assert values[0] == values[1] and len(values[0]) == 3
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -206,3 +208,48 @@ epochs = 2
     assert "fewer than the 5 folds" in done.stderr
     assert not (tmp_path / "few.db").exists() or "few" not in run_cli(
         "studies", "--storage", f"sqlite:///{tmp_path / 'few.db'}", cwd=tmp_path).stdout
+
+
+def test_the_population_engine_trains_each_fold_as_alone_and_stops_a_trials_folds_together():
+    """Several configs' folds in the population engine: each fold network is the network the
+    population trains on that fold alone; the pruner of each config sees its mean and stops
+    its folds (and only its) together; out-of-fold rows as train_folds keeps them."""
+    from fcnn_opt.training.folds import train_folds_together
+    from fcnn_opt.training.population import train_population
+
+    data = make_dataset("moons", n_points=240, seed=2)
+    configs = [TrainConfig(dims=(6,), epochs=9, lr=0.02, batch_size=32),
+               TrainConfig(dims=(6,), epochs=9, lr=0.005, batch_size=32, activation="tanh")]
+    seen: list[list] = [[], []]
+
+    def watch(i):
+        def on_epoch(epoch, metrics):
+            seen[i].append((epoch, metrics["val_loss"]))
+            return i == 0 and epoch == 4
+        return on_epoch
+
+    results = train_folds_together(data, 3, configs, repeats=2, on_epochs=[watch(0), watch(1)])
+    assert [e for e, _ in seen[0]] == [1, 2, 3, 4] and [e for e, _ in seen[1]] == list(range(1, 10))
+    assert results[0].epochs_run == 4 and results[1].epochs_run == 9
+    assert len(results[0].repeats) == 6 and all(run.epochs_run == 4 for run in results[0].repeats)
+    folds, rows = make_folds(data, 3), fold_rows(data, 3)
+    for f, fold in enumerate(folds):
+        alone = train_population(fold, [configs[1], configs[1].replace(seed=configs[1].seed + 1)])
+        for r in range(2):
+            np.testing.assert_allclose(results[1].repeats[2 * f + r].val_loss, alone[r].val_loss, rtol=1e-5)
+        mean = np.mean([alone[r].predict(fold.X_val) for r in range(2)], axis=0)
+        np.testing.assert_allclose(results[1].out_of_fold[rows[f]], mean.reshape(len(fold.X_val), -1), atol=1e-6)
+    assert seen[1][-1][1] == pytest.approx(np.mean([run.val_loss[-1] for run in results[1].repeats]))
+
+
+def test_a_cross_validated_study_runs_in_the_population_engine(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cv.db'}"
+    config = write_toml(tmp_path / "cv.toml", CV.format(folds="folds = 3"))
+    done = run_cli("study", "--config", config, "--storage", url, "--no-progress", "--no-artifacts",
+                   "--batch-trials", "3", "--n-trials", "6", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    trials = optuna.load_study(study_name="cv", storage=url).trials
+    assert len(trials) == 6
+    for trial in trials:
+        assert trial.user_attrs["engine"] == "population (cpu)" and trial.user_attrs["folds"]["n"] == 3
+        assert trial.value == pytest.approx(np.mean(trial.user_attrs["folds"]["val_loss"]), rel=1e-5)

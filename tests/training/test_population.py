@@ -150,7 +150,9 @@ def test_batched_pruning_decisions_equal_one_at_a_time_decisions(tmp_path, sqlit
 
 def test_mirror_pruning_equals_optunas_own_optimize(tmp_path, sqlite_url):
     from fcnn_opt import Objective
-    from fcnn_opt.search.runner import make_pruner, make_sampler, run_study
+    from fcnn_opt.search.pruners import make_pruner
+    from fcnn_opt.search.runner import run_study
+    from fcnn_opt.search.samplers import make_sampler
     from fcnn_opt.search.space import parse_spec
 
     spec = parse_spec({"study": {"sampler": "tpe", "pruner": "median", "n_trials": 20, "seed": 2},
@@ -205,7 +207,7 @@ def test_percentile_rule_decides_as_optunas_pruner(pruner, direction):
     histories of different lengths (some with NaN values) as completed trials accumulate."""
     import math
 
-    from fcnn_opt.store.mirror import PercentileRule
+    from fcnn_opt.search.mirror_rules import PercentileRule
     from fcnn_opt.store.optuna_internals import percentile_settings
 
     rng = np.random.default_rng(3)
