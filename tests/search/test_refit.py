@@ -167,7 +167,7 @@ def test_every_format_that_holds_an_ensemble_reads_it_back(tmp_path, wine_ensemb
 
 
 def test_a_study_file_asks_for_the_refit_and_every_command_uses_it(tmp_path):
-    url, done = run_study(tmp_path, folds="", refit_line="refit = { top = 2 }", name="r")
+    url, done = run_study(tmp_path, folds="folds = 1", refit_line="refit = { top = 2 }", name="r")  # one split
     assert "refit     an ensemble of trials" in done.stdout
     assert "calibrated temperature" in done.stdout and "fitted on the validation predictions" in done.stdout
     best = run_cli("best", "--study-name", "table", "--storage", url, cwd=tmp_path)
