@@ -132,7 +132,7 @@ def as_stored(spec: StudySpec, storage: str | None, study_name: str) -> StudySpe
         return spec
     stored = storage.get_study_user_attrs(study_id).get(SPEC_ATTR)
     older = spec.without_table_defaults()
-    return older if stored not in (None, spec.fingerprint()) and stored == older.fingerprint() else spec
+    return older if stored == older.fingerprint() != spec.fingerprint() else spec
 
 
 def load_for_worker(storage: BaseStorage, study_name: str, *, worker_id: int | None = None,

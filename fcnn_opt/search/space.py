@@ -617,9 +617,10 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
     from fcnn_opt.training.tables import is_table
 
     dataset = dict(data.get("dataset", {}))
-    if not is_table(dataset):
+    table = is_table(dataset)
+    if not table:
         dataset = {"name": "circles", **dataset}
-    defaults = _table_defaults(dataset, study) if table_defaults else ()
+    defaults = _table_defaults(dataset, study) if table and table_defaults else ()
     if "folds" in defaults:
         dataset["folds"] = TABLE_FOLDS
     task = _check_dataset(dataset, source, base)
@@ -666,14 +667,9 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
 
 
 def _table_defaults(dataset: dict, study: dict) -> tuple[str, ...]:
-    """Which of the table defaults a study file leaves to us (see :func:`parse_spec`)."""
-    from fcnn_opt.training.tables import is_table
-
-    if not is_table(dataset):
-        return ()
-    chosen = {"folds" if "folds" in dataset or "val_fraction" in dataset or "anneal" in study else "",
-              "refit" if "refit" in study else ""}
-    return tuple(d for d in ("folds", "refit") if d not in chosen)
+    """Which of the table defaults a table study's file leaves to us (see :func:`parse_spec`)."""
+    folds_chosen = "folds" in dataset or "val_fraction" in dataset or "anneal" in study
+    return (() if folds_chosen else ("folds",)) + (() if "refit" in study else ("refit",))
 
 
 def _parse_refit(value, where: str, objectives=()) -> int:
