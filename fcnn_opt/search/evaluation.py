@@ -23,15 +23,21 @@ from pathlib import Path
 import numpy as np
 
 from fcnn_opt.search.models import (
+    REFIT_ATTR,
     ModelError,
     dataset_args,
     load_study,
     model_of,
     opened_storage,
     pick_trial,
+    refit_model,
     single_value,
 )
 from fcnn_opt.search.objective import FOLDS_ATTR, OUT_OF_FOLD
+from fcnn_opt.store.artifact_files import load_run_array, local_data_args
+from fcnn_opt.training.backends._base import accuracy, loss
+from fcnn_opt.training.folds import pooled_rows
+from fcnn_opt.training.tables import build
 
 
 @dataclass
@@ -114,10 +120,6 @@ def evaluate(storage, study_name: str, trial: int | None = None, *,
 
 def evaluate_trial(study, chosen, artifact_dir=None) -> Evaluation:
     """:func:`evaluate` for a trial already loaded from ``study``."""
-    from fcnn_opt.store.artifact_files import load_run_array, local_data_args
-    from fcnn_opt.training.folds import pooled_rows
-    from fcnn_opt.training.tables import build
-
     args = dataset_args(chosen, study)
     data = build(local_data_args(args, study.user_attrs, artifact_dir))
     repeats = chosen.user_attrs.get("repeats") or {}
@@ -158,8 +160,6 @@ def evaluate_trial(study, chosen, artifact_dir=None) -> Evaluation:
 
 
 def _score(scores: dict[str, list], task: str, out, y) -> None:
-    from fcnn_opt.training.backends._base import accuracy, loss
-
     scores["loss"].append(loss(task, out, y))
     value = accuracy(task, out, y)
     if value is not None:
@@ -169,10 +169,6 @@ def _score(scores: dict[str, list], task: str, out, y) -> None:
 def refit_lines(study, artifact_dir=None) -> list[str]:
     """The study's refit (:mod:`fcnn_opt.search.refit`) scored on the test split, calibrated
     and not; nothing when the study has no refit."""
-    from fcnn_opt.search.models import REFIT_ATTR, refit_model
-    from fcnn_opt.store.artifact_files import local_data_args
-    from fcnn_opt.training.tables import build
-
     model = refit_model(study, artifact_dir, raw=False)  # scored on the dataset's scaled arrays
     if model is None:
         return []
@@ -195,6 +191,9 @@ def refit_lines(study, artifact_dir=None) -> list[str]:
     if model.temperature != 1.0:
         lines.append(f"  uncalibrated {text(plain)}  (temperature {model.temperature:.3g}, fitted on the "
                      f"{attr.get('calibrated_on')} predictions)")
+    elif attr.get("calibrated_on"):
+        lines.append(f"  calibration none: the {attr['calibrated_on']} predictions asked for no softer "
+                     "temperature (it never sharpens)")
     return lines
 
 

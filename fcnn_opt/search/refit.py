@@ -16,7 +16,11 @@ are at hand. For classification one temperature ``T`` is then fitted to the chos
 held-out predictions (out of fold with ``[dataset] folds``, the validation split otherwise;
 never the test split) by minimising their log loss: probabilities ``p`` become
 ``softmax(log p / T)`` (binary: ``sigmoid(logit(p) / T)``). ``T > 1`` softens an
-overconfident model, ``T < 1`` sharpens a timid one.
+overconfident model. The temperature never sharpens (``T >= 1``): the held-out predictions come
+from networks that trained on fewer rows than the refit ones (a fold's share, or the training
+split), which are at least as confident for the same epochs; and on a small table whose
+held-out predictions are all right, a fit that sharpens them has nothing to stop it but the
+few rows it sees, and one wrong row on new data then costs a lot.
 
 The refit is stored with the study: its networks in one run file in the study's artifact
 folder, and what it is (trials, epochs, rows, temperature, log loss before and after) in the
@@ -41,23 +45,37 @@ from fcnn_opt.search.models import (
     apply_temperature,
     dataset_args,
     load_study,
+    model_of,
     opened_storage,
+    pick_trial,
     refit_model,
 )
+from fcnn_opt.search.objective import OUT_OF_FOLD
 from fcnn_opt.search.space import MAX_REFIT as MAX_TOP
+from fcnn_opt.store.artifact_files import (
+    RUN_FILE_ATTR,
+    WeightsNotFound,
+    load_run_array,
+    local_data_args,
+    save_run,
+)
+from fcnn_opt.store.artifact_files import artifact_dir as default_folder
+from fcnn_opt.training.backends._base import loss
+from fcnn_opt.training.config import TrainConfig
 from fcnn_opt.training.datasets import BINARY, MULTICLASS
+from fcnn_opt.training.folds import pooled_rows
+from fcnn_opt.training.loop import train
+from fcnn_opt.training.tables import build
 
-TEMPERATURE_BOUNDS = (0.05, 20.0)
+TEMPERATURE_BOUNDS = (1.0, 20.0)  # softens only: see the module's docstring
 
 
 def fit_temperature(task: str, p: np.ndarray, y: np.ndarray) -> float:
-    """The temperature that minimises the log loss of held-out probabilities ``p`` for labels
-    ``y`` (1 for regression)."""
+    """The temperature in :data:`TEMPERATURE_BOUNDS` that minimises the log loss of held-out
+    probabilities ``p`` for labels ``y`` (1 for regression, and where no softer one is better)."""
     if task not in (BINARY, MULTICLASS):
         return 1.0
     from scipy.optimize import minimize_scalar
-
-    from fcnn_opt.training.backends._base import loss
 
     found = minimize_scalar(lambda t: loss(task, apply_temperature(task, p, t), y), bounds=TEMPERATURE_BOUNDS,
                             method="bounded", options={"xatol": 1e-4})
@@ -99,8 +117,6 @@ class RefitSummary:
 
 def choose_trials(study, trial: int | None, top: int) -> list:
     """Trial ``trial``, or the ``top`` best complete trials of ``study``, best first."""
-    from fcnn_opt.search.models import pick_trial
-
     if trial is not None:
         return [pick_trial(study, trial)]
     if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= MAX_TOP:
@@ -127,9 +143,6 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1,
         ModelError: no such study or trial, a trial without its stored settings or data, or
             settings that cannot be trained here.
     """
-    from fcnn_opt.store.artifact_files import RUN_FILE_ATTR, save_run
-    from fcnn_opt.store.artifact_files import artifact_dir as default_folder
-
     started = time.perf_counter()
     with opened_storage(storage, read_only=False) as opened:
         study = load_study(opened, study_name)
@@ -152,8 +165,6 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1,
         held_out, y, source = _held_out_predictions(study, chosen, data, artifact_dir)
         temperature, before, after = 1.0, None, None
         if source:
-            from fcnn_opt.training.backends._base import loss
-
             temperature = fit_temperature(data.task, held_out, y)
             before = loss(data.task, held_out, y)
             after = loss(data.task, apply_temperature(data.task, held_out, temperature), y)
@@ -173,9 +184,6 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1,
 
 
 def _data_of(study, trial, artifact_dir):
-    from fcnn_opt.store.artifact_files import local_data_args
-    from fcnn_opt.training.tables import build
-
     return build(local_data_args(dataset_args(trial, study), study.user_attrs, artifact_dir))
 
 
@@ -183,10 +191,6 @@ def _train_on_every_row(trial, data):
     """The trial's settings trained on the training and validation rows together, for the
     epochs of its own run (and its schedule); the loop's validation metrics are measured on
     those same rows (nothing is held out here: the search already chose)."""
-    from fcnn_opt.training.config import TrainConfig
-    from fcnn_opt.training.folds import pooled_rows
-    from fcnn_opt.training.loop import train
-
     stored = trial.user_attrs.get("config")
     if not stored:
         raise ModelError(f"Trial {trial.number} stores no settings to refit (a study written before 0.1.0?).")
@@ -203,11 +207,6 @@ def _held_out_predictions(study, chosen, data, artifact_dir) -> tuple[np.ndarray
     """The chosen trials' mean prediction of rows none of their networks trained on, with the
     labels, and where they come from: out of fold when every chosen trial was cross-validated,
     else the validation split (each trial's own network). Nothing for regression."""
-    from fcnn_opt.search.models import model_of
-    from fcnn_opt.search.objective import OUT_OF_FOLD
-    from fcnn_opt.store.artifact_files import WeightsNotFound, load_run_array
-    from fcnn_opt.training.folds import pooled_rows
-
     if data.task not in (BINARY, MULTICLASS):
         return None, None, ""
     try:

@@ -12,6 +12,7 @@ from conftest import run_cli, write_toml
 
 import fcnn_opt
 from fcnn_opt.search.refit import (
+    REFIT_ATTR,
     EnsembleModel,
     apply_temperature,
     fit_temperature,
@@ -126,12 +127,30 @@ def test_calibration_lowers_the_log_loss_of_an_overconfident_model():
     assert fit_temperature("regression", truth, truth) == 1.0
 
 
+def test_calibration_never_sharpens():
+    """Held-out predictions that are all right (or timid) keep T = 1: a sharper ensemble would
+    lower their log loss, and cost a lot on the first wrong row of new data."""
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, size=60).astype(np.float32)
+    timid = np.where(y > 0, 0.7, 0.3)  # every row right, each one only 70 % sure
+    assert loss("binary", apply_temperature("binary", timid, 0.3), y) < loss("binary", timid, y)
+    assert fit_temperature("binary", timid, y) == 1.0
+    labels = rng.integers(0, 3, size=60)
+    sure = np.full((60, 3), 0.2)
+    sure[np.arange(60), labels] = 0.6
+    assert fit_temperature("multiclass", sure, labels) == 1.0
+
+
 @pytest.fixture(scope="module")
 def wine_ensemble(tmp_path_factory):
-    """Multiclass (wine), 3 members and a temperature."""
+    """Multiclass (wine), 3 members and a temperature. Wine's held-out predictions are nearly
+    all right, so the fitted temperature is 1; the stored one is set to 1.7 so that the
+    exports must fold a real temperature in."""
     folder = tmp_path_factory.mktemp("wine")
     url, _ = run_study(folder, table="wine", folds="folds = 3", name="wine")
     refit(url, "table", top=3)
+    study = optuna.load_study(study_name="table", storage=url)
+    study.set_user_attr(REFIT_ATTR, {**study.user_attrs[REFIT_ATTR], "temperature": 1.7})
     return url
 
 
@@ -174,7 +193,8 @@ def test_a_study_file_asks_for_the_refit_and_every_command_uses_it(tmp_path):
     assert best.returncode == 0, best.stderr
     assert "model       the refit ensemble of trials" in best.stdout and "never seen by the search or the refit" in best.stdout
     evaluated = run_cli("evaluate", "--study-name", "table", "--storage", url, cwd=tmp_path)
-    assert evaluated.returncode == 0 and "uncalibrated" in evaluated.stdout
+    assert evaluated.returncode == 0
+    assert "uncalibrated" in evaluated.stdout or "calibration none: the validation predictions" in evaluated.stdout
     own = run_cli("evaluate", "--study-name", "table", "--storage", url, "--trial", 0, cwd=tmp_path)
     assert own.returncode == 0 and "model " not in own.stdout and own.stdout.startswith("trial 0")
     report = run_cli("report", "--study-name", "table", "--storage", url, "--out", tmp_path / "report", "--no-png",
