@@ -1,9 +1,10 @@
 """fcnn_opt: hyperparameter optimisation and visual explanation for small fully connected
 networks, built on Optuna.
 
-The package is layered (see docs/architecture.md): ``training`` (what one trial trains),
-``store`` (where studies live, and the one module that touches Optuna's internals),
-``search`` (how a study runs), ``show`` (figures, report, per-trial pictures) and ``cli``.
+The package is layered (see docs/architecture.md), from the bottom: ``training`` (what one
+trial trains) and ``store`` (where studies live, and the one module that touches Optuna's
+internals), ``show`` (figures, report, per-trial pictures), ``search`` (how a study runs)
+and ``cli``.
 
 The public API is imported lazily, so ``import fcnn_opt`` stays fast and never loads
 PyTorch or TensorFlow::

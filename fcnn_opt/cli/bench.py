@@ -15,6 +15,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from fcnn_opt.cli.text import table
+from fcnn_opt.search.runner import run_study
+from fcnn_opt.search.space import parse_spec
+from fcnn_opt.search.workers import run_parallel
+
 W1 = {
     "study": {"name": "W1", "sampler": "grid", "pruner": "none", "seed": 0},
     "dataset": {"name": "circles", "n_points": 2500},
@@ -36,6 +41,8 @@ WORKLOADS = {"W1": W1, "W2": W2}
 
 @dataclass
 class Way:
+    """One way of running a workload: a row of the table (library, population size, workers...)."""
+
     label: str
     lib: str
     batch_trials: int = 1
@@ -46,6 +53,7 @@ class Way:
 
 
 def ways(quick: bool) -> dict[str, list[Way]]:
+    """Each workload's ways, in the table's order (``quick``: fewer trials for the slow ones)."""
     keras_w2 = 6 if quick else 20
     return {
         "W1": [Way("keras, one trial at a time", "keras"), Way("torch, one trial at a time", "torch"),
@@ -67,10 +75,6 @@ def run_row(workload: str, lib: str, batch_trials: int, n_trials: int | None, st
             workers: int = 1, default_path: bool = False, snapshots: int = 0) -> dict:
     """Run one workload one way in this process (and its workers); returns the row's figures."""
     import resource
-
-    from fcnn_opt.search.runner import run_study
-    from fcnn_opt.search.space import parse_spec
-    from fcnn_opt.search.workers import run_parallel
 
     spec = parse_spec(WORKLOADS[workload], source=workload).with_overrides(lib=lib, n_trials=n_trials)
     start = time.perf_counter()
@@ -125,8 +129,6 @@ def _row_in_subprocess(workload: str, way: Way, folder: str) -> dict:
 
 def run_bench(workloads: list[str], quick: bool = False) -> list[dict]:
     """Run the chosen workloads every way and print the comparison table."""
-    from fcnn_opt.cli.text import table
-
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for workload in workloads:

@@ -8,9 +8,39 @@ unexpected, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+from fcnn_opt import __version__
+from fcnn_opt.cli.bench import WORKLOADS, run_bench
+from fcnn_opt.cli.text import as_csv, as_json, created_summary, pareto_lines, run_summary, table
+from fcnn_opt.search.evaluation import evaluate_trial, refit_lines
+from fcnn_opt.search.export import FORMATS, export_model
+from fcnn_opt.search.models import ModelError, load_model, load_study, opened_storage, pick_trial
+from fcnn_opt.search.pruners import PRUNERS
+from fcnn_opt.search.refit import refit
+from fcnn_opt.search.registry import PluginError, RegistryError
+from fcnn_opt.search.runner import StudyError, as_stored, prepare_study, run_study
+from fcnn_opt.search.samplers import SAMPLERS
+from fcnn_opt.search.space import SEED_GRID, SpaceError, load_spec, parse_spec
+from fcnn_opt.search.trial_source import DatabaseLost
+from fcnn_opt.search.workers import run_parallel, run_worker, wait_for_go
+from fcnn_opt.show.artifacts import PICTURE_MODES
+from fcnn_opt.show.figures import PlotError
+from fcnn_opt.show.figures._common import objective_names
+from fcnn_opt.show.report import build_report
+from fcnn_opt.store.artifact_files import artifact_dir as default_artifact_dir
+from fcnn_opt.store.artifact_files import open_artifact_store
+from fcnn_opt.store.storages import (
+    DEFAULT_STORAGE,
+    StorageError,
+    default_url,
+    mask_url,
+    open_storage,
+)
+from fcnn_opt.training.datasets import list_datasets
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_CONFIG = "studies/seed_grid.toml"
@@ -21,8 +51,6 @@ class UsageError(Exception):
 
 
 def _storage_help() -> str:
-    from fcnn_opt.store.storages import DEFAULT_STORAGE
-
     return (f"Optuna storage URL (default: $OPTUNA_STORAGE or {DEFAULT_STORAGE}); "
             "e.g. postgresql://user@host/db, or journal:PATH for a journal file")
 
@@ -63,8 +91,6 @@ def _add_artifacts(p: argparse.ArgumentParser) -> None:
 def _artifact_options(args) -> dict:
     """``--artifacts WHICH``, ``--no-artifacts`` and ``--artifact-dir DIR`` (``--artifacts DIR``,
     the older spelling of the folder, is still read as one)."""
-    from fcnn_opt.show.artifacts import PICTURE_MODES
-
     mode, folder = "complete", args.artifact_dir
     if args.artifacts in PICTURE_MODES:
         mode = args.artifacts
@@ -83,10 +109,6 @@ def _artifact_options(args) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser; the choices of ``--sampler``, ``--pruner`` and ``--format``
     are the registries' names (plugins loaded first, see :mod:`fcnn_opt.search.registry`)."""
-    from fcnn_opt.search.export import FORMATS
-    from fcnn_opt.search.pruners import PRUNERS
-    from fcnn_opt.search.samplers import SAMPLERS
-
     parser = argparse.ArgumentParser(
         prog="fcnn_opt",
         description="Hyperparameter studies of small fully connected networks, built on Optuna.")
@@ -250,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer trials per row (a few minutes in all)")
     p.add_argument("--anytime", action="store_true",
                    help="instead: the best validation loss after 5, 10, 20, 30 and 60 s of the time-budgeted "
-                        "mode, the W2 study and a plain Optuna + PyTorch objective (about 11 minutes)")
+                        "mode, the W2 study and a plain Optuna + PyTorch objective (about 11 minutes; runs "
+                        "benchmarks/anytime.py from a source checkout)")
     p.add_argument("--tables", nargs="?", const="", metavar="NAMES",
                    help="instead: the model each tuner hands over on scikit-learn's tables (comma-separated; "
                         "default digits, breast_cancer, wine, diabetes) against FLAML, SMAC3, Optuna over "
@@ -265,17 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from fcnn_opt import __version__
-
     return f"fcnn_opt {__version__}"
 
 
 def _load_spec(args):
-    from fcnn_opt.search.space import load_spec
-
     if args.config is None and not Path(DEFAULT_CONFIG).exists():
-        from fcnn_opt.search.space import SEED_GRID, parse_spec
-
         spec = parse_spec(SEED_GRID, source="built-in seed_grid")
     else:
         spec = load_spec(args.config or DEFAULT_CONFIG)
@@ -310,10 +327,8 @@ def _check_batch(args) -> None:
 
 
 def cmd_study(args) -> int:
-    from fcnn_opt.cli.text import created_summary, run_summary
-    from fcnn_opt.search.runner import as_stored, prepare_study, run_study
-    from fcnn_opt.search.workers import run_parallel
-
+    """``study``: create or resume a study and run it (here, or in ``--workers`` processes), then
+    refit it if its file asks; returns the exit code."""
     spec = _load_spec(args)
     _check_timeout(args)
     _check_batch(args)
@@ -361,10 +376,6 @@ def _search_time(spec, given: float | None) -> float | None:
 
 def _refit_after_search(args, spec, name: str, artifact_dir, deadline: float | None) -> int:
     """``[study] refit``: refit the best trial (or the k best) once the search has ended."""
-    from fcnn_opt.search.models import ModelError
-    from fcnn_opt.search.refit import refit
-    from fcnn_opt.store.storages import default_url
-
     try:
         summary = refit(args.storage or default_url(), name, top=spec.refit, artifact_dir=artifact_dir,
                         deadline=deadline)
@@ -388,17 +399,14 @@ def _report(summary, text: str) -> int:
 
 
 def cmd_worker(args) -> int:
-    from fcnn_opt.cli.text import run_summary
-    from fcnn_opt.search.workers import run_worker
-
+    """``worker``: join a stored study and run its trials until its budget is spent; returns the
+    exit code."""
     _check_timeout(args)
     _check_batch(args)
     _check_snapshots(args)
     if args.worker_id is not None and args.worker_id < 0:
         raise UsageError(f"--worker-id must be >= 0, got {args.worker_id}.")
     if args.start_when_told is not None:
-        from fcnn_opt.search.workers import wait_for_go
-
         if not wait_for_go(args.storage, args.start_when_told):
             return EXIT_OK  # the study was not created: its creator says why
     summary = run_worker(storage=args.storage, study_name=args.study_name, timeout=args.timeout,
@@ -410,8 +418,6 @@ def cmd_worker(args) -> int:
 
 def _load_study(args):
     import optuna
-
-    from fcnn_opt.store.storages import mask_url, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(args.storage, read_only=True)
@@ -425,6 +431,8 @@ def _load_study(args):
 
 
 def trial_rows(study) -> tuple[list[str], list[list]]:
+    """The headers and one row per trial of ``study`` (number, state, value(s), parameters,
+    epochs, seconds per epoch, description or failure), as ``trials`` prints them."""
     names = sorted({k for t in study.trials for k in t.params})
     multi = len(study.directions) > 1
     headers = ["number", "state", "values" if multi else "value", *names, "epochs_run", "seconds_per_epoch",
@@ -439,18 +447,16 @@ def trial_rows(study) -> tuple[list[str], list[list]]:
 
 
 def cmd_trials(args) -> int:
-    from fcnn_opt.cli import text
-
+    """``trials``: print every trial of a study as a table, CSV or JSON; returns the exit code."""
     headers, rows = trial_rows(_load_study(args))
-    render = {"table": text.table, "csv": text.as_csv, "json": text.as_json}[args.format]
+    render = {"table": table, "csv": as_csv, "json": as_json}[args.format]
     print(render(headers, rows))
     return EXIT_OK
 
 
 def cmd_best(args) -> int:
-    from fcnn_opt.search.evaluation import evaluate_trial, refit_lines
-    from fcnn_opt.search.models import ModelError
-
+    """``best``: print the best trial (or a multi-objective study's Pareto set), its test
+    estimate and the study's refit; returns the exit code."""
     study = _load_study(args)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     if not complete:
@@ -482,9 +488,6 @@ def cmd_best(args) -> int:
 
 def _print_pareto(study) -> int:
     """A multi-objective study's Pareto set: no trial is best at everything."""
-    from fcnn_opt.cli.text import pareto_lines
-    from fcnn_opt.show.figures._common import objective_names
-
     objectives = objective_names(study)
     pareto = sorted(((t.number, t.values) for t in study.best_trials), key=lambda row: row[1])
     directions = ", ".join(f"{name} ({d.name.lower()})" for name, d in zip(objectives, study.directions,
@@ -496,10 +499,8 @@ def _print_pareto(study) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from fcnn_opt.search.evaluation import evaluate_trial, refit_lines
-    from fcnn_opt.search.models import ModelError, load_study, opened_storage, pick_trial
-    from fcnn_opt.store.storages import default_url
-
+    """``evaluate``: print a trial's (default: the best's) scores per split, and the refit's;
+    returns the exit code."""
     try:  # one opening of the storage for the trial and the study's refit
         with opened_storage(args.storage or default_url()) as storage:
             study = load_study(storage, args.study_name)
@@ -512,10 +513,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_studies(args) -> int:
+    """``studies``: list the studies of a storage with their trial counts and best values;
+    returns the exit code."""
     import optuna
-
-    from fcnn_opt.cli.text import table
-    from fcnn_opt.store.storages import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(args.storage, read_only=True)
@@ -530,9 +530,7 @@ def cmd_studies(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from fcnn_opt.show.figures import PlotError
-    from fcnn_opt.show.report import build_report
-
+    """``report``: write a study's offline HTML report and PNG figures; returns the exit code."""
     study = _load_study(args)
     try:
         report = build_report(study, args.out, trials=args.trials, color_by=args.color_by,
@@ -554,9 +552,6 @@ def _estimate_facts(study, artifact_dir) -> dict[str, str]:
     """The best trial's spread over seeds and its scores on the validation (or cross-validated)
     and test splits, and the study's refit on the test split, for the report's header (nothing
     for a multi-objective study, or one with no complete trial)."""
-    from fcnn_opt.search.evaluation import evaluate_trial, refit_lines
-    from fcnn_opt.search.models import ModelError
-
     if len(study.directions) > 1 or not any(t.state.name == "COMPLETE" for t in study.trials):
         return {}
     try:
@@ -576,16 +571,15 @@ def _estimate_facts(study, artifact_dir) -> dict[str, str]:
 
 
 def cmd_dashboard(args) -> int:
+    """``dashboard``: serve optuna-dashboard on the storage, with the trials' pictures, until
+    Ctrl-C; returns the exit code."""
     import optuna_dashboard
-
-    from fcnn_opt.store.artifact_files import artifact_dir, open_artifact_store
-    from fcnn_opt.store.storages import default_url, mask_url, open_storage
 
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be in 1..65535, got {args.port}.")
     url = args.storage or default_url()
     storage = open_storage(url, heartbeat=False)
-    folder = Path(args.artifact_dir or args.artifacts or artifact_dir(url))
+    folder = Path(args.artifact_dir or args.artifacts or default_artifact_dir(url))
     store = open_artifact_store(folder)
     print(f"optuna-dashboard on {mask_url(url)} (artifacts in {folder})", flush=True)
     print(f"open http://{args.host}:{args.port}/dashboard  (Ctrl-C stops it)", flush=True)
@@ -599,10 +593,8 @@ def cmd_dashboard(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from fcnn_opt.search.export import export_model
-    from fcnn_opt.search.models import ModelError, load_model
-    from fcnn_opt.store.storages import default_url
-
+    """``export``: write a trial's network (or the refit) in a registered format; returns the
+    exit code."""
     try:
         model = load_model(args.storage or default_url(), args.study_name, args.trial,
                            artifact_dir=args.artifact_dir, allow_partial=args.allow_partial,
@@ -616,10 +608,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_refit(args) -> int:
-    from fcnn_opt.search.models import ModelError
-    from fcnn_opt.search.refit import refit
-    from fcnn_opt.store.storages import default_url
-
+    """``refit``: train the best trial's settings (or the ``--top`` best) again on every row and
+    store the result; returns the exit code."""
     def progress(done, total, trial):
         print(f"training  trial {trial}'s settings on every row ({done + 1} of {total})", flush=True)
 
@@ -633,32 +623,19 @@ def cmd_refit(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from fcnn_opt.cli.text import table
-    from fcnn_opt.training.datasets import list_datasets
-
+    """``datasets``: list the built-in datasets; returns the exit code."""
     print(table(["name", "description"], list(list_datasets().items())))
     return EXIT_OK
 
 
 def cmd_bench(args) -> int:
-    from fcnn_opt.cli.bench import WORKLOADS, run_bench
-
+    """``bench``: time the standard workloads every way, or run ``benchmarks/anytime.py``
+    (``--anytime``) or ``benchmarks/tables.py`` (``--tables``); returns the exit code."""
     if args.tables is not None:
-        import subprocess
-
-        script = Path(__file__).resolve().parents[2] / "benchmarks" / "tables.py"
-        if not script.is_file():
-            raise UsageError(f"--tables runs {script}, which only a source checkout of fcnn_opt has.")
         argv = ["--seconds", f"{args.seconds:g}", "--seeds", ",".join(str(s) for s in range(args.repeats))]
-        return subprocess.call([sys.executable, str(script), *argv, *(["--tables", args.tables] if args.tables else [])])
+        return _run_benchmark("tables", [*argv, *(["--tables", args.tables] if args.tables else [])])
     if args.anytime:
-        from fcnn_opt.cli.anytime import run_anytime
-
-        if args.seconds <= 0 or not 1 <= args.repeats <= 20:
-            raise UsageError(f"--seconds must be > 0 and --repeats from 1 to 20, got {args.seconds:g} and "
-                             f"{args.repeats}.")
-        run_anytime(args.seconds, args.repeats)
-        return EXIT_OK
+        return _run_benchmark("anytime", ["--seconds", f"{args.seconds:g}", "--repeats", str(args.repeats)])
     chosen = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in chosen if w not in WORKLOADS]
     if unknown or not chosen:
@@ -667,19 +644,25 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    from fcnn_opt.search.registry import PluginError, RegistryError
+def _run_benchmark(name: str, argv: list[str]) -> int:
+    """Run ``benchmarks/<name>.py`` with ``argv`` in its own process (it checks its arguments,
+    exit code 2 on bad ones); returns its exit code."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    if not script.is_file():
+        raise UsageError(f"--{name} runs {script}, which only a source checkout of fcnn_opt has.")
+    return subprocess.call([sys.executable, str(script), *argv])
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``) and run the command; returns its exit code, and
+    turns every bad input into one line on stderr and exit code 2. Safe to call from another
+    program (:func:`fcnn_opt.cli.main` also ends the process)."""
     try:
         parser = build_parser()
     except (PluginError, RegistryError) as exc:  # a plugin that cannot be loaded, or registers badly
         print(f"fcnn_opt: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     args = parser.parse_args(argv)
-    from fcnn_opt.search.runner import DatabaseLost, StudyError
-    from fcnn_opt.search.space import SpaceError
-    from fcnn_opt.store.storages import StorageError, mask_url
-
     try:
         return args.func(args)
     except (UsageError, SpaceError, StorageError, StudyError, RegistryError, ImportError) as exc:

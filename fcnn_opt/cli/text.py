@@ -28,6 +28,7 @@ def _cell(value) -> str:
 
 
 def as_csv(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """``headers`` and ``rows`` as CSV text (no trailing newline), for ``trials --format csv``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(headers)
@@ -36,10 +37,12 @@ def as_csv(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 
 def as_json(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """``rows`` as a JSON list of objects keyed by ``headers``, for ``trials --format json``."""
     return json.dumps([dict(zip(headers, row, strict=True)) for row in rows], indent=2, default=str)
 
 
 def dashboard_command(storage: str) -> str:
+    """The command that opens optuna-dashboard on ``storage`` (quoted for a shell)."""
     return f"python -m fcnn_opt dashboard --storage {shlex.quote(storage)}"
 
 

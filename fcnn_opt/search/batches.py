@@ -19,6 +19,8 @@ from fcnn_opt.search import ledger
 from fcnn_opt.search.objective import EpochWatch, TrialReporter
 from fcnn_opt.search.outcomes import Outcome, outcome, tell, tell_all
 from fcnn_opt.store import optuna_internals as internals
+from fcnn_opt.training.folds import train_folds_together
+from fcnn_opt.training.repeats import MeanOfRepeats, combine, repeat_configs, trains_together
 
 if TYPE_CHECKING:
     import optuna
@@ -30,8 +32,6 @@ if TYPE_CHECKING:
 def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Objective, mirror: PruningMirror | None,
               device: str = "cpu") -> list[optuna.trial.TrialState]:
     """Train and tell every trial of ``trials``; returns their final states."""
-    from fcnn_opt.training.repeats import trains_together
-
     reporters = [mirror.reporter(t) if mirror is not None else TrialReporter(t) for t in trials]
     with ledger.heartbeat(study, [internals.trial_id_of(t) for t in trials]):
         configs, errors = [], {}
@@ -75,13 +75,10 @@ def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Object
 def _train_together(objective: Objective, configs, together: list[int], watches, device: str) -> dict:
     """Train the trials ``together`` (indices into ``configs``) in one population, each trial's
     seed repeats as members of their own; returns each trial's result."""
-    from fcnn_opt.training.population import train_population
-    from fcnn_opt.training.repeats import MeanOfRepeats, combine, repeat_configs
+    from fcnn_opt.training.population import train_population  # imports PyTorch
 
     repeats = objective.spec.repeats
     if objective.spec.folds > 1:
-        from fcnn_opt.training.folds import train_folds_together
-
         trained = train_folds_together(objective.dataset, objective.spec.folds, [configs[i] for i in together],
                                        repeats, [watches[i] for i in together], device=device,
                                        snapshots=objective.snapshots)

@@ -69,6 +69,8 @@ class Evaluation:
         return mean_std(values)
 
     def lines(self) -> list[str]:
+        """The evaluation as printed by ``evaluate``: a head line (trial, networks, seeds or folds),
+        then the mean ± std of the loss and accuracy on each split."""
         count = len(self.seeds)
         if self.folds > 1:
             head = (f"trial {self.trial_number} ({self.state.lower()}) of {self.study_name!r}: {count} networks "

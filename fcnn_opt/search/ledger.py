@@ -89,10 +89,12 @@ class Counts:
 
     @classmethod
     def of(cls, study: optuna.Study) -> Counts:
+        """The counts of ``study``'s trials now (one read of the trial list)."""
         return cls.from_rows(rows(study))
 
     @classmethod
     def from_rows(cls, trial_rows: list[Row]) -> Counts:
+        """The counts of ``trial_rows`` by state (a trial failed without running counts as skipped)."""
         counts = cls()
         for r in trial_rows:
             name = r.state.name
@@ -105,6 +107,7 @@ class Counts:
 
     @property
     def done(self) -> int:
+        """Trials that count towards the budget: complete and pruned."""
         return self.complete + self.pruned
 
 
@@ -122,6 +125,7 @@ def trial_id(study: optuna.Study, row: Row) -> int:
 
 
 def grid_point(fixed) -> str | None:
+    """A grid point's fixed parameters as a canonical JSON key (None when the trial has none)."""
     return json.dumps(fixed, sort_keys=True) if fixed else None
 
 
@@ -174,6 +178,7 @@ def skip(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
 
 
 def worker_name() -> str:
+    """This process's name in the ledger and in stale-trial messages: ``host:pid``."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 

@@ -18,7 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from fcnn_opt.training.datasets import BINARY, MULTICLASS
+from fcnn_opt.store.artifact_files import (
+    RUN_FILE_ATTR,
+    WeightsNotFound,
+    load_weights,
+    read_run_file,
+    repeat_prefix,
+    weights_from_arrays,
+)
+from fcnn_opt.store.storages import open_storage
+from fcnn_opt.training.backends._numpy import NumpyNet
+from fcnn_opt.training.datasets import BINARY, MULTICLASS, _spec
+from fcnn_opt.training.tables import fold_scaling, scaling_from_attr
 
 
 class ModelError(ValueError):
@@ -31,15 +42,19 @@ class Predictor:
     task: str
 
     def output(self, X) -> np.ndarray:  # pragma: no cover - every model defines it
+        """The network's output for the rows ``X``: class probabilities or values (see
+        :meth:`TrainedModel.output`)."""
         raise NotImplementedError
 
     def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities of the rows ``X``, one column per class ``(n, k)``; classification only."""
         if self.task not in (BINARY, MULTICLASS):
             raise ModelError("predict_proba is for classification; this network regresses (use predict).")
         out = self.output(X)
         return np.column_stack([1 - out, out]) if self.task == BINARY else out
 
     def predict(self, X) -> np.ndarray:
+        """The predicted class of each row of ``X`` (regression: the predicted value)."""
         out = self.output(X)
         if self.task == BINARY:
             return (out > 0.5).astype(int)
@@ -69,8 +84,6 @@ class TrainedModel(Predictor):
     _net: Any = field(default=None, repr=False)
 
     def __post_init__(self):
-        from fcnn_opt.training.backends._numpy import NumpyNet
-
         self._net = NumpyNet(self.weights, self.activation, self.task)
 
     def output(self, X) -> np.ndarray:
@@ -107,8 +120,6 @@ def opened_storage(storage, read_only: bool = True):
     """``storage`` itself, or the storage a URL names, opened for this block (``read_only``
     unless told otherwise): one opened here is disposed of afterwards, leaving no connection
     open behind the caller's back."""
-    from fcnn_opt.store.storages import open_storage
-
     if not isinstance(storage, str):
         yield storage
         return
@@ -152,18 +163,22 @@ class EnsembleModel(Predictor):
 
     @property
     def task(self) -> str:
+        """The task of the members: binary, multiclass or regression."""
         return self.members[0].task
 
     @property
     def trial_number(self) -> int:
+        """The best chosen trial's number (the first of :attr:`trials`)."""
         return self.trials[0]
 
     @property
     def input_scaling(self):
+        """The ``(mean, std)`` of each raw input folded into the members (own data), else None."""
         return self.members[0].input_scaling
 
     @property
     def config(self) -> dict:
+        """The settings of the best chosen trial's network."""
         return self.members[0].config
 
     def mean_output(self, X) -> np.ndarray:
@@ -171,6 +186,7 @@ class EnsembleModel(Predictor):
         return np.mean([member.output(X) for member in self.members], axis=0)
 
     def output(self, X) -> np.ndarray:
+        """The members' mean output with the fitted temperature applied (see :func:`apply_temperature`)."""
         return apply_temperature(self.task, self.mean_output(X), self.temperature)
 
 
@@ -190,15 +206,6 @@ def apply_temperature(task: str, p: np.ndarray, temperature: float) -> np.ndarra
 
 def refit_model(study, artifact_dir=None, raw: bool = True) -> EnsembleModel | None:
     """The study's stored refit (see :func:`refit`) as a model; None when it has none."""
-    from fcnn_opt.store.artifact_files import (
-        RUN_FILE_ATTR,
-        WeightsNotFound,
-        read_run_file,
-        repeat_prefix,
-        weights_from_arrays,
-    )
-    from fcnn_opt.training.tables import fold_scaling, scaling_from_attr
-
     attr = study.user_attrs.get(REFIT_ATTR)
     if not attr:
         return None
@@ -229,6 +236,7 @@ def refit_model(study, artifact_dir=None, raw: bool = True) -> EnsembleModel | N
 
 
 def load_study(storage, study_name: str):
+    """The study ``study_name`` of an opened ``storage``; raises :class:`ModelError` if it has none."""
     import optuna
 
     try:
@@ -269,9 +277,6 @@ def model_of(study, chosen, artifact_dir=None, repeat: int = 0, raw: bool = True
     last layers, so it takes and gives values in the data's own units. ``raw=False``: the
     network as trained, for the dataset's standardised arrays.
     """
-    from fcnn_opt.store.artifact_files import WeightsNotFound, load_weights
-    from fcnn_opt.training.tables import fold_scaling, scaling_from_attr
-
     try:
         weights = load_weights(chosen, artifact_dir, repeat=repeat)
     except WeightsNotFound as exc:
@@ -302,8 +307,6 @@ def dataset_args(trial, study) -> dict:
 
 def _task_of(trial, study) -> str:
     """The task of the dataset the trial trained on (from its name; nothing is generated)."""
-    from fcnn_opt.training.datasets import _spec
-
     if "task" in trial.user_attrs:  # own data
         return trial.user_attrs["task"]
     return _spec(dataset_args(trial, study)["name"]).task

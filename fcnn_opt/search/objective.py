@@ -19,17 +19,22 @@ per epoch and the final weights as user attributes.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fcnn_opt.search.metrics import objective_values
 from fcnn_opt.search.space import StudySpec, load_spec, parse_spec
+from fcnn_opt.show.artifacts import TrialPictures
 from fcnn_opt.store import optuna_internals as internals
-from fcnn_opt.store.artifact_files import CONTINUES_ATTR
+from fcnn_opt.store.artifact_files import CONTINUES_ATTR, RUN_FILE_ATTR, load_state, save_run
+from fcnn_opt.training.backends import TrainState
 from fcnn_opt.training.datasets import Dataset
+from fcnn_opt.training.folds import train_folds
 from fcnn_opt.training.loop import TrainResult, train
-from fcnn_opt.training.tables import build
+from fcnn_opt.training.repeats import train_repeats
+from fcnn_opt.training.tables import build, scaling_attr
 
 if TYPE_CHECKING:
     import optuna
@@ -69,6 +74,7 @@ def _rounded(values, digits: int = 7) -> list:
 
 
 def weights_to_json(weights) -> list:
+    """A network's ``[(W, b), ...]`` as nested lists rounded to 7 decimals (JSON-ready)."""
     return [[W.astype(float).round(7).tolist(), b.astype(float).round(7).tolist()] for W, b in weights]
 
 
@@ -109,12 +115,13 @@ class Objective:
         self.artifact_dir = Path(artifact_dir) if artifact_dir is not None else None
         self.pictures = None
         if pictures != "none":
-            from fcnn_opt.show.artifacts import TrialPictures
-
             if self.artifact_dir is None:
                 raise ValueError("Objective(pictures=...) needs an artifact_dir to keep them in.")
             self.pictures = TrialPictures(self.artifact_dir, pictures, background=False)
         self._dataset: Dataset | None = None
+        # A ``time.perf_counter()`` value: a trial still training then is stopped at its next
+        # epoch and recorded as pruned (the runner sets it to the end of a time budget).
+        self.stop_at: float | None = None
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs) -> Objective:
@@ -123,6 +130,8 @@ class Objective:
 
     @property
     def direction(self) -> str:
+        """``"minimize"`` or ``"maximize"``: the direction of the study's metric, for
+        ``optuna.create_study(direction=...)``."""
         return self.spec.direction
 
     @property
@@ -132,6 +141,7 @@ class Objective:
 
     @property
     def dataset(self) -> Dataset:
+        """The study's dataset, built on first use and kept."""
         if self._dataset is None:
             self._dataset = build(self.spec.dataset)
         return self._dataset
@@ -146,8 +156,11 @@ class Objective:
         if plan is not None:
             return self.continue_run(trial, reporter, plan)
         config = self.config_for(reporter.params_trial)
-        watch = EpochWatch(reporter, self.spec.metric, report=not self.spec.multi)
-        return self.conclude(trial, self.train(config, watch), reporter, watch.pruned_at)
+        watch = EpochWatch(reporter, self.spec.metric, report=not self.spec.multi, stop_at=self.stop_at)
+        result = self.train(config, watch)
+        if watch.out_of_time:
+            reporter.store({STOPPED_ATTR: "the time budget ended"})
+        return self.conclude(trial, result, reporter, watch.pruned_at)
 
     def train(self, config, on_epoch) -> TrainResult:
         """Train one trial's network by its own backend (its seed repeats one after another,
@@ -157,13 +170,9 @@ class Objective:
         study continues its best trials (``anneal``), the run keeps its state from the last
         epoch before its learning rate starts to fall (its end, when it does not)."""
         if self.spec.folds > 1:
-            from fcnn_opt.training.folds import train_folds
-
             return train_folds(self.dataset, self.spec.folds, config, self.spec.repeats, on_epoch=on_epoch,
                                snapshots=self.snapshots)
         if self.spec.repeats > 1:
-            from fcnn_opt.training.repeats import train_repeats
-
             return train_repeats(self.dataset, config, self.spec.repeats, on_epoch=on_epoch,
                                  snapshots=self.snapshots)
         keep = self.spec.state_epoch if self.spec.anneal > 0 else False
@@ -175,9 +184,6 @@ class Objective:
         in all, the learning rate falling linearly to zero over the same share of them as over
         the parent's (see :func:`continued_config`). Its epochs are reported (numbered on from
         the state's) and never pruned; its histories and network are stored like any trial's."""
-        from fcnn_opt.store.artifact_files import load_state
-        from fcnn_opt.training.backends import TrainState
-
         storage = internals.storage_of(trial.study)
         parent = storage.get_trial(internals.trial_id_for_number(trial.study, int(plan["trial"])))
         state = load_state(parent, self.artifact_dir)
@@ -310,12 +316,17 @@ class EpochWatch:
 
     With ``report=False`` (a multi-objective study: Optuna takes no per-epoch values there)
     it only stops a run whose metric is no longer finite; with ``prune=False`` it reports
-    each value without asking the pruner (a continuation runs to its end).
+    each value without asking the pruner (a continuation runs to its end). Past ``stop_at``
+    (a ``time.perf_counter()`` value) a run that reports and may be pruned stops after
+    reporting the epoch, as if pruned, and ``out_of_time`` is set.
     """
 
-    def __init__(self, reporter, metric: str, report: bool = True, prune: bool = True):
+    def __init__(self, reporter, metric: str, report: bool = True, prune: bool = True,
+                 stop_at: float | None = None):
         self.reporter, self.metric, self.reports, self.prunes = reporter, metric, report, prune
+        self.stop_at = stop_at
         self.pruned_at: int | None = None
+        self.out_of_time = False
 
     def __call__(self, epoch: int, metrics: dict) -> bool:
         value = metrics[self.metric]
@@ -325,6 +336,9 @@ class EpochWatch:
             self.reporter.record(value, epoch)
         elif self.reports and self.reporter.report(value, epoch):
             self.pruned_at = epoch
+            return True
+        elif self.reports and self.stop_at is not None and time.perf_counter() > self.stop_at:
+            self.pruned_at, self.out_of_time = epoch, True
             return True
         return False
 
@@ -339,6 +353,7 @@ def varying_keys(spec: StudySpec) -> list[str]:
     return list(dict.fromkeys(keys)) or ["lib", "units", "optimizer"]
 
 
+STOPPED_ATTR = "stopped"  # why a trial was stopped other than by its pruner
 REPEATS_ATTR = "repeats"
 
 
@@ -395,8 +410,6 @@ def result_attrs(result: TrainResult, spec: StudySpec, artifact_dir: Path | None
         "epochs_run": result.epochs_run,
     }
     if result.dataset.input_scaling is not None:  # own data: what a loaded model must undo
-        from fcnn_opt.training.tables import scaling_attr
-
         attrs.update(task=result.dataset.task, scaling=scaling_attr(result.dataset))
     histories = {"train_loss": _rounded(result.train_loss), "val_loss": _rounded(result.val_loss)}
     if result.val_accuracy is not None:
@@ -406,8 +419,6 @@ def result_attrs(result: TrainResult, spec: StudySpec, artifact_dir: Path | None
     elif result.repeats:
         attrs.update(repeat_attrs(result, spec.metric))
     if artifact_dir is not None:
-        from fcnn_opt.store.artifact_files import RUN_FILE_ATTR, save_run
-
         others = [run.weights() for run in result.repeats[1:]]
         state = None
         if result.state is not None:  # to continue the run later (see Objective.continue_run)

@@ -30,7 +30,7 @@ BUDGET_ATTR = "n_trials"  # the study's total budget, shared by every worker
 def budget_of(spec: StudySpec) -> int:
     """The study's total of complete and pruned trials: ``n_trials``; else the grid's size, or
     no limit when the study has a time budget, or :data:`DEFAULT_N_TRIALS`."""
-    if spec.sampler == "grid":
+    if spec.uses_grid:
         return spec.n_trials or spec.grid_size()
     if spec.n_trials is None and spec.timeout is not None:
         return NO_TRIAL_BUDGET
@@ -79,7 +79,7 @@ class RunPlan:
            batch_trials: int = 1, device: str = "cpu") -> RunPlan:
         """The plan for running ``spec``; ``budget``: the study's stored budget (default: the
         file's), which decides whether the run anneals; ``timeout`` overrides the file's."""
-        grid = spec.sampler == "grid"
+        grid = spec.uses_grid
         default_budget = budget_of(spec)
         timeout = timeout if timeout is not None else spec.timeout
         return cls(spec=spec, grid=grid, grid_size=spec.grid_size() if grid else None,

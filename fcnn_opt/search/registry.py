@@ -2,7 +2,7 @@
 
 Each kind of extension the search knows by name (samplers: :mod:`fcnn_opt.search.samplers`,
 pruners: :mod:`fcnn_opt.search.pruners`, objectives: :mod:`fcnn_opt.search.metrics`, export
-formats: :mod:`fcnn_opt.search.formats`; storages below, in :mod:`fcnn_opt.store.storages`)
+formats: :mod:`fcnn_opt.search.export`; storages below, in :mod:`fcnn_opt.store.storages`)
 has one :class:`Registry`: its entries say the name, how it is built, which pip extra it
 needs and what it can do. The command line's choices, the error messages and the docs read
 the registry, so adding one is one entry.
@@ -44,6 +44,8 @@ class RegistryError(ValueError):
 
 
 class Entry(Protocol):
+    """What every registry entry has: the ``name`` the study files and the command line use."""
+
     name: str
 
 

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fcnn_opt.search import anneal, ledger
-from fcnn_opt.search.ledger import Counts, NextStep
+from fcnn_opt.search.ledger import NextStep
 from fcnn_opt.search.objective import Objective
 from fcnn_opt.search.outcomes import sigterm_as_interrupt
-from fcnn_opt.search.plan import BUDGET_ATTR, NO_TRIAL_BUDGET, RunPlan, budget_of
+from fcnn_opt.search.plan import BUDGET_ATTR, RunPlan, budget_of
 from fcnn_opt.search.progress import close_bar, progress_bar, update_bar
 from fcnn_opt.search.pruners import make_pruner
 from fcnn_opt.search.samplers import make_sampler
@@ -46,7 +46,7 @@ from fcnn_opt.search.summary import (
     fill_final,
     new_summary,
 )
-from fcnn_opt.search.trial_source import DatabaseLost, TrialSource, database_pause
+from fcnn_opt.search.trial_source import TrialSource, database_pause
 from fcnn_opt.show.artifacts import TrialPictures, picture_mode
 from fcnn_opt.store import optuna_internals as internals
 from fcnn_opt.store.artifact_files import (
@@ -71,9 +71,9 @@ if TYPE_CHECKING:
 SPEC_ATTR = "fcnn_opt_fingerprint"
 DEFINITION_ATTR = "spec"  # the parsed study file as a TOML-shaped dict (JSON in the storage)
 
-__all__ = ["BUDGET_ATTR", "NO_TRIAL_BUDGET", "Counts", "DatabaseLost", "RunSummary", "StudyError", "budget_of",
-           "create_or_load", "enqueue_grid", "fill_final", "load_for_worker", "make_pruner", "make_sampler",
-           "new_summary", "run_study", "run_trials"]
+# Only what is defined here: the plan, ledger, summary and registries have their own modules.
+__all__ = ["DEFINITION_ATTR", "SPEC_ATTR", "StudyError", "as_stored", "check_engine", "create_or_load",
+           "enqueue_grid", "load_for_worker", "prepare_study", "run_study", "run_trials", "trial_artifacts"]
 
 
 class StudyError(ValueError):
@@ -214,6 +214,8 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
     start = time.perf_counter()
     bar = progress_bar(progress, summary.budget, summary.counts, plan.timeout)
     source = TrialSource(study, plan)
+    # a trial still training when the time is up stops at its next epoch, recorded as pruned
+    objective.stop_at = start + plan.timeout if plan.timeout is not None else None
     try:
         with sigterm_as_interrupt():
             _loop(source, objective, summary, bar, start)
@@ -221,6 +223,7 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
         source.fail_unfinished()
         summary.interrupted = True
     finally:
+        objective.stop_at = None
         summary.ran += source.ran
         summary.skipped += source.skipped
         close_bar(bar, start, plan.timeout)
@@ -350,7 +353,7 @@ def prepare_study(spec: StudySpec, *, storage: str | None = None, study_name: st
     name = study_name or spec.name
     study = create_or_load(spec, storage_obj, name, concurrent=concurrent)
     _keep_data_copy(study, spec, artifact_dir if artifact_dir is not None else default_artifact_dir(url))
-    if spec.sampler == "grid":
+    if spec.uses_grid:
         enqueue_grid(study, spec)
     return study, new_summary(study, spec, url)
 

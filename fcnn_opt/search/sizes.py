@@ -21,6 +21,9 @@ import os
 from dataclasses import dataclass
 
 from fcnn_opt.search.space import SpaceError, StudySpec
+from fcnn_opt.training.datasets import MULTICLASS, _spec, check_arguments
+from fcnn_opt.training.folds import FoldError, make_folds
+from fcnn_opt.training.tables import build, dataset_args, is_table
 
 # Counts a study may ask for without allow_large.
 LIMITS = {"n_points": 1_000_000, "units": 4096, "epochs": 100_000, "batch_size": 1_000_000,
@@ -31,6 +34,9 @@ MEMORY_SHARE = 0.8  # of the memory available now
 
 @dataclass(frozen=True)
 class SizeEstimate:
+    """The memory a study's largest trial needs: its dataset as float32 arrays, and its networks
+    (weights, gradients, optimiser moments and activations of every member trained at once)."""
+
     rows: int
     features: int
     widths: tuple[int, ...]  # the largest network's layer widths, inputs to outputs
@@ -40,6 +46,7 @@ class SizeEstimate:
 
     @property
     def total(self) -> int:
+        """Bytes in all: dataset and networks."""
         return self.dataset_bytes + self.network_bytes
 
 
@@ -53,6 +60,8 @@ def largest(spec: StudySpec, name: str):
 
 @dataclass(frozen=True)
 class DataShape:
+    """A dataset's rows, features, outputs, and training and validation rows."""
+
     rows: int
     features: int
     outputs: int
@@ -63,9 +72,6 @@ class DataShape:
 def data_shape(spec: StudySpec, allow_large: bool = False) -> DataShape:
     """The shape of ``spec``'s dataset: from the arguments alone for a built-in dataset (so an
     absurd ``n_points`` is refused before a point is drawn), from the loaded table otherwise."""
-    from fcnn_opt.training.datasets import MULTICLASS, _spec, check_arguments
-    from fcnn_opt.training.tables import build, dataset_args, is_table
-
     if is_table(spec.dataset):
         data = build(spec.dataset, allow_large=allow_large)
         return DataShape(data.n_rows, data.n_features, data.n_outputs, len(data.X_train), len(data.X_val))
@@ -141,9 +147,6 @@ def check_folds(spec: StudySpec) -> None:
     """Refuse folds the data cannot make (a class with fewer rows than folds), before any trial."""
     if spec.folds == 1:
         return
-    from fcnn_opt.training.folds import FoldError, make_folds
-    from fcnn_opt.training.tables import build
-
     try:
         make_folds(build(spec.dataset), spec.folds)
     except FoldError as exc:

@@ -41,8 +41,11 @@ from typing import Any
 from fcnn_opt.search.metrics import OBJECTIVES, direction_of
 from fcnn_opt.search.pruners import PRUNERS, RUNG_FACTOR
 from fcnn_opt.search.samplers import SAMPLERS
+from fcnn_opt.training import tables
 from fcnn_opt.training.config import ACTIVATIONS, LIB_ALIASES, LIBS, OPTIMIZERS, TrainConfig
-from fcnn_opt.training.datasets import list_datasets
+from fcnn_opt.training.datasets import _spec, check_arguments, list_datasets
+from fcnn_opt.training.folds import MAX_FOLDS
+from fcnn_opt.training.tables import is_table
 
 # Samplers, pruners and objectives are registries (fcnn_opt.search.samplers, .pruners, .metrics):
 # what a study file may name is what they hold when it is read.
@@ -116,9 +119,11 @@ class Param:
 
     @property
     def searched(self) -> bool:
+        """Whether the value is searched (choices or a range) rather than fixed."""
         return self.choices is not None or self.low is not None
 
     def to_json(self) -> dict:
+        """The parameter's set fields as a dict (None and False left out), for the fingerprint."""
         return {k: v for k, v in self.__dict__.items() if v not in (None, False)}
 
     def to_toml(self) -> Any:
@@ -174,6 +179,7 @@ class StudySpec:
 
     @property
     def multi(self) -> bool:
+        """Whether the study optimises several objectives (a Pareto set, no single best trial)."""
         return len(self.objectives) > 1
 
     @property
@@ -188,6 +194,7 @@ class StudySpec:
 
     @property
     def searched(self) -> dict[str, Param]:
+        """The parameters that are searched, by name (the fixed ones left out)."""
         return {k: p for k, p in self.params.items() if p.searched}
 
     @property
@@ -244,6 +251,7 @@ class StudySpec:
         return grid
 
     def grid_size(self) -> int:
+        """The number of points of :meth:`grid`: the product of its lists' lengths."""
         return math.prod(len(v) for v in self.grid().values())
 
     def fingerprint(self) -> str:
@@ -410,8 +418,6 @@ def _check_repeats(where: str, value) -> None:
 def _check_dataset(data: dict, where: str, base: Path | None = None) -> str:
     """Check ``[dataset]`` (in place: a data file's path is made absolute, from ``base``, and its
     content hash added) and return its task (binary, multiclass or regression)."""
-    from fcnn_opt.training import tables
-
     for key, value in data.items():
         if key not in _DATASET_KEYS:
             raise SpaceError(f"{where}: unknown key [dataset].{key}. Valid keys: {', '.join(_DATASET_KEYS)}.")
@@ -427,8 +433,6 @@ def _check_dataset(data: dict, where: str, base: Path | None = None) -> str:
     try:
         if tables.is_table(data):
             return tables.build(data).task
-        from fcnn_opt.training.datasets import _spec, check_arguments
-
         check_arguments(**tables.dataset_args(data))  # nothing drawn: sizes are checked before any work (search.sizes)
         return _spec(data["name"]).task
     except ValueError as exc:
@@ -438,8 +442,6 @@ def _check_dataset(data: dict, where: str, base: Path | None = None) -> str:
 def _check_folds(data: dict, where: str) -> None:
     """``[dataset] folds = K``: cross-validation over K folds (see fcnn_opt.training.folds).
     Absent at 1, so a study without folds keeps its fingerprint."""
-    from fcnn_opt.training.folds import MAX_FOLDS
-
     folds = data.get("folds", 1)
     if isinstance(folds, bool) or not isinstance(folds, int) or not 1 <= folds <= MAX_FOLDS:
         raise SpaceError(f"{where}: [dataset].folds must be a whole number from 1 to {MAX_FOLDS}, got {folds!r}.")
@@ -453,8 +455,6 @@ def _check_folds(data: dict, where: str) -> None:
 def _check_table(data: dict, where: str, base: Path | None) -> None:
     """Your own data: ``path`` or ``sklearn``, never with a built-in dataset's keys; the file's
     path made absolute and its hash recorded, or checked against the hash the study stored."""
-    from fcnn_opt.training import tables
-
     mixed = sorted(_BUILTIN_ONLY & set(data))
     if mixed:
         raise SpaceError(f"{where}: [dataset] {', '.join(mixed)} belong to the built-in datasets; with "
@@ -613,8 +613,6 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
     timeout = study.get("timeout")
     if timeout is not None and not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
         raise SpaceError(f"{source}: [study].timeout must be a number of seconds > 0, got {timeout!r}.")
-
-    from fcnn_opt.training.tables import is_table
 
     dataset = dict(data.get("dataset", {}))
     table = is_table(dataset)

@@ -34,7 +34,15 @@ from fcnn_opt.search.runner import (
 from fcnn_opt.search.sizes import check_sizes
 from fcnn_opt.search.space import StudySpec
 from fcnn_opt.search.summary import FailedWorker, RunSummary, fill_final, new_summary
-from fcnn_opt.store.storages import default_url, mask_url, open_storage, safe_filename
+from fcnn_opt.show.artifacts import picture_mode
+from fcnn_opt.store.storages import (
+    default_url,
+    load_storage_modules,
+    mask_url,
+    open_storage,
+    safe_filename,
+)
+from fcnn_opt.training.backends import get_backend
 
 STOP_GRACE = 60  # seconds children get to record their running trial after Ctrl-C/SIGTERM
 
@@ -79,8 +87,6 @@ def worker_command(study_name: str, worker_id: int, timeout: float | None, batch
         command.append(f"--timeout={timeout}")
     if batch_trials != 1:
         command += [f"--batch-trials={batch_trials}", f"--device={device}"]
-    from fcnn_opt.show.artifacts import picture_mode
-
     command.append(f"--artifacts={picture_mode(artifacts)}")
     if artifact_dir is not None:
         command.append(f"--artifact-dir={Path(artifact_dir).resolve()}")
@@ -183,9 +189,6 @@ def wait_for_go(storage: str | None, libs: str, told=None) -> bool:
     each on W2's machine, while the study is being created), then wait for one line on
     ``told`` (standard input): ``go`` to join the study (True), anything else or nothing (the
     study could not be created) to end (False)."""
-    from fcnn_opt.store.storages import load_storage_modules
-    from fcnn_opt.training.backends import get_backend
-
     for lib in libs.split(","):
         try:
             get_backend(lib).load()

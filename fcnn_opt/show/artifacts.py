@@ -24,6 +24,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fcnn_opt.show.figures._common import safe_name
+from fcnn_opt.show.renderer import Renderer, draw
 from fcnn_opt.store import optuna_internals as internals
 from fcnn_opt.store.artifact_files import make_folder, open_artifact_store, write_artifact
 
@@ -49,8 +51,7 @@ def picture_mode(value: str | bool | None) -> str:
 
 
 def picture_name(trial_number: int, dataset: str) -> str:
-    from fcnn_opt.show.figures._common import safe_name
-
+    """The artifact file name of trial ``trial_number``'s picture on ``dataset``."""
     return f"response_trial{trial_number}_{safe_name(dataset)}.png"
 
 
@@ -132,8 +133,6 @@ class TrialPictures:
     def _upload_now(self, trial, name: str, job: dict) -> None:
         from optuna.artifacts import upload_artifact
 
-        from fcnn_opt.show.renderer import draw
-
         png = draw(job)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name
@@ -151,8 +150,6 @@ class TrialPictures:
 
     def _start(self):
         if self._renderer is None:
-            from fcnn_opt.show.renderer import Renderer
-
             self._renderer = Renderer(self._rendered)
         return self._renderer
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from fcnn_opt.show.figures._common import TAB10
 from fcnn_opt.show.figures._response import grid_output, value_range
+from fcnn_opt.training.backends._numpy import NumpyNet
 from fcnn_opt.training.datasets import BINARY, MULTICLASS, REGRESSION, Dataset
 from fcnn_opt.training.tables import drawn_over_important_plane
 
@@ -78,8 +79,6 @@ def _font(size: int):
 
 
 def _predictor(dataset: Dataset, weights, activation: str):
-    from fcnn_opt.training.backends._numpy import NumpyNet
-
     net = NumpyNet([(np.asarray(W, np.float32), np.asarray(b, np.float32)) for W, b in weights],
                    activation, dataset.task)
     return lambda points: net.predict(points.astype(np.float32))

@@ -24,12 +24,15 @@ import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from fcnn_opt.show.pictures import animated_png, response_png
 from fcnn_opt.store.artifact_files import write_artifact
+from fcnn_opt.training.tables import build
 
 _LENGTH = struct.Struct("!I")
 
 
 def send(stream: BinaryIO, message: Any) -> None:
+    """Write ``message`` to ``stream`` as a pickle behind its 4-byte length, and flush."""
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_LENGTH.pack(len(body)) + body)
     stream.flush()
@@ -54,16 +57,12 @@ def dataset_for(args: dict):
     """Each study's dataset, built once per process."""
     key = json.dumps(args, sort_keys=True)
     if key not in _datasets:
-        from fcnn_opt.training.tables import build
-
         _datasets[key] = build(args)
     return _datasets[key]
 
 
 def draw(job: dict) -> bytes:
     """A job's picture: a PNG, or an animated PNG when the job carries snapshots."""
-    from fcnn_opt.show.pictures import animated_png, response_png
-
     common = {"title": job["title"], "subtitle": job["subtitle"]}
     data = dataset_for(job["dataset"])
     if job.get("snapshots"):
@@ -148,6 +147,8 @@ class Renderer:
 
 
 def main() -> int:
+    """The renderer process: draw each job read from stdin into the artifact folder and answer on
+    stdout, at a lower priority, until stdin closes; returns the exit code (0)."""
     try:
         os.nice(5)  # training comes first
     except OSError:

@@ -19,6 +19,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fcnn_opt import __version__
+from fcnn_opt.show.figures import (
+    _fit,
+    _hp_surface,
+    _importance,
+    _learning,
+    _libs,
+    _loss,
+    _optuna,
+    _partial_dependence,
+    _progress,
+    _response,
+    _surrogate,
+)
 from fcnn_opt.show.figures._common import (
     PLOTLY_CONFIG,
     PlotError,
@@ -31,6 +45,7 @@ from fcnn_opt.show.figures._common import (
     save_png,
     trials_of,
 )
+from fcnn_opt.store.artifact_files import load_snapshots
 
 REPORT_FILE = "report.html"
 
@@ -113,8 +128,6 @@ def pareto_picks(study) -> list[tuple[str, object]]:
 
 
 def _response_section(study, label: str, trial, artifact_dir, features=None) -> _Section:
-    from fcnn_opt.show.figures import _response
-
     return _Section(
         "response_" + "".join(ch for ch in label.lower() if ch.isalnum()), f"Model response surface: {label} (trial {trial.number})",
         "The trained network's output over the input plane, training points on top, the ground "
@@ -126,8 +139,6 @@ def _response_section(study, label: str, trial, artifact_dir, features=None) -> 
 
 
 def _fit_section(study, trial, artifact_dir) -> _Section:
-    from fcnn_opt.show.figures import _fit
-
     return _Section(
         "fit_best", f"How the best network fits held-out points (trial {trial.number})",
         "A confusion matrix (classification) or predicted against true values (regression), on the "
@@ -138,8 +149,6 @@ def _fit_section(study, trial, artifact_dir) -> _Section:
 
 def _has_snapshots(study) -> bool:
     """Whether the study's best trial kept snapshots (``study --snapshots N``)."""
-    from fcnn_opt.store.artifact_files import load_snapshots
-
     ranked = _response_trials(study, ())
     try:
         return bool(ranked) and bool(load_snapshots(ranked[0][1]))
@@ -148,8 +157,6 @@ def _has_snapshots(study) -> bool:
 
 
 def _learning_section(study, artifact_dir, features=None) -> _Section:
-    from fcnn_opt.show.figures import _learning
-
     return _Section(
         "learning", "The decision boundary as it learns (best and worst trial)",
         "Each network's output over the input plane after each snapshot epoch; the slider (or play) "
@@ -161,8 +168,6 @@ def _learning_section(study, artifact_dir, features=None) -> _Section:
 
 
 def _loss_section(study, color_by, style_by, artifact_dir) -> _Section:
-    from fcnn_opt.show.figures import _loss
-
     return _Section(
         "loss_histories", "Loss histories (the seed article's figure)",
         "Every trial's training and validation loss per epoch; colour and line style show two "
@@ -175,8 +180,6 @@ def _multi_sections(study, *, trials: Sequence[int], color_by, style_by, artifac
                     features=None) -> list[_Section]:
     """A multi-objective study: its Pareto front, three networks along it, the loss histories
     and the timeline (Optuna's one-value figures do not apply)."""
-    from fcnn_opt.show.figures import _optuna
-
     sections = [_Section(
         "pareto_front", "Pareto front",
         "Every complete trial by its objective values; the Pareto set (no trial better at every "
@@ -197,8 +200,6 @@ def _multi_sections(study, *, trials: Sequence[int], color_by, style_by, artifac
 def _surrogate_sections(study, kind: str, x, y) -> list[_Section]:
     """A fitted surrogate's partial dependence, its surface with uncertainty, and fANOVA
     importances with error bars (one surrogate fit for the first two unless x or y is given)."""
-    from fcnn_opt.show.figures import _importance, _partial_dependence, _surrogate
-
     fitted: dict[str, object] = {}
 
     def matrix():
@@ -241,8 +242,6 @@ def _surrogate_sections(study, kind: str, x, y) -> list[_Section]:
 
 def _sections(study, *, trials: Sequence[int], color_by, style_by, x, y, artifact_dir=None,
               surrogate: str | None = None, features=None) -> list[_Section]:
-    from fcnn_opt.show.figures import _hp_surface, _libs, _optuna, _progress
-
     if is_multi(study):
         return _multi_sections(study, trials=trials, color_by=color_by, style_by=style_by,
                                artifact_dir=artifact_dir, features=features)
@@ -313,27 +312,20 @@ def build_report(study, out_dir: str | Path | None = None, *, trials: Sequence[i
     Raises:
         PlotError: no complete trial, or an unknown trial number, hyperparameter or surrogate.
     """
-    if surrogate is not None:
-        from fcnn_opt.show.figures._surrogate import KINDS
-
-        if surrogate not in KINDS:
-            raise PlotError(f"surrogate must be one of {{{', '.join(KINDS)}}} or None. Received: {surrogate!r}")
+    if surrogate is not None and surrogate not in _surrogate.KINDS:
+        raise PlotError(f"surrogate must be one of {{{', '.join(_surrogate.KINDS)}}} or None. "
+                        f"Received: {surrogate!r}")
     if not trials_of(study):
         raise PlotError(f"Study {study.study_name!r} has no complete trial yet; nothing to report.")
     # Check the user's choices before writing or drawing anything.
-    from fcnn_opt.show.figures._hp_surface import hp_surface_data
-    from fcnn_opt.show.figures._loss import loss_histories_data
-
     sections = _sections(study, trials=trials, color_by=color_by, style_by=style_by, x=x, y=y,
                          artifact_dir=artifact_dir, surrogate=surrogate, features=features)
     if color_by or style_by:
-        loss_histories_data(study, color_by, style_by, artifact_dir=artifact_dir)
+        _loss.loss_histories_data(study, color_by, style_by, artifact_dir=artifact_dir)
     if (x or y) and not is_multi(study):
-        hp_surface_data(study, x, y)
+        _hp_surface.hp_surface_data(study, x, y)
     if features:
-        from fcnn_opt.show.figures._response import trial_dataset
-
-        trial_dataset(trials_of(study)[0], study, artifact_dir, features)
+        _response.trial_dataset(trials_of(study)[0], study, artifact_dir, features)
     _headless()
     out = Path(out_dir) if out_dir is not None else default_out_dir(study.study_name)
     out.mkdir(parents=True, exist_ok=True)
@@ -417,8 +409,6 @@ def _summary_rows(study) -> str:
 
 def _page(study, parts: list[tuple[_Section, str]], facts: dict[str, str]) -> str:
     from plotly.offline import get_plotlyjs
-
-    from fcnn_opt import __version__
 
     states: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fcnn_opt.store.optuna_internals import RETRIED_PRIVATE_METHODS, heartbeat_arguments
+
 DEFAULT_STORAGE = "sqlite:///studies/fcnn_opt.db"
 HEARTBEAT_INTERVAL = 5  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 20  # a RUNNING trial silent this long is stale: failed, then retried
@@ -42,6 +44,7 @@ class StorageError(ValueError):
 
 
 def default_url() -> str:
+    """The storage used when none is given: ``$OPTUNA_STORAGE``, else :data:`DEFAULT_STORAGE`."""
     return os.environ.get("OPTUNA_STORAGE") or DEFAULT_STORAGE
 
 
@@ -88,10 +91,13 @@ def heartbeat_settings() -> tuple[int, int]:
 
 
 def db_retry_seconds() -> int:
+    """How long a transient database error is retried: ``$FCNN_OPT_DB_RETRY`` seconds, else
+    :data:`DB_RETRY_SECONDS`."""
     return _env_seconds("FCNN_OPT_DB_RETRY", DB_RETRY_SECONDS)
 
 
 def sqlite_path(url: str) -> Path | None:
+    """The database file of an SQLite URL (relative as written), or None for any other URL."""
     if url.startswith("sqlite:///"):
         return Path(url[len("sqlite:///"):])
     return None
@@ -217,8 +223,6 @@ def _make_resilient_class():
 
             return retrying(finish, what="finishing a trial")
 
-    from fcnn_opt.store.optuna_internals import RETRIED_PRIVATE_METHODS
-
     public = ("get_trial", "get_all_trials", "get_study_user_attrs", "get_study_system_attrs",
               "get_study_directions", "get_study_id_from_name", "get_study_name_from_id",
               "get_all_studies", "get_trial_id_from_study_id_trial_number", "get_best_trial",
@@ -245,6 +249,8 @@ _RESILIENT = None
 
 
 def resilient_class():
+    """``ResilientRDBStorage``: Optuna's ``RDBStorage`` whose calls retry through a dropped
+    connection (built on first use, so that Optuna is imported only then)."""
     global _RESILIENT
     if _RESILIENT is None:
         _RESILIENT = _make_resilient_class()
@@ -400,8 +406,6 @@ def _open_rdb(url: str, *, heartbeat: bool, read_only: bool):
         engine_kwargs = {"pool_pre_ping": False, "connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
     kwargs = {}
     if heartbeat and url != "sqlite:///:memory:":  # heartbeat threads need a shareable database
-        from fcnn_opt.store.optuna_internals import heartbeat_arguments
-
         interval, grace = heartbeat_settings()
         kwargs = heartbeat_arguments(interval, grace, max_retry=3)
     try:  # a connection dropped while the tables are checked is retried, briefly

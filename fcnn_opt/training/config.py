@@ -110,6 +110,7 @@ class TrainConfig:
 
     @property
     def depth(self) -> int:
+        """The number of hidden layers."""
         return len(self.dims)
 
     def lr_at(self, epoch: int) -> float:
@@ -124,6 +125,7 @@ class TrainConfig:
         return replace(self, **changes)
 
     def to_dict(self) -> dict:
+        """The settings as a JSON-ready dict (what a trial stores; read back by :meth:`from_dict`)."""
         data = asdict(self)
         data["dims"] = list(self.dims)
         if not self.decay_epochs:  # as written before the field existed
@@ -132,6 +134,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
+        """The settings :meth:`to_dict` wrote (validated); raises ValueError on an unknown field."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -97,6 +97,7 @@ class Dataset:
 
     @property
     def n_features(self) -> int:
+        """The number of input features."""
         return self.X_train.shape[1]
 
     @property
@@ -137,14 +138,17 @@ class Dataset:
 
     @property
     def has_test(self) -> bool:
+        """Whether the dataset holds out a test split."""
         return self.X_test is not None and len(self.X_test) > 0
 
     @property
     def X(self) -> np.ndarray:
+        """The training and validation inputs together (the test split left out)."""
         return np.concatenate([self.X_train, self.X_val])
 
     @property
     def y(self) -> np.ndarray:
+        """The training and validation targets together (the test split left out)."""
         return np.concatenate([self.y_train, self.y_val])
 
     def bounds(self, pad: float = 1.0) -> tuple[float, float, float, float]:
@@ -316,6 +320,8 @@ def infer_task(y: np.ndarray, task: str | None, name: str) -> tuple[str, str]:
 
 
 def check_size(rows: int, columns: int, name: str, allow_large: bool) -> None:
+    """Refuse a table under 10 rows, or, unless ``allow_large``, above :data:`MAX_ROWS` rows or
+    :data:`MAX_COLUMNS` columns (a :class:`DataError` naming ``name``)."""
     if rows < 10:
         raise DataError(f"{name}: {rows} rows; a study needs at least 10.")
     if allow_large:
@@ -334,6 +340,8 @@ def _refuse_missing(X: np.ndarray, names, name: str) -> None:
 
 
 def check_columns(columns: Sequence[str], target: str | None, features, where: str) -> None:
+    """Refuse a ``target`` or ``features`` column that ``columns`` lacks (a :class:`DataError`
+    naming ``where`` and listing the columns)."""
     wanted = ([target] if target is not None else []) + list(features or [])
     unknown = [c for c in wanted if c not in columns]
     if unknown:

@@ -119,6 +119,8 @@ class Lockstep:
         self.stopped_at: int | None = None
 
     def member(self, epoch: int, metrics: dict) -> bool:
+        """One run's ``metrics`` for ``epoch``: waits until every run still training has reported
+        the epoch; returns whether to stop (every run gets the same answer)."""
         with self._cond:
             if self.stopped_at is not None:
                 return True
@@ -138,6 +140,8 @@ class Lockstep:
                 self._decide(epoch)
 
     def abandon(self) -> None:
+        """Stop waiting: every run waiting, or reporting later, ends quietly (another failed, or the
+        caller was interrupted)."""
         with self._cond:
             self._abandoned = True
             self._cond.notify_all()

@@ -58,6 +58,7 @@ class TrainResult:
 
     @property
     def epochs_run(self) -> int:
+        """The epochs trained (fewer than configured when pruned or diverged)."""
         return len(self.val_loss)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -65,9 +66,11 @@ class TrainResult:
         return self.model.predict(np.asarray(X, dtype=np.float32))
 
     def weights(self) -> Weights:
+        """The final network's ``[(W, b), ...]`` per layer, as NumPy arrays."""
         return self.model.weights()
 
     def description(self, keys=None) -> str:
+        """The legend string of the network's settings: see :meth:`TrainConfig.description`."""
         return self.config.description(keys, n_outputs=self.dataset.n_outputs, n_inputs=self.dataset.n_features)
 
 

@@ -57,6 +57,8 @@ class MeanOfRepeats:
         self.stopped_at: int | None = None  # the epoch after which every run stops
 
     def member(self, repeat: int, epoch: int, metrics: dict) -> bool:
+        """Repeat ``repeat``'s ``metrics`` for ``epoch``; returns whether that run stops now (its
+        epoch diverged, or the mean of a completed epoch was told to stop)."""
         if self.stopped_at is not None:
             return True
         if diverged(metrics):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fcnn_opt.training.backends._base import loss
 from fcnn_opt.training.data import (
     DataError,
     Dataset,
@@ -33,6 +34,7 @@ from fcnn_opt.training.data import (
     from_arrays,
     from_frame,
 )
+from fcnn_opt.training.datasets import make_dataset
 
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
 FILE_TYPES = (".csv", ".npz", ".parquet")
@@ -197,8 +199,6 @@ def scaling_from_attr(attr: dict | None) -> tuple:
 def important_plane(data: Dataset, predict, seed: int = 0) -> tuple[int, int]:
     """The two features whose shuffling hurts ``predict`` most on the validation split
     (permutation importance, one shuffle each): the plane a picture of wide data is drawn over."""
-    from fcnn_opt.training.backends._base import loss
-
     if data.n_features <= 2:
         return (0, 1)
     X, y = data.X_val, data.y_val
@@ -235,8 +235,6 @@ def build(args: dict, allow_large: bool = True) -> Dataset:
 
     ``allow_large=False`` refuses a table above the row and column limits; a study's sizes are
     checked once, before it starts (:mod:`fcnn_opt.search.sizes`), so by default nothing is."""
-    from fcnn_opt.training.datasets import make_dataset
-
     args = dataset_args(args)
     if not is_table(args):
         return make_dataset(**args)

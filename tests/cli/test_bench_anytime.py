@@ -1,8 +1,22 @@
-"""The verdict lines of `bench --anytime`, on figures from a real run."""
+"""`bench --anytime` (benchmarks/anytime.py): its verdict lines, on figures from a real run,
+and bad arguments refused in one line before anything runs."""
 
 from __future__ import annotations
 
-from fcnn_opt.cli.anytime import _verdict
+import importlib.util
+
+import pytest
+from conftest import ROOT, run_cli
+
+
+def _anytime():
+    spec = importlib.util.spec_from_file_location("anytime", ROOT / "benchmarks" / "anytime.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_verdict = _anytime()._verdict
 
 
 def _runs(*columns):
@@ -21,3 +35,12 @@ def test_the_verdict_needs_the_worst_repetition_to_beat_the_others_best():
     close = _runs([0.03, 0.04, 0.05], [0.05, 0.06, 0.07])
     lines = _verdict([{"runs": close}, {"runs": []}, {"runs": plain}], [5, 60])
     assert lines[2].startswith("at 60 s: NOT clearly better")  # its worst (0.07) is behind their best
+
+
+@pytest.mark.parametrize("args", [["--repeats", "0"], ["--seconds", "0"], ["--repeats", "21"]])
+def test_bad_arguments_exit_2_with_one_line(args):
+    done = run_cli("bench", "--anytime", *args, timeout=60)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "--seconds must be > 0 and --repeats from 1 to 20" in done.stderr
+    assert done.stdout == ""

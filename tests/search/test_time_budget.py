@@ -81,5 +81,20 @@ def test_the_shipped_minute_study_is_time_budgeted_and_its_report_shows_the_time
     assert data.best[-1] == pytest.approx(study.best_value)
     finished = sorted((t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")), key=lambda t: t.number)
     assert list(data.epochs) == [t.user_attrs["epochs_run"] for t in finished]
-    assert set(data.epochs) <= {15, 45, 135, 400} and 400 in data.epochs  # the rungs, and max
+    by_pruner = [t.user_attrs["epochs_run"] for t in finished if "stopped" not in t.user_attrs]
+    assert set(by_pruner) <= {15, 45, 135, 400} and 400 in by_pruner  # the rungs, and max
+    assert all(t.number == finished[-1].number for t in finished if "stopped" in t.user_attrs)  # the last, at most
     assert "CONTINUED" not in data.states and not data.continued.any()
+
+
+def test_a_trial_still_training_when_the_time_is_up_stops_there(tmp_path):
+    """A trial of 100,000 epochs in a 2 s budget: it stops at the epoch after the time ends,
+    recorded as pruned (with its epochs so far and why), instead of running on for hours."""
+    long = STUDY.replace("timeout = 3", "timeout = 2").replace("epochs = 20", "epochs = 100000")
+    cfg = write_toml(tmp_path / "long.toml", long.replace('sampler = "tpe"', 'sampler = "random"'))
+    url = f"sqlite:///{tmp_path / 'long.db'}"
+    run = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    (trial,) = optuna.load_study(study_name="tb", storage=url).trials
+    assert trial.state.name == "PRUNED" and trial.user_attrs["stopped"] == "the time budget ended"
+    assert 1 <= len(trial.intermediate_values) < 100000

@@ -32,6 +32,7 @@ class PlotError(ValueError):
 
 
 def require_plotly():
+    """``plotly.graph_objects``, or an ImportError that says how to install plotly."""
     try:
         import plotly.graph_objects as go
     except ImportError as exc:  # pragma: no cover - plotly is a core dependency
@@ -66,10 +67,12 @@ def trials_of(study: optuna.Study, states: Sequence[str] = ("COMPLETE",)) -> lis
 
 
 def metric_name(study: optuna.Study) -> str:
+    """The name of the study's metric (its ``metric`` attribute), else "objective value"."""
     return study.user_attrs.get("metric", "objective value")
 
 
 def direction_of(study: optuna.Study) -> str:
+    """``"minimize"`` or ``"maximize"``: a one-objective study's direction."""
     return study.direction.name.lower()
 
 
@@ -114,6 +117,7 @@ def fmt(value: Any) -> str:
 
 
 def is_number(value: Any) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

@@ -15,11 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from fcnn_opt.show.figures._common import new_mpl_figure, render, require_plotly
+from fcnn_opt.show.figures._response import trial_dataset, trial_network
 from fcnn_opt.training.datasets import MULTICLASS, REGRESSION
 
 
 @dataclass(frozen=True)
 class FitData:
+    """What :func:`fit_data` computed: a confusion matrix (classification) or targets and
+    predictions (regression) on ``split``."""
+
     task: str
     split: str  # "test" or "validation"
     title: str
@@ -31,8 +35,6 @@ class FitData:
 
 def fit_data(trial, *, study=None, artifact_dir=None) -> FitData:
     """The trial's network scored on its dataset's test split (else validation)."""
-    from fcnn_opt.show.figures._response import trial_dataset, trial_network
-
     data = trial_dataset(trial, study, artifact_dir)
     net = trial_network(trial, data.task, artifact_dir)
     split = "test" if data.has_test else "validation"
@@ -61,6 +63,7 @@ def _row_shares(matrix: np.ndarray) -> np.ndarray:
 
 
 def draw_fit_mpl(data: FitData):
+    """The fit as a matplotlib figure: the confusion matrix, or predicted against true values."""
     if data.task == REGRESSION:
         fig = new_mpl_figure(6.0, 5.6)
         ax = fig.add_subplot()
@@ -89,6 +92,7 @@ def draw_fit_mpl(data: FitData):
 
 
 def draw_fit_plotly(data: FitData):
+    """The fit as a plotly figure: the confusion matrix, or predicted against true values."""
     go = require_plotly()
     if data.task == REGRESSION:
         lo = float(min(data.true.min(), data.predicted.min()))

@@ -49,6 +49,9 @@ class Axis:
 
 @dataclass(frozen=True)
 class Marginal:
+    """One hyperparameter's marginal: the metric's mean, std and count per bin of its values, and
+    each trial's value and metric."""
+
     axis: Axis
     mean: list[float]
     std: list[float]
@@ -60,6 +63,9 @@ class Marginal:
 
 @dataclass(frozen=True)
 class HPSurfaceData:
+    """What :func:`hp_surface_data` computed: the mean metric over two hyperparameters (``z``,
+    with ``counts`` per cell; None without a second axis) and each hyperparameter's marginal."""
+
     metric: str
     direction: str
     x: Axis | None
@@ -217,6 +223,7 @@ def _log_axis(ax, values) -> None:
 
 
 def draw_hp_mpl(data: HPSurfaceData):
+    """The surface as a matplotlib figure: the heat map and one panel per marginal."""
     n = len(data.marginals)
     rows, cols = _layout(max(n, 1))
     heat = data.z is not None
@@ -272,6 +279,7 @@ def draw_hp_mpl(data: HPSurfaceData):
 
 
 def draw_hp_plotly(data: HPSurfaceData):
+    """The surface as a plotly figure: the heat map and one panel per marginal."""
     go = require_plotly()
     from plotly.subplots import make_subplots
 

@@ -27,6 +27,9 @@ from fcnn_opt.show.figures._surrogate import complete_trials, require_sklearn
 
 @dataclass(frozen=True)
 class ImportanceData:
+    """What :func:`importance_uncertainty_data` computed: each hyperparameter's fANOVA importance
+    (mean and std over the bootstrap resamples, most important first)."""
+
     study_name: str
     metric: str
     names: list[str]  # most important first
@@ -96,6 +99,7 @@ def _importance_note(data: ImportanceData) -> str:
 
 
 def draw_importance_mpl(data: ImportanceData):
+    """The importances as a matplotlib bar chart with error bars."""
     n = len(data.names)
     fig = new_mpl_figure(8.6, 1.9 + 0.45 * n)
     ax = fig.add_subplot()
@@ -116,6 +120,7 @@ def draw_importance_mpl(data: ImportanceData):
 
 
 def draw_importance_plotly(data: ImportanceData):
+    """The importances as a plotly bar chart with error bars."""
     go = require_plotly()
     fig = go.Figure(go.Bar(x=data.mean[::-1], y=data.names[::-1], orientation="h",
                            error_x={"type": "data", "array": data.std[::-1], "visible": True,

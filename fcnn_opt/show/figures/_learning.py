@@ -22,13 +22,29 @@ from fcnn_opt.show.figures._common import (
     require_plotly,
     trials_of,
 )
-from fcnn_opt.show.figures._response import ResponseData, grid_output, value_range
+from fcnn_opt.show.figures._points import scatter_mpl, scatter_plotly
+from fcnn_opt.show.figures._response import (
+    ResponseData,
+    _surface_mpl,
+    _surface_plotly,
+    grid_output,
+    response_data,
+    trial_dataset,
+    trial_network,
+    value_range,
+)
+from fcnn_opt.store.artifact_files import load_histories, load_snapshots
+from fcnn_opt.training.backends._numpy import NumpyNet
+from fcnn_opt.training.tables import drawn_over_important_plane
 
 RESOLUTION = 61  # grid points per axis of each frame
 
 
 @dataclass(frozen=True)
 class LearningRun:
+    """One trial's snapshots: the network's output over the plane after each snapshot epoch, and
+    its loss curves."""
+
     label: str  # "best", "worst"
     trial_number: int
     epochs: list[int]  # the snapshot epochs
@@ -39,6 +55,8 @@ class LearningRun:
 
 @dataclass(frozen=True)
 class LearningData:
+    """What :func:`learning_data` computed: the runs of the trials shown (best and worst)."""
+
     title: str
     runs: list[LearningRun]
 
@@ -46,11 +64,6 @@ class LearningData:
 def learning_data(study, *, trials=None, artifact_dir=None, features=None) -> LearningData:
     """The best and worst complete trials' snapshots (or those of the trials given)."""
     import dataclasses
-
-    from fcnn_opt.show.figures._response import response_data, trial_dataset, trial_network
-    from fcnn_opt.store.artifact_files import load_histories, load_snapshots
-    from fcnn_opt.training.backends._numpy import NumpyNet
-    from fcnn_opt.training.tables import drawn_over_important_plane
 
     if trials is None:
         complete = [t for t in trials_of(study) if t.values and len(t.values) == 1 and np.isfinite(t.value)]
@@ -84,10 +97,9 @@ def _frame_index(run: LearningRun, k: int) -> int:
 
 
 def draw_learning_plotly(data: LearningData):
+    """The snapshots as a plotly figure with a slider over the epochs (one row per run)."""
     go = require_plotly()
     from plotly.subplots import make_subplots
-
-    from fcnn_opt.show.figures._response import _surface_plotly
 
     rows = len(data.runs)
     titles = []
@@ -148,8 +160,6 @@ def draw_learning_plotly(data: LearningData):
 
 
 def _points(frame: ResponseData):
-    from fcnn_opt.show.figures._points import scatter_plotly
-
     traces = scatter_plotly(frame.X, frame.y, frame.task, frame.n_classes, size=3, showlegend=False,
                             coloraxis=None)
     for trace in traces:
@@ -158,9 +168,8 @@ def _points(frame: ResponseData):
 
 
 def draw_learning_mpl(data: LearningData, columns: int = 5):
-    from fcnn_opt.show.figures._points import scatter_mpl
-    from fcnn_opt.show.figures._response import _surface_mpl
-
+    """``columns`` of the snapshots per run, spread over its epochs, as a matplotlib figure
+    (one row per run)."""
     rows = len(data.runs)
     fig = new_mpl_figure(2.6 * columns, 2.8 * rows + 0.6)
     grid = fig.add_gridspec(rows, columns)

@@ -20,11 +20,14 @@ from fcnn_opt.show.figures._common import (
     require_plotly,
     trials_of,
 )
+from fcnn_opt.store.artifact_files import WeightsNotFound, load_histories
 from fcnn_opt.training.config import LIBS
 
 
 @dataclass(frozen=True)
 class LibRuns:
+    """One library's trials: their validation curves and seconds per epoch."""
+
     lib: str
     color: str
     labels: list[str]  # one per trial
@@ -34,13 +37,15 @@ class LibRuns:
 
 @dataclass(frozen=True)
 class LibComparisonData:
+    """What :func:`lib_comparison_data` computed: one :class:`LibRuns` per library."""
+
     libs: list[LibRuns]
     title: str
 
 
 def lib_comparison_data(study, artifact_dir=None) -> LibComparisonData:
-    from fcnn_opt.store.artifact_files import WeightsNotFound, load_histories
-
+    """The finished trials' validation curves and seconds per epoch, grouped by library (read
+    from their run files in ``artifact_dir``, by default where they were written)."""
     finished = trials_of(study, ("COMPLETE", "PRUNED"))
     try:
         val_loss = {t.number: load_histories(t, artifact_dir).get("val_loss") for t in finished}
@@ -67,6 +72,8 @@ def lib_comparison_data(study, artifact_dir=None) -> LibComparisonData:
 
 
 def draw_libs_mpl(data: LibComparisonData):
+    """The comparison as a matplotlib figure: one panel of curves per library, and the seconds
+    per epoch."""
     from matplotlib.ticker import MaxNLocator
 
     n = len(data.libs)
@@ -106,6 +113,8 @@ def draw_libs_mpl(data: LibComparisonData):
 
 
 def draw_libs_plotly(data: LibComparisonData):
+    """The comparison as a plotly figure: one panel of curves per library, and the seconds per
+    epoch."""
     go = require_plotly()
     from plotly.subplots import make_subplots
 

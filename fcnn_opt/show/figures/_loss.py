@@ -28,6 +28,8 @@ from fcnn_opt.show.figures._common import (
     searched_params,
     trials_of,
 )
+from fcnn_opt.store.artifact_files import WeightsNotFound, load_histories
+from fcnn_opt.training.datasets import _spec
 
 MAX_LEGEND = 12  # above this many curves, one legend entry per colour and style, not per trial
 CONTINUOUS_CMAP = "viridis"
@@ -35,6 +37,9 @@ CONTINUOUS_CMAP = "viridis"
 
 @dataclass(frozen=True)
 class Curve:
+    """One trial's training and validation loss per epoch, and the values it is coloured and
+    styled by."""
+
     number: int
     state: str  # COMPLETE or PRUNED
     label: str
@@ -46,6 +51,8 @@ class Curve:
 
 @dataclass(frozen=True)
 class LossHistoriesData:
+    """What :func:`loss_histories_data` computed: the curves and how they are coloured and styled."""
+
     curves: list[Curve]
     color_by: str | None
     style_by: str | None
@@ -58,9 +65,11 @@ class LossHistoriesData:
 
     @property
     def per_trial_legend(self) -> bool:
+        """Whether there are few enough curves for one legend entry (and colour) each."""
         return len(self.curves) <= MAX_LEGEND
 
     def color(self, curve: Curve) -> str:
+        """The curve's colour: its trial's, its ``color_by`` level's, or on the continuous scale."""
         if self.color_by is None:
             return TAB10[self.curves.index(curve) % len(TAB10)] if self.per_trial_legend else TAB10[0]
         if self.color_range is None:
@@ -71,12 +80,15 @@ class LossHistoriesData:
         return to_hex(colormaps[CONTINUOUS_CMAP](self.color_position(curve.color_value)))
 
     def color_position(self, value) -> float:
+        """Where ``value`` lies on the continuous colour scale, from 0 to 1 (log-scaled if
+        ``color_log``)."""
         lo, hi = self.color_range
         if self.color_log:
             value, lo, hi = np.log10(value), np.log10(lo), np.log10(hi)
         return float((value - lo) / (hi - lo)) if hi > lo else 0.5
 
     def style_index(self, curve: Curve) -> int:
+        """The curve's line style, an index into the styles of its ``style_by`` level (0 without one)."""
         if self.style_by is None:
             return 0
         return self.style_levels.index(curve.style_value) % len(MPL_STYLES)
@@ -109,8 +121,6 @@ def loss_histories_data(study, color_by: str | None = None, style_by: str | None
                         include_pruned: bool = True, artifact_dir=None) -> LossHistoriesData:
     """One curve per complete (and, by default, pruned) trial that stores its histories
     (read from its run file in ``artifact_dir``, by default where it was written)."""
-    from fcnn_opt.store.artifact_files import WeightsNotFound, load_histories
-
     states = ("COMPLETE", "PRUNED") if include_pruned else ("COMPLETE",)
     histories = {}
     for t in trials_of(study, states):
@@ -151,8 +161,6 @@ def loss_histories_data(study, color_by: str | None = None, style_by: str | None
     loss_name = "loss"
     dataset = study.user_attrs.get("dataset", {})
     if isinstance(dataset, dict) and dataset.get("name"):
-        from fcnn_opt.training.datasets import _spec
-
         try:
             loss_name = task_loss[_spec(dataset["name"]).task]
         except ValueError:
@@ -197,6 +205,7 @@ def _group_legend_mpl(fig, ax, data: LossHistoriesData):
 
 
 def draw_loss_mpl(data: LossHistoriesData):
+    """The histories as a matplotlib figure: training and validation loss per epoch."""
     from matplotlib.ticker import MaxNLocator
 
     legend_width = 3.6 if data.per_trial_legend else 2.0
@@ -235,6 +244,7 @@ def draw_loss_mpl(data: LossHistoriesData):
 
 
 def draw_loss_plotly(data: LossHistoriesData):
+    """The histories as a plotly figure: training and validation loss per epoch."""
     go = require_plotly()
     from plotly.subplots import make_subplots
 

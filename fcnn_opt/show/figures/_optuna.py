@@ -13,7 +13,15 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-from fcnn_opt.show.figures._common import PlotError, metric_name, searched_params, trials_of
+from fcnn_opt.show.figures._common import (
+    PlotError,
+    metric_name,
+    objective_names,
+    save_png,
+    searched_params,
+    trials_of,
+)
+from fcnn_opt.show.figures._hp_surface import default_axes
 
 MAX_CONTOUR_PARAMS = 3  # a contour matrix of n parameters has n x n panels
 MAX_PARAMS = 8
@@ -21,6 +29,9 @@ MAX_PARAMS = 8
 
 @dataclass(frozen=True)
 class OptunaFigureInfo:
+    """One of Optuna's figures as the report shows it: its ``plot_<key>`` function, title and
+    caption, the searched hyperparameters it needs, and whether it takes ``target_name``."""
+
     key: str
     title: str
     caption: str
@@ -55,8 +66,6 @@ def _params_for(study, info: OptunaFigureInfo) -> list[str] | None:
         raise PlotError(f"needs at least {info.min_params} searched hyperparameter(s) with more than "
                         f"one value among complete trials; this study has {len(varying)}.")
     if info.key == "contour" and len(varying) > MAX_CONTOUR_PARAMS:
-        from fcnn_opt.show.figures._hp_surface import default_axes
-
         first, second = default_axes(study, trials)
         rest = [p for p in varying if p not in (first, second)]
         return [first, second, *rest][:MAX_CONTOUR_PARAMS]
@@ -168,8 +177,6 @@ def _matplotlib(study, key: str, kwargs, save=None):
     import numpy as np
     import optuna.visualization.matplotlib as mpl_vis
 
-    from fcnn_opt.show.figures._common import save_png
-
     with matplotlib.rc_context():
         axes = np.asarray(_call(getattr(mpl_vis, f"plot_{key}"), study, kwargs), dtype=object)
         fig = axes.ravel()[0].figure
@@ -201,8 +208,6 @@ def pareto_front(study, *, backend: str = "plotly", save=None):
     """Optuna's Pareto-front plot of a multi-objective study, axes named after its objectives
     (with more than three objectives, the first two; the others are in the report's table)."""
     import optuna
-
-    from fcnn_opt.show.figures._common import objective_names
 
     if not trials_of(study):
         raise PlotError("needs at least one complete trial.")

@@ -108,6 +108,8 @@ def _suptitle(fig, data: SurrogateData, what: str, size: float = 11) -> None:
 
 
 def draw_pd_mpl(data: SurrogateData):
+    """The partial-dependence matrix as a matplotlib figure: each hyperparameter's dependence on
+    the diagonal, each pair's below it (an untrusted surrogate: the trials alone)."""
     from matplotlib.colors import Normalize
 
     names = data.shown
@@ -181,6 +183,8 @@ def _mpl_diagonal(ax, data: SurrogateData, spec: ParamSpec, legend: bool) -> Non
 
 
 def draw_pd_plotly(data: SurrogateData):
+    """The partial-dependence matrix as a plotly figure: each hyperparameter's dependence on the
+    diagonal, each pair's below it (an untrusted surrogate: the trials alone)."""
     go = require_plotly()
     from plotly.subplots import make_subplots
 
@@ -367,6 +371,8 @@ def surface_axes(data: SurrogateData) -> tuple[ParamSpec, ParamSpec]:
 
 
 def draw_surface_mpl(data: SurrogateData):
+    """The surrogate's surface over two hyperparameters beside its uncertainty (std), as a
+    matplotlib figure (an untrusted surrogate: the trials alone)."""
     from matplotlib.colors import Normalize
 
     sx, sy = surface_axes(data)
@@ -401,6 +407,8 @@ def draw_surface_mpl(data: SurrogateData):
 
 
 def draw_surface_plotly(data: SurrogateData):
+    """The surrogate's surface over two hyperparameters beside its uncertainty (std), as a plotly
+    figure (an untrusted surrogate: the trials alone)."""
     go = require_plotly()
     from plotly.subplots import make_subplots
 

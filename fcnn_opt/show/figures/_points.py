@@ -20,6 +20,9 @@ VALUE_CMAP = "Spectral_r"  # regression values (high = red), as the original's S
 
 @dataclass(frozen=True)
 class PointsData:
+    """What :func:`points_data` computed: a dataset's training and validation points on its
+    plane, with a title."""
+
     name: str
     task: str
     n_classes: int
@@ -32,6 +35,8 @@ class PointsData:
 
 
 def points_data(dataset: Dataset) -> PointsData:
+    """The points :func:`plot_points` draws: ``dataset``'s training and validation points on its
+    plane, titled with its task, size, noise and class counts."""
     counts = ""
     if dataset.task != REGRESSION:
         counts = " " + "/".join(str(int(c)) for c in np.bincount(dataset.y.astype(int),
@@ -44,6 +49,7 @@ def points_data(dataset: Dataset) -> PointsData:
 
 
 def class_label(task: str, k: int) -> str:
+    """The legend label of class ``k``."""
     return f"class {k}"
 
 

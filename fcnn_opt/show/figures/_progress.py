@@ -31,6 +31,9 @@ CONTINUED, CONTINUED_COLOR = "CONTINUED", "#2ca02c"  # complete trials that cont
 
 @dataclass(frozen=True)
 class ProgressData:
+    """What :func:`progress_data` computed: the best value so far against wall time, and the
+    epochs each finished trial trained."""
+
     title: str
     metric: str
     seconds: np.ndarray  # when each complete trial ended, from the first trial's start
@@ -77,6 +80,7 @@ def _bar_groups(data: ProgressData):
 
 
 def draw_progress_mpl(data: ProgressData):
+    """The progress as a matplotlib figure: best value against time beside epochs per trial."""
     fig = new_mpl_figure(13.0, 4.6)
     left, right = fig.subplots(1, 2, width_ratios=[1, 1.2])
     left.step(data.seconds, data.best, where="post", color="#1f77b4", lw=2)
@@ -99,6 +103,7 @@ def draw_progress_mpl(data: ProgressData):
 
 
 def draw_progress_plotly(data: ProgressData):
+    """The progress as a plotly figure: best value against time beside epochs per trial."""
     go = require_plotly()
     from plotly.subplots import make_subplots
 

@@ -25,7 +25,15 @@ from fcnn_opt.show.figures._common import (
     value_text,
 )
 from fcnn_opt.show.figures._points import VALUE_CMAP, scatter_mpl, scatter_plotly
+from fcnn_opt.store.artifact_files import (
+    WeightsNotFound,
+    load_histories,
+    load_weights,
+    local_data_args,
+)
+from fcnn_opt.training.backends._numpy import NumpyNet
 from fcnn_opt.training.datasets import BINARY, MULTICLASS, REGRESSION, Dataset
+from fcnn_opt.training.loop import TrainResult
 from fcnn_opt.training.tables import build, drawn_over_important_plane
 
 RESULT_KEYS = ("lib", "units", "activation", "optimizer", "lr", "epochs")
@@ -58,6 +66,7 @@ class ResponseData:
 
     @property
     def loss_name(self) -> str:
+        """The name of the task's loss: cross-entropy or mean squared error."""
         return {BINARY: "binary cross-entropy", MULTICLASS: "cross-entropy",
                 REGRESSION: "mean squared error"}[self.task]
 
@@ -74,8 +83,6 @@ def trial_dataset(trial, study=None, artifact_dir=None, features=None) -> Datase
             raise PlotError(f"Trial {trial.number} stores no dataset; was it run by fcnn_opt's Objective?")
         args = {"name": name}
     if study is not None:
-        from fcnn_opt.store.artifact_files import local_data_args
-
         args = local_data_args(args, study.user_attrs, artifact_dir)
     data = build(args)
     if features:
@@ -89,9 +96,6 @@ def trial_dataset(trial, study=None, artifact_dir=None, features=None) -> Datase
 def trial_network(trial, task: str, artifact_dir=None):
     """A NumPy network with the trial's stored final weights (see
     :func:`fcnn_opt.store.artifact_files.load_weights`)."""
-    from fcnn_opt.store.artifact_files import WeightsNotFound, load_weights
-    from fcnn_opt.training.backends._numpy import NumpyNet
-
     config = trial.user_attrs.get("config") or {}
     try:
         weights = load_weights(trial, artifact_dir)
@@ -133,8 +137,6 @@ def response_data(source, *, study=None, dataset: Dataset | None = None,
         artifact_dir: the study's artifact folder, where a trial's weights are (default: the
             folder they were written to).
     """
-    from fcnn_opt.training.loop import TrainResult
-
     if isinstance(source, TrainResult):
         if source.model is None:
             raise PlotError("This TrainResult has no model to draw.")
@@ -153,8 +155,6 @@ def response_data(source, *, study=None, dataset: Dataset | None = None,
         description = attrs.get("description") or ", ".join(f"{k}: {v}" for k, v in source.params.items())
         value = value_text(source, study)
         subtitle = f"trial {source.number} ({source.state.name.lower()}{value}), {data.name}"
-        from fcnn_opt.store.artifact_files import load_histories
-
         histories = load_histories(source, artifact_dir)
         train_loss, val_loss = histories.get("train_loss", []), histories.get("val_loss", [])
     else:
@@ -333,6 +333,8 @@ def _surface_plotly(data: ResponseData, z: np.ndarray, vrange, showscale: bool):
 
 
 def draw_response_plotly(data: ResponseData):
+    """The response surface as a plotly figure: the network's output over the plane beside the
+    ground truth, the points on both, and the loss curves (one input: a curve instead)."""
     go = require_plotly()
     from plotly.subplots import make_subplots
 

@@ -54,6 +54,8 @@ def complete_trials(study) -> list:
 
 
 def require_sklearn(what: str) -> None:
+    """Raise :class:`PlotError` saying how to install scikit-learn if it is missing (``what``:
+    the figure that needs it)."""
     try:
         import sklearn  # noqa: F401
     except ImportError:
@@ -92,10 +94,12 @@ class ParamSpec:
     integer: bool = False
 
     def unit(self, value) -> float:
+        """``value`` on the surrogate's scale: 0 at ``low``, 1 at ``high`` (log-scaled if ``log``)."""
         t = math.log if self.log else float
         return (t(value) - t(self.low)) / (t(self.high) - t(self.low))
 
     def raw(self, unit):
+        """The inverse of :meth:`unit`: values in the hyperparameter's own units."""
         unit = np.asarray(unit, dtype=float)
         if self.log:
             return np.exp(math.log(self.low) + unit * (math.log(self.high) - math.log(self.low)))
@@ -215,6 +219,7 @@ class Quality:
 
     @property
     def message(self) -> str:
+        """One line on the surrogate's held-out R² and RMSE, or why it is not trusted."""
         r2 = "n/a" if math.isnan(self.r2) else f"{self.r2:.2f}"
         if self.trusted:
             return f"CV R² = {r2}, RMSE = {self.rmse:.3g} ({self.scheme}, {self.n} trials)"
@@ -327,6 +332,9 @@ def _dependence_2d(model, sx: ParamSpec, sy: ParamSpec, X, std: bool) -> Depende
 
 @dataclass(frozen=True)
 class SurrogateData:
+    """What :func:`surrogate_data` computed: the fitted surrogate's quality, importances, partial
+    dependences and surface, and the trials it was fitted on."""
+
     study_name: str
     metric: str
     direction: str
@@ -348,17 +356,21 @@ class SurrogateData:
 
     @property
     def trusted(self) -> bool:
+        """Whether the surrogate predicts held-out trials well enough to be drawn."""
         return self.quality.trusted
 
     def spec(self, name: str) -> ParamSpec:
+        """The :class:`ParamSpec` of hyperparameter ``name``."""
         return next(s for s in self.specs if s.name == name)
 
     @property
     def label(self) -> str:
+        """The metric's axis label, saying which way is better."""
         return f"{self.metric} ({'lower' if self.direction == 'minimize' else 'higher'} is better)"
 
     @property
     def title(self) -> str:
+        """The figures' title: the kind of surrogate, the metric, the study and its trials."""
         model = "Gaussian-process" if self.kind == "gp" else "Random-forest"
         pruned = f", {self.n_pruned} pruned left out" if self.n_pruned else ""
         return (f"{model} surrogate of {self.metric}, study {self.study_name!r} "
@@ -366,6 +378,7 @@ class SurrogateData:
 
     @property
     def notes(self) -> list[str]:
+        """Lines under the figures: the surrogate's quality and the hyperparameters not shown."""
         notes = [self.quality.message]
         if self.left_out:
             notes.append(f"{len(self.left_out)} less important hyperparameter(s) not shown: "

@@ -29,6 +29,7 @@ PROB_EPS = 1e-7  # probabilities are clipped to [eps, 1 - eps] inside the log lo
 
 
 def layer_sizes(config: TrainConfig, data: Dataset) -> list[int]:
+    """The widths of ``config``'s network on ``data``, inputs to outputs."""
     return [data.X_train.shape[1], *config.dims, data.n_outputs]
 
 
@@ -62,6 +63,7 @@ def loss(task: str, output: np.ndarray, y: np.ndarray) -> float:
 
 
 def accuracy(task: str, output: np.ndarray, y: np.ndarray) -> float | None:
+    """The share of rows whose predicted class is right; None for regression."""
     if task == BINARY:
         return float(np.mean((output.reshape(-1) > 0.5) == (y > 0.5)))
     if task == MULTICLASS:
@@ -133,4 +135,5 @@ class Model(ABC):
 
     @abstractmethod
     def weights(self) -> Weights:
+        """The network's ``[(W, b), ...]`` per layer, as NumPy arrays (copies)."""
         ...

@@ -163,9 +163,11 @@ class KerasNet(Model):
         self._final: list[np.ndarray] | None = None
 
     def freeze(self) -> None:
+        """Keep a copy of the final weights, which later predictions use (see the class docstring)."""
         self._final = [np.array(v.numpy()) for v in self.model.trainable_variables]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """The network's outputs for ``X``, as :meth:`Model.predict` defines them."""
         X = np.asarray(X, dtype=np.float32)
         if self._final is None:
             z = self.model(X, training=False)
@@ -178,6 +180,7 @@ class KerasNet(Model):
         return keras.ops.convert_to_numpy(z[:, 0])
 
     def weights(self) -> Weights:
+        """The final weights (after :meth:`freeze`), else the compiled model's live ones, as copies."""
         arrays = self._final if self._final is not None else self.model.get_weights()
         return [(arrays[i].copy(), arrays[i + 1].copy()) for i in range(0, len(arrays), 2)]
 
@@ -246,6 +249,8 @@ class KerasBackend(Backend):
         self._running = 0  # fits in progress in the thread holding the lock (nested runs)
 
     def fit(self, data: Dataset, config: TrainConfig, weights: Weights, batches, epoch_end) -> Model:
+        """Train one network on the shared compiled model of its shape (see :meth:`Backend.fit`);
+        runs are serialised by a lock, since they share the compiled models."""
         with self._lock:
             if self._running:
                 compiled = _Compiled(weights, config, data.task)

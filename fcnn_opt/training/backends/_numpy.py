@@ -92,9 +92,11 @@ class NumpyNet(Model):
         return acts, z
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """The network's outputs for ``X``, as :meth:`Model.predict` defines them."""
         return _output(self.forward(np.asarray(X, dtype=np.float32))[1], self.task)
 
     def weights(self) -> Weights:
+        """The network's ``[(W, b), ...]`` per layer, as copies."""
         return [(W.copy(), b.copy()) for W, b in self.params]
 
     def moments(self) -> tuple[list[np.ndarray], int]:
@@ -221,6 +223,9 @@ class _Optimizer:
 
 
 class NumpyBackend(Backend):
+    """The NumPy backend: the training loop in NumPy (compiled by Numba when it is installed),
+    the reference every other backend is tested against; it can resume a run from its state."""
+
     name = "numpy"
     package = "numpy"
     resumable = True

@@ -68,6 +68,7 @@ class SklearnNet(Model):
         self.estimator, self.task = estimator, task
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """The network's outputs for ``X``, as :meth:`Model.predict` defines them."""
         X = np.asarray(X, dtype=np.float32)
         if self.task == BINARY:
             return self.estimator.predict_proba(X)[:, 1]
@@ -76,6 +77,7 @@ class SklearnNet(Model):
         return self.estimator.predict(X)
 
     def weights(self) -> Weights:
+        """The estimator's ``[(W, b), ...]`` per layer, as copies."""
         return [(W.copy(), b.copy()) for W, b in zip(self.estimator.coefs_, self.estimator.intercepts_,
                                                       strict=True)]
 
@@ -103,6 +105,8 @@ class SklearnBackend(Backend):
     optimizers = ("sgd", "adam")
 
     def fit(self, data: Dataset, config: TrainConfig, weights: Weights, batches, epoch_end) -> Model:
+        """Train one scikit-learn MLP from ``weights`` (see :meth:`Backend.fit`): one
+        ``partial_fit`` per epoch over the rows in that epoch's mini-batch order."""
         X, y = data.X_train, data.y_train
         n = len(X)
         batch_size = min(config.batch_size, n)  # scikit-learn warns on a batch larger than n

@@ -48,6 +48,8 @@ def data_loss(task: str, z: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
 
 
 def output(task: str, z: tf.Tensor) -> tf.Tensor:
+    """The network's output from its logits ``z``: probabilities (binary ``(n,)``, multiclass
+    ``(n, k)``) or values."""
     if task == BINARY:
         return tf.sigmoid(z[:, 0])
     if task == MULTICLASS:
@@ -64,16 +66,19 @@ class TFNet(Model):
         self.task = task
 
     def logits(self, x: tf.Tensor) -> tf.Tensor:
+        """The last layer's pre-activation for the rows ``x``."""
         for W, b in self.params[:-1]:
             x = self.act(tf.matmul(x, W) + b)
         W, b = self.params[-1]
         return tf.matmul(x, W) + b
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """The network's outputs for ``X``, as :meth:`Model.predict` defines them."""
         z = self.logits(tf.constant(np.asarray(X, dtype=np.float32)))
         return output(self.task, z).numpy()
 
     def weights(self) -> Weights:
+        """The network's ``[(W, b), ...]`` per layer, as NumPy copies."""
         return [(W.numpy().copy(), b.numpy().copy()) for W, b in self.params]
 
 
@@ -153,6 +158,7 @@ class TFBackend(Backend):
     package = "tensorflow-cpu"
 
     def fit(self, data: Dataset, config: TrainConfig, weights: Weights, batches, epoch_end) -> Model:
+        """Train from ``weights`` (see :meth:`Backend.fit`), each epoch one compiled ``tf.function``."""
         net = TFNet(weights, config.activation, data.task)
         optimizer = _Optimizer(config.optimizer, config.lr, config.l2, net)
         run_epoch = _epoch_function(net, optimizer, data.task, tf.constant(data.X_train),

@@ -68,6 +68,8 @@ def data_loss(task: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def output(task: str, z: torch.Tensor) -> torch.Tensor:
+    """The network's output from its logits ``z``: probabilities (binary ``(n,)``, multiclass
+    ``(n, k)``) or values."""
     if task == BINARY:
         return torch.sigmoid(z[:, 0])
     if task == MULTICLASS:
@@ -76,6 +78,8 @@ def output(task: str, z: torch.Tensor) -> torch.Tensor:
 
 
 class TorchNet(Model):
+    """A fully connected network as a list of ``(W, b)`` tensor pairs on ``device``."""
+
     def __init__(self, weights: Weights, activation: str, task: str, device: str = "cpu"):
         self.device = torch.device(device)
         self.params = [
@@ -87,25 +91,33 @@ class TorchNet(Model):
         self.task = task
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The last layer's pre-activation for the rows ``x``."""
         for W, b in self.params[:-1]:
             x = self.act(torch.addmm(b, x, W))
         W, b = self.params[-1]
         return torch.addmm(b, x, W)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """The network's outputs for ``X``, as :meth:`Model.predict` defines them."""
         with torch.no_grad():
             z = self.logits(torch.as_tensor(np.asarray(X, dtype=np.float32), device=self.device))
             return output(self.task, z).cpu().numpy()
 
     def weights(self) -> Weights:
+        """The network's ``[(W, b), ...]`` per layer, as NumPy copies."""
         return [(W.detach().cpu().numpy().copy(), b.detach().cpu().numpy().copy()) for W, b in self.params]
 
 
 class TorchBackend(Backend):
+    """The PyTorch backend: an eager loop over explicit ``x @ W + b`` layers with ``torch.optim``
+    (see the module docstring)."""
+
     name = "torch"
     package = "torch"
 
     def fit(self, data: Dataset, config: TrainConfig, weights: Weights, batches, epoch_end) -> Model:
+        """Train from ``weights`` (see :meth:`Backend.fit`) on ``config.device``, with one intra-op
+        thread on the CPU (see :func:`cpu_threads`)."""
         with cpu_threads(config.device):
             return self._fit(data, config, weights, batches, epoch_end)
 

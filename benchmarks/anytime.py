@@ -1,4 +1,8 @@
-"""`python -m fcnn_opt bench --anytime`: the best model found after 5, 10, 20, 30 and 60 s.
+"""The best model found after 5, 10, 20, 30 and 60 s: ``python benchmarks/anytime.py``.
+
+    python benchmarks/anytime.py                          # 60 s a run, seeds 0-2 (about 11 minutes)
+    python benchmarks/anytime.py --seconds 20 --repeats 1
+    python -m fcnn_opt bench --anytime                    # the same, from the command line
 
 Three ways of spending a minute on W2's task (circles, 2,500 points, the same 2,000/500
 split), each in its own process, timed from the moment the process is started:
@@ -18,7 +22,10 @@ table; never a test.
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,8 +33,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import optuna
+
+from fcnn_opt.cli.text import table
+
+ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = (5, 10, 20, 30, 60)
-MINUTE = Path(__file__).resolve().parents[2] / "studies" / "minute.toml"
+MINUTE = ROOT / "studies" / "minute.toml"
+MAX_REPEATS = 20
 
 W2_TIMED = """
 [study]
@@ -118,8 +131,6 @@ def _command(system: str, seconds: float, seed: int, folder: Path) -> tuple[list
 
 def run_once(system: str, seconds: float, seed: int, cold: bool = False) -> dict:
     """Run one system for ``seconds`` in a fresh folder; the best value at each checkpoint."""
-    import optuna
-
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         command, url, study_name = _command(system, seconds, seed, folder)
@@ -148,8 +159,6 @@ def _timestamp(moment: datetime) -> float:
 
 
 def _cell(values: list) -> str:
-    import statistics
-
     known = [v for v in values if v is not None]
     if not known:
         return "none yet"
@@ -160,10 +169,6 @@ def _cell(values: list) -> str:
 
 def run_anytime(seconds: float = 60, repeats: int = 3, cold_start: bool = True) -> list[dict]:
     """Run every system ``repeats`` times (sampler seeds 0..repeats-1) and print the table."""
-    import statistics
-
-    from fcnn_opt.cli.text import table
-
     rows = []
     for system in SYSTEMS:
         runs = []
@@ -199,9 +204,6 @@ def _verdict(rows: list[dict], checkpoints: list[int]) -> list[str]:
     the two ranges apart (its worst repetition better than the plain objective's best), which
     also puts the lead of the medians beyond its own range. A repetition without a complete
     trial yet has no model: anything beats it."""
-    import math
-    import statistics
-
     ours, plain = rows[0]["runs"], rows[2]["runs"]
     if any("error" in r for r in ours + plain):
         return []
@@ -226,13 +228,29 @@ def _verdict(rows: list[dict], checkpoints: list[int]) -> list[str]:
 
 def _range(values: list[float]) -> float:
     """The spread of the repetitions that have a value (0 for one, or none)."""
-    import math
-
     known = [v for v in values if not math.isinf(v)]
     return max(known) - min(known) if known else 0.0
 
 
 def _text(value: float) -> str:
-    import math
-
     return "no model" if math.isinf(value) and value > 0 else ("inf" if math.isinf(value) else f"{value:.4f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse ``--seconds`` and ``--repeats`` and run :func:`run_anytime`; a bad value is one line
+    on stderr and exit code 2, before anything runs."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60, help="wall time of each run (default 60)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help=f"repetitions per system, sampler seeds 0..N-1 (1 to {MAX_REPEATS}; default 3)")
+    parser.add_argument("--no-cold-start", action="store_true", help="leave out the cold-start row")
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or not 1 <= args.repeats <= MAX_REPEATS:
+        print(f"anytime.py: error: --seconds must be > 0 and --repeats from 1 to {MAX_REPEATS}, got "
+              f"{args.seconds:g} and {args.repeats}.", file=sys.stderr)
+        sys.exit(2)
+    run_anytime(args.seconds, args.repeats, cold_start=not args.no_cold_start)
+
+
+if __name__ == "__main__":
+    main()
