@@ -60,7 +60,8 @@ FCNN_ALLOWANCE = 5.0  # seconds of fcnn_opt's budget kept for starting the comma
 SMAC_BUDGETS = (5, 200)  # max_iter: Hyperband's smallest and largest budget
 NOT_INSTALLED = 3  # a child's exit status when an import fails
 
-SHIPPED = ROOT / "studies" / "digits.toml"  # its sampler, pruner and [params]; the rest is set here
+# the shipped search a user starts from (its sampler, pruner and [params]; the rest is set here)
+SHIPPED = {"classify": ROOT / "studies" / "digits.toml", "regress": ROOT / "studies" / "diabetes.toml"}
 
 
 # --- one system, in its own process ------------------------------------------------------------
@@ -194,7 +195,7 @@ def study_file(path: Path, task: str, seed: int, timeout: float) -> str:
     of folds or refit, so the table defaults choose them (5 folds, a refit of the 10 best)."""
     import tomllib
 
-    text = SHIPPED.read_text()
+    text = SHIPPED[task].read_text()
     study = tomllib.loads(text)["study"]
     kept = {k: v for k, v in study.items() if k not in ("name", "timeout", "seed", "refit", "n_trials")
             and isinstance(v, (str, int, float))}

@@ -196,9 +196,9 @@ DEFERRED_IMPORTS = {
 }
 # Libraries that only some features need, and Optuna and SQLAlchemy, which only opening a
 # study needs (deferred so that `import fcnn_opt` and `--help` stay light): no light module
-# imports one at its top.
+# imports one at its top. Dask only runs a study on a cluster (study --cluster).
 HEAVY = ("torch", "tensorflow", "keras", "sklearn", "scipy", "numba", "plotly", "matplotlib", "onnx",
-         "onnxruntime", "optuna_dashboard", "pandas", "pyarrow", "optuna", "sqlalchemy")
+         "onnxruntime", "optuna_dashboard", "pandas", "pyarrow", "optuna", "sqlalchemy", "dask", "distributed")
 
 
 def _project_targets(node: ast.Import | ast.ImportFrom, known) -> set[str]:
@@ -308,16 +308,16 @@ def test_light_modules_load_no_heavy_library():
 
 
 def test_a_numpy_study_loads_no_other_framework(tmp_path):
-    """A NumPy study runs without importing PyTorch, TensorFlow, Keras, scikit-learn or a
-    plotting library (Numba and SciPy, which it uses, may load)."""
+    """A NumPy study runs without importing PyTorch, TensorFlow, Keras, scikit-learn, a
+    plotting library or Dask (Numba and SciPy, which it uses, may load)."""
     code = ("import sys\nfrom fcnn_opt.search.runner import run_study\nfrom fcnn_opt.search.space import parse_spec\n"
             "spec = parse_spec({'study': {'name': 'light', 'n_trials': 3, 'seed': 0}, "
             "'dataset': {'name': 'circles', 'n_points': 200}, 'params': {'lib': 'numpy', 'epochs': 3, "
             "'lr': {'low': 1e-3, 'high': 1e-1, 'log': True}, 'units': [4, 8]}}, source='light')\n"
             "summary = run_study(spec, storage='sqlite:///light.db', progress=False, artifacts='none')\n"
             "assert summary.counts.complete == 3, summary.counts\n"
-            "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'sklearn', 'plotly', 'matplotlib') "
-            "if m in sys.modules))\n")
+            "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'sklearn', 'plotly', 'matplotlib', 'dask', "
+            "'distributed') if m in sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
@@ -332,7 +332,6 @@ PENDING_DOCSTRINGS = {
     "fcnn_opt.store.optuna_internals.range_text",
     "fcnn_opt.store.optuna_internals.study_id_of",
     "fcnn_opt.store.optuna_internals.is_journal",
-    "fcnn_opt.search.refit.RefitSummary.lines",
 }
 
 

@@ -176,7 +176,7 @@ def _npz(model, path: Path) -> list[Path]:
             for i, member in enumerate(model.members):
                 arrays.update(weight_arrays(member.weights, prefix=f"m{i}_"))
             np.savez(fh, task=np.array(model.task), temperature=np.array(model.temperature),
-                     activations=np.array([m.activation for m in model.members]), **arrays)
+                     activations=np.array([m.activation for m in model.members]), shares=model.shares, **arrays)
         else:
             np.savez(fh, activation=np.array(model.activation), task=np.array(model.task),
                      **weight_arrays(model.weights))
@@ -185,7 +185,8 @@ def _npz(model, path: Path) -> list[Path]:
 
 def load_npz(path: str | Path):
     """A model exported with ``--format npz``: a :class:`TrainedModel`, or for a refit ensemble
-    an :class:`~fcnn_opt.search.refit.EnsembleModel` (``activations`` and ``temperature``
+    an :class:`~fcnn_opt.search.refit.EnsembleModel` (``activations``, ``shares`` (each
+    member's weight; equal in files written before ensemble selection) and ``temperature``
     beside each member's ``m{i}_W0, m{i}_b0, ...``)."""
     with np.load(path) as data:
         task = str(data["task"])
@@ -194,7 +195,9 @@ def load_npz(path: str | Path):
                                 study_name="", trial_number=-1, value=None)
         members = [TrainedModel(weights_from_arrays(data, f"m{i}_"), str(activation), task, study_name="",
                                 trial_number=-1, value=None) for i, activation in enumerate(data["activations"])]
-        return EnsembleModel(members, float(data["temperature"]), study_name="", trials=[-1] * len(members))
+        shares = [float(w) for w in data["shares"]] if "shares" in data else None
+        return EnsembleModel(members, float(data["temperature"]), study_name="", trials=[-1] * len(members),
+                             weights=shares)
 
 
 EXAMPLE_ROWS = 8  # the batch torch.export traces with; not 0 or 1, which it would fix as constants
@@ -244,22 +247,23 @@ def _n_inputs(model) -> int:
 
 
 def ensemble_module(model: EnsembleModel):
-    """A ``torch.nn.Module`` computing what ``model.output`` computes: the members' mean
-    output, its log-odds divided by the temperature (classification)."""
+    """A ``torch.nn.Module`` computing what ``model.output`` computes: the members' weighted
+    mean output, its log-odds divided by the temperature (classification)."""
     import torch
 
     class Ensemble(torch.nn.Module):
-        """The mean of the members' outputs, calibrated by one temperature."""
+        """The weighted mean of the members' outputs, calibrated by one temperature."""
 
-        def __init__(self, members: list, temperature: float, task: str):
+        def __init__(self, members: list, shares, temperature: float, task: str):
             super().__init__()
             self.members = torch.nn.ModuleList(members)
+            self.register_buffer("shares", torch.tensor(shares, dtype=torch.float32))
             self.register_buffer("temperature", torch.tensor(float(temperature)))
             self.calibrated = temperature != 1.0 and task != "regression"
             self.task = task
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            p = torch.stack([member(x) for member in self.members]).mean(dim=0)
+            p = torch.tensordot(self.shares, torch.stack([member(x) for member in self.members]), dims=1)
             if not self.calibrated:
                 return p
             p = p.clamp(PROB_EPS, 1 - PROB_EPS)
@@ -267,7 +271,7 @@ def ensemble_module(model: EnsembleModel):
                 return torch.sigmoid((torch.log(p) - torch.log1p(-p)) / self.temperature)
             return torch.softmax(torch.log(p) / self.temperature, dim=1)
 
-    return Ensemble([fcnn_module(m) for m in model.members], model.temperature, model.task).eval()
+    return Ensemble([fcnn_module(m) for m in model.members], model.shares, model.temperature, model.task).eval()
 
 
 def fcnn_module(model: TrainedModel):
@@ -400,13 +404,20 @@ def _onnx_temperature(task: str, temperature: float, p: str, nodes: list, weight
 def onnx_model(model):
     """An ONNX ``ModelProto``: input ``"X"`` float32 ``[N, n_inputs]``, output ``"output"`` as
     ``model.output`` gives it (``(N,)`` for binary and regression, ``(N, k)`` for multiclass);
-    a refit ensemble is one graph: each member, their ``Mean``, the temperature."""
+    a refit ensemble is one graph: each member, their ``Mean`` (each scaled by its weight
+    and their ``Sum``, when the weights differ), the temperature."""
     from onnx import TensorProto, helper, numpy_helper
 
     nodes, weights = [], []
     if isinstance(model, EnsembleModel):
         outputs = [_onnx_network(m, nodes, weights, prefix=f"m{i}_") for i, m in enumerate(model.members)]
-        nodes.append(helper.make_node("Mean", outputs, ["mean"]))
+        if len(set(model.shares.tolist())) == 1:
+            nodes.append(helper.make_node("Mean", outputs, ["mean"]))
+        else:
+            for i, (out, share) in enumerate(zip(outputs, model.shares, strict=True)):
+                weights.append(numpy_helper.from_array(np.array(share, np.float32), f"m{i}_share"))
+                nodes.append(helper.make_node("Mul", [out, f"m{i}_share"], [f"m{i}_weighted"]))
+            nodes.append(helper.make_node("Sum", [f"m{i}_weighted" for i in range(len(outputs))], ["mean"]))
         h = "mean"
         if model.temperature != 1.0 and model.task != "regression":
             h = _onnx_temperature(model.task, model.temperature, h, nodes, weights)

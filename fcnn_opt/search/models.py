@@ -147,10 +147,12 @@ PROB_EPS = 1e-7  # probabilities are kept this far from 0 and 1 before their log
 
 @dataclass
 class EnsembleModel(Predictor):
-    """The mean output of several networks, calibrated by one temperature (classification).
+    """The weighted mean output of several networks, calibrated by one temperature
+    (classification).
 
     With one member and ``temperature`` 1 it computes exactly what that member computes.
-    ``trials`` are the trials whose settings the members were trained with, best first.
+    ``trials`` are the trials whose settings the members were trained with, the heaviest
+    first; ``weights`` their shares of the mean (summing to 1; None: equal shares).
     """
 
     members: list[TrainedModel]
@@ -160,6 +162,14 @@ class EnsembleModel(Predictor):
     rows: int = 0  # the rows the members trained on
     value: float | None = None  # the best chosen trial's value (the search's estimate)
     description: str = ""
+    weights: list[float] | None = None
+
+    @property
+    def shares(self) -> np.ndarray:
+        """Each member's share of the mean, summing to 1 (equal when no ``weights`` were given)."""
+        if self.weights is None:
+            return np.full(len(self.members), 1.0 / len(self.members))
+        return np.asarray(self.weights, dtype=np.float64)
 
     @property
     def task(self) -> str:
@@ -182,12 +192,22 @@ class EnsembleModel(Predictor):
         return self.members[0].config
 
     def mean_output(self, X) -> np.ndarray:
-        """The members' mean output, before the temperature."""
-        return np.mean([member.output(X) for member in self.members], axis=0)
+        """The members' weighted mean output, before the temperature."""
+        outputs = [member.output(X) for member in self.members]
+        if self.weights is None:
+            return np.mean(outputs, axis=0)
+        return np.tensordot(self.shares, np.asarray(outputs, dtype=np.float64), axes=1)
 
     def output(self, X) -> np.ndarray:
         """The members' mean output with the fitted temperature applied (see :func:`apply_temperature`)."""
         return apply_temperature(self.task, self.mean_output(X), self.temperature)
+
+
+def ensemble_text(trials: list[int], weights: list[float] | None) -> str:
+    """``"4, 33, 2"``, or with unequal weights ``"4 (40 %), 33 (36 %), 2 (24 %)"``."""
+    if weights is None or len(set(weights)) == 1:
+        return ", ".join(map(str, trials))
+    return ", ".join(f"{t} ({w:.0%})".replace("%", " %") for t, w in zip(trials, weights, strict=True))
 
 
 def apply_temperature(task: str, p: np.ndarray, temperature: float) -> np.ndarray:
@@ -227,9 +247,10 @@ def refit_model(study, artifact_dir=None, raw: bool = True) -> EnsembleModel | N
         members.append(TrainedModel(weights=weights, activation=activation, task=_task_of(trial, study),
                                     study_name=study.study_name, trial_number=number, value=trial.value,
                                     config=trial.user_attrs.get("config") or {}, input_scaling=input_scaling))
+    weights = attr.get("weights")  # refits before ensemble selection averaged equally
     what = (f"the refit of trial {attr['trials'][0]}" if len(members) == 1
-            else f"the refit ensemble of trials {', '.join(map(str, attr['trials']))}")
-    return EnsembleModel(members=members, temperature=float(attr.get("temperature", 1.0)),
+            else f"the refit ensemble of trials {ensemble_text(attr['trials'], weights)}")
+    return EnsembleModel(members=members, temperature=float(attr.get("temperature", 1.0)), weights=weights,
                          study_name=study.study_name, trials=list(attr["trials"]), rows=int(attr.get("rows", 0)),
                          value=first.value, description=f"{what}, trained on all {attr.get('rows', 0):,} rows "
                                                         "outside the test split")

@@ -120,7 +120,8 @@ class Objective:
             self.pictures = TrialPictures(self.artifact_dir, pictures, background=False)
         self._dataset: Dataset | None = None
         # A ``time.perf_counter()`` value: a trial still training then is stopped at its next
-        # epoch and recorded as pruned (the runner sets it to the end of a time budget).
+        # epoch and recorded as pruned (the runner sets it to the end of a time budget once
+        # the study has a complete trial).
         self.stop_at: float | None = None
 
     @classmethod

@@ -10,9 +10,12 @@ has done its job once it has chosen the settings; here they are trained again on
 outside the test split (training and validation together), for the epochs the trial ran
 (its whole schedule, the learning rate's decay included), with the trial's own seed.
 
-``top = k`` refits the k best complete trials and averages their outputs (the class
-probabilities, or the values): the cheapest large gain in log loss when many good trials
-are at hand. For classification one temperature ``T`` is then fitted to the chosen trials'
+``top = k`` refits several of the k best complete trials and averages their outputs (the
+class probabilities, or the values): the cheapest large gain in log loss when many good
+trials are at hand. Where every one of them was cross-validated, greedy ensemble selection
+on their out-of-fold predictions (:func:`select_ensemble`) chooses the members and their
+weights, so a trial that does not lower the loss of the average is left out and the best
+ones count more; otherwise the k best count equally. For classification one temperature ``T`` is then fitted to the chosen trials'
 held-out predictions (out of fold with ``[dataset] folds``, the validation split otherwise;
 never the test split) by minimising their log loss: probabilities ``p`` become
 ``softmax(log p / T)`` (binary: ``sigmoid(logit(p) / T)``). ``T > 1`` softens an
@@ -44,6 +47,7 @@ from fcnn_opt.search.models import (
     ModelError,
     apply_temperature,
     dataset_args,
+    ensemble_text,
     load_study,
     model_of,
     opened_storage,
@@ -92,7 +96,7 @@ class RefitSummary:
     trials: list[int]
     epochs: list[int]
     rows: int
-    asked: int  # how many trials were asked for (more than ``trials`` when the time ran out)
+    asked: int  # how many members were chosen (more than ``trials`` when the time ran out)
     temperature: float
     calibrated_on: str  # "out-of-fold", "validation" or "" (regression)
     loss_before: float | None
@@ -101,12 +105,16 @@ class RefitSummary:
     attr: dict[str, Any] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
+        """The summary as the command line prints it."""
         which = (f"trial {self.trials[0]}" if len(self.trials) == 1
-                 else f"an ensemble of trials {', '.join(map(str, self.trials))}")
+                 else f"an ensemble of trials {ensemble_text(self.trials, self.attr.get('weights'))}")
         out = [f"refit     {which}: trained on all {self.rows:,} rows outside the test split "
                f"({', '.join(map(str, self.epochs))} epochs) in {self.seconds:.1f} s"]
+        if "candidates" in self.attr:
+            out.append(f"          chosen by ensemble selection on the out-of-fold predictions of the "
+                       f"{self.attr['candidates']} best trials: {self.asked} of them lower the loss of the average")
         if self.asked > len(self.trials):
-            out.append(f"          the {len(self.trials)} best of the {self.asked} asked for: the time budget "
+            out.append(f"          the {len(self.trials)} heaviest of the {self.asked} chosen: the time budget "
                        "allowed no more")
         if self.calibrated_on:
             out.append(f"calibrated temperature {self.temperature:.3g}, fitted on the {self.calibrated_on} predictions: "
@@ -136,8 +144,9 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1,
     """Refit trial ``trial`` (None: the ``top`` best) of a stored study on every row outside its
     test split, calibrate it, and store it with the study (see the module's docstring).
 
-    ``deadline`` (a ``time.monotonic()`` value, a time-budgeted study's end): the best trial is
-    always refit; each next one only if, at the pace of the refits so far, it ends in time.
+    ``deadline`` (a ``time.monotonic()`` value, a time-budgeted study's end): the heaviest
+    member is always refit; each next one only if, at the pace of the refits so far, it ends
+    in time (the weights of those refit are then scaled to sum to 1).
 
     Raises:
         ModelError: no such study or trial, a trial without its stored settings or data, or
@@ -146,28 +155,37 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1,
     started = time.perf_counter()
     with opened_storage(storage, read_only=False) as opened:
         study = load_study(opened, study_name)
-        chosen = asked = choose_trials(study, trial, top)
-        data = _data_of(study, chosen[0], artifact_dir)
-        networks, epochs = [], []
+        candidates = choose_trials(study, trial, top)
+        data = _data_of(study, candidates[0], artifact_dir)
+        held_out = _out_of_fold(candidates, data.task, artifact_dir) if len(candidates) > 1 else None
+        if held_out is not None:  # every candidate was cross-validated: choose members and weights on it
+            weights = select_ensemble(data.task, held_out, pooled_rows(data)[1])
+            order = sorted((i for i in range(len(candidates)) if weights[i] > 0), key=lambda i: (-weights[i], i))
+        else:
+            weights, order = np.full(len(candidates), 1.0 / len(candidates)), list(range(len(candidates)))
+        networks, epochs, refit_ones = [], [], []
         per_epoch = None  # seconds one epoch of a refit took: what the next member would cost
-        for number, t in enumerate(chosen):
+        for number, i in enumerate(order):
+            t = candidates[i]
             config_epochs = (t.user_attrs.get("config") or {}).get("epochs", 0)
             if deadline is not None and networks and time.monotonic() + per_epoch * config_epochs > deadline:
-                chosen = chosen[:number]  # the time budget is spent: the best ones are refit
-                break
+                break  # the time budget is spent: the heaviest members are refit
             if progress is not None:
-                progress(number, len(chosen), t.number)
+                progress(number, len(order), t.number)
             began = time.monotonic()
             trained = _train_on_every_row(t, data)
             per_epoch = (time.monotonic() - began) / max(trained.epochs_run, 1)
             networks.append(trained.weights())
             epochs.append(trained.epochs_run)
-        held_out, y, source = _held_out_predictions(study, chosen, data, artifact_dir)
+            refit_ones.append(i)
+        chosen = [candidates[i] for i in refit_ones]
+        shares = weights[refit_ones] / weights[refit_ones].sum()
+        p, y, source = _held_out_predictions(study, chosen, shares, data, artifact_dir)
         temperature, before, after = 1.0, None, None
         if source:
-            temperature = fit_temperature(data.task, held_out, y)
-            before = loss(data.task, held_out, y)
-            after = loss(data.task, apply_temperature(data.task, held_out, temperature), y)
+            temperature = fit_temperature(data.task, p, y)
+            before = loss(data.task, p, y)
+            after = loss(data.task, apply_temperature(data.task, p, temperature), y)
         pointer = chosen[0].user_attrs.get(RUN_FILE_ATTR) or {}
         folder = Path(artifact_dir or pointer.get("folder") or default_folder(storage if isinstance(storage, str)
                                                                               else None))
@@ -178,9 +196,35 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1,
                 "loss_before": before, "loss_after": after,
                 "activations": [(t.user_attrs.get("config") or {}).get("activation", "relu") for t in chosen],
                 RUN_FILE_ATTR: run_file}
+        if held_out is not None:
+            attr["weights"] = [round(float(w), 6) for w in shares]
+            attr["selected"] = len(order)  # members the selection chose (more than refit when time ran out)
+            attr["candidates"] = len(candidates)
         study.set_user_attr(REFIT_ATTR, attr)
-    return RefitSummary(study_name, attr["trials"], epochs, rows, len(asked), temperature, source, before, after,
+    return RefitSummary(study_name, attr["trials"], epochs, rows, len(order), temperature, source, before, after,
                         time.perf_counter() - started, attr)
+
+
+SELECTION_ROUNDS = 25  # greedy steps of ensemble selection: weights in 25ths
+
+
+def select_ensemble(task: str, predictions: list[np.ndarray], y: np.ndarray,
+                    rounds: int = SELECTION_ROUNDS) -> np.ndarray:
+    """Greedy ensemble selection with replacement (Caruana et al., 2004), as auto-sklearn and
+    AutoGluon choose their ensembles: start from nothing, and ``rounds`` times add the
+    candidate whose addition gives the running average of ``predictions`` (held-out
+    predictions of the same rows, best candidate first) the lowest loss against ``y``; ties go
+    to the better candidate. Returns each candidate's weight: how often it was added over
+    ``rounds`` (0 for one that never helped; the weights sum to 1)."""
+    stacked = np.asarray([_as_output(task, p) for p in predictions], dtype=np.float64)
+    counts = np.zeros(len(stacked))
+    total = np.zeros_like(stacked[0])
+    for step in range(1, rounds + 1):
+        losses = [loss(task, (total + candidate) / step, y) for candidate in stacked]
+        best = int(np.argmin(losses))  # the first of equal losses: the better candidate
+        counts[best] += 1
+        total += stacked[best]
+    return counts / rounds
 
 
 def _data_of(study, trial, artifact_dir):
@@ -203,21 +247,31 @@ def _train_on_every_row(trial, data):
         raise ModelError(f"Trial {trial.number} cannot be refit here: {exc}") from None
 
 
-def _held_out_predictions(study, chosen, data, artifact_dir) -> tuple[np.ndarray | None, np.ndarray | None, str]:
-    """The chosen trials' mean prediction of rows none of their networks trained on, with the
-    labels, and where they come from: out of fold when every chosen trial was cross-validated,
-    else the validation split (each trial's own network). Nothing for regression."""
-    if data.task not in (BINARY, MULTICLASS):
-        return None, None, ""
+def _out_of_fold(trials, task: str, artifact_dir) -> list[np.ndarray] | None:
+    """Each trial's out-of-fold predictions of the rows outside the test split; None unless
+    every trial was cross-validated."""
     try:
-        folds = [load_run_array(t, OUT_OF_FOLD, artifact_dir) for t in chosen]
-        if all(f is not None for f in folds):
-            p = np.mean([_as_output(data.task, f) for f in folds], axis=0)
-            return p, pooled_rows(data)[1], "out-of-fold"
-        p = np.mean([model_of(study, t, artifact_dir, raw=False).output(data.X_val) for t in chosen], axis=0)
+        folds = [load_run_array(t, OUT_OF_FOLD, artifact_dir) for t in trials]
     except WeightsNotFound as exc:
         raise ModelError(str(exc)) from None
-    return p, data.y_val, "validation"
+    return [_as_output(task, f) for f in folds] if all(f is not None for f in folds) else None
+
+
+def _held_out_predictions(study, chosen, shares, data, artifact_dir) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """The chosen trials' prediction of rows none of their networks trained on, averaged with
+    ``shares``, with the labels, and where they come from: out of fold when every chosen trial
+    was cross-validated, else the validation split (each trial's own network). Nothing for
+    regression."""
+    if data.task not in (BINARY, MULTICLASS):
+        return None, None, ""
+    folds = _out_of_fold(chosen, data.task, artifact_dir)
+    if folds is not None:
+        return np.tensordot(shares, np.asarray(folds), axes=1), pooled_rows(data)[1], "out-of-fold"
+    try:
+        outputs = [model_of(study, t, artifact_dir, raw=False).output(data.X_val) for t in chosen]
+    except WeightsNotFound as exc:
+        raise ModelError(str(exc)) from None
+    return np.tensordot(shares, np.asarray(outputs, dtype=np.float64), axes=1), data.y_val, "validation"
 
 
 def _as_output(task: str, predictions: np.ndarray) -> np.ndarray:
@@ -227,4 +281,4 @@ def _as_output(task: str, predictions: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["EnsembleModel", "REFIT_ATTR", "RefitSummary", "apply_temperature", "choose_trials",
-           "fit_temperature", "refit", "refit_model"]
+           "fit_temperature", "refit", "refit_model", "select_ensemble"]

@@ -214,8 +214,6 @@ def run_trials(study: optuna.Study, spec: StudySpec, objective: Objective, summa
     start = time.perf_counter()
     bar = progress_bar(progress, summary.budget, summary.counts, plan.timeout)
     source = TrialSource(study, plan)
-    # a trial still training when the time is up stops at its next epoch, recorded as pruned
-    objective.stop_at = start + plan.timeout if plan.timeout is not None else None
     try:
         with sigterm_as_interrupt():
             _loop(source, objective, summary, bar, start)
@@ -264,6 +262,9 @@ def _loop(source: TrialSource, objective: Objective, summary: RunSummary, bar: A
             idle = min(poll, idle * WAIT_GROWTH)
             continue
         idle = WAIT_FIRST
+        # Past the time budget a trial still training stops at its next epoch, recorded as
+        # pruned, once the study has a complete trial to hand over (the first one runs to its end).
+        objective.stop_at = start + plan.timeout if plan.timeout is not None and claim.counts.complete else None
         summary.count(source.run(claim, objective))
         summary.stopped = failing(summary, claim.budget) or ""
         if summary.stopped:

@@ -18,6 +18,7 @@ from fcnn_opt.search.refit import (
     fit_temperature,
     refit,
     refit_model,
+    select_ensemble,
 )
 from fcnn_opt.training.backends._base import loss
 
@@ -81,33 +82,63 @@ def test_the_refit_network_is_the_trial_trained_on_every_row_outside_the_test_sp
     assert not np.allclose(own.weights[0][0], model.members[0].weights[0][0])
 
 
-def test_an_ensemble_predicts_the_mean_of_its_members_calibrated_on_out_of_fold_rows(cv_study):
+def test_an_ensemble_predicts_the_weighted_mean_of_its_members_calibrated_on_out_of_fold_rows(cv_study):
+    from fcnn_opt.search.objective import OUT_OF_FOLD
+    from fcnn_opt.store.artifact_files import load_run_array
+    from fcnn_opt.training.folds import pooled_rows
+    from fcnn_opt.training.tables import load_sklearn
+
     _, url = cv_study
     summary = refit(url, "table", top=3)
     study = optuna.load_study(study_name="table", storage=url)
     best_three = sorted((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: (t.value, t.number))[:3]
-    assert summary.trials == [t.number for t in best_three] and summary.calibrated_on == "out-of-fold"
+    # the members and weights are ensemble selection's on the three best trials' out-of-fold predictions
+    y = pooled_rows(load_sklearn("breast_cancer", test_fraction=0.2))[1]
+    chosen = select_ensemble("binary", [load_run_array(t, OUT_OF_FOLD)[:, 0] for t in best_three], y)
+    expected = sorted((i for i in range(3) if chosen[i] > 0), key=lambda i: (-chosen[i], i))
+    assert summary.trials == [best_three[i].number for i in expected] and summary.calibrated_on == "out-of-fold"
     model = fcnn_opt.load_model(url, "table")  # the refit, by default
     assert isinstance(model, EnsembleModel) and model.trials == summary.trials
+    np.testing.assert_allclose(model.shares, chosen[expected], atol=1e-6)
     mean, std = model.input_scaling
     X = mean + std * np.random.default_rng(0).normal(size=(50, 30))
-    mean = np.mean([member.output(X) for member in model.members], axis=0)
-    np.testing.assert_allclose(model.mean_output(X), mean, rtol=1e-12)
-    np.testing.assert_allclose(model.output(X), apply_temperature("binary", mean, summary.temperature), rtol=1e-12)
+    weighted = sum(w * member.output(X) for w, member in zip(model.shares, model.members, strict=True))
+    np.testing.assert_allclose(model.mean_output(X), weighted, rtol=1e-12)
+    np.testing.assert_allclose(model.output(X), apply_temperature("binary", weighted, summary.temperature), rtol=1e-12)
     assert summary.loss_after <= summary.loss_before
     # --trial N (and use_refit=False) still give a trial's own network
     assert fcnn_opt.load_model(url, "table", trial=0).trial_number == 0
     assert fcnn_opt.load_model(url, "table", use_refit=False).trial_number == study.best_trial.number
 
 
+def test_ensemble_selection_leaves_out_what_does_not_help_and_weighs_what_does():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, size=400).astype(np.float64)
+    truth = np.where(y > 0, 0.8, 0.2)
+    noisy_a = np.clip(truth + rng.normal(0, 0.15, 400), 0.02, 0.98)  # two good ones, wrong in different places
+    noisy_b = np.clip(truth + rng.normal(0, 0.15, 400), 0.02, 0.98)
+    bad = np.full(400, 0.5)
+    weights = select_ensemble("binary", [noisy_a, noisy_b, bad], y)
+    assert weights.sum() == pytest.approx(1) and weights[2] == 0 and weights[0] > 0 and weights[1] > 0
+    blend = weights[0] * noisy_a + weights[1] * noisy_b
+    assert loss("binary", blend, y) < min(loss("binary", noisy_a, y), loss("binary", noisy_b, y))
+    # one candidate alone: all its weight; identical candidates: the better-ranked (first) one
+    assert list(select_ensemble("binary", [noisy_a], y)) == [1.0]
+    assert list(select_ensemble("binary", [noisy_a, noisy_a.copy()], y)) == [1.0, 0.0]
+
+
 def test_a_spent_time_budget_refits_the_best_trial_only(cv_study):
     import time
 
     _, url = cv_study
+    chosen = refit(url, "table", top=4)  # the members ensemble selection chooses, given the time
     summary = refit(url, "table", top=4, deadline=time.monotonic())
-    assert len(summary.trials) == 1 and summary.asked == 4
-    assert "the 1 best of the 4 asked for: the time budget allowed no more" in "\n".join(summary.lines())
-    assert fcnn_opt.load_model(url, "table").trials == summary.trials
+    assert summary.trials == chosen.trials[:1] and summary.asked == len(chosen.trials)
+    if summary.asked > 1:
+        assert (f"the 1 heaviest of the {summary.asked} chosen: the time budget allowed no more"
+                in "\n".join(summary.lines()))
+    model = fcnn_opt.load_model(url, "table")
+    assert model.trials == summary.trials and model.shares.tolist() == [1.0]
 
 
 def test_calibration_lowers_the_log_loss_of_an_overconfident_model():
@@ -143,14 +174,14 @@ def test_calibration_never_sharpens():
 
 @pytest.fixture(scope="module")
 def wine_ensemble(tmp_path_factory):
-    """Multiclass (wine), 3 members and a temperature. Wine's held-out predictions are nearly
-    all right, so the fitted temperature is 1; the stored one is set to 1.7 so that the
-    exports must fold a real temperature in."""
+    """Multiclass (wine), 3 members (one split: the 3 best, no selection), given unequal
+    weights and a temperature of 1.7 so that every export must fold both in (wine's held-out
+    predictions are nearly all right, so the fitted temperature is 1)."""
     folder = tmp_path_factory.mktemp("wine")
-    url, _ = run_study(folder, table="wine", folds="folds = 3", name="wine")
+    url, _ = run_study(folder, table="wine", folds="folds = 1", name="wine")
     refit(url, "table", top=3)
     study = optuna.load_study(study_name="table", storage=url)
-    study.set_user_attr(REFIT_ATTR, {**study.user_attrs[REFIT_ATTR], "temperature": 1.7})
+    study.set_user_attr(REFIT_ATTR, {**study.user_attrs[REFIT_ATTR], "temperature": 1.7, "weights": [0.5, 0.3, 0.2]})
     return url
 
 
@@ -159,7 +190,7 @@ def test_every_format_that_holds_an_ensemble_reads_it_back(tmp_path, wine_ensemb
     """One file, read back by its own library, predicts what the ensemble predicts."""
     url = wine_ensemble
     model = fcnn_opt.load_model(url, "table")
-    assert len(model.members) == 3 and model.temperature != 1.0
+    assert len(model.members) == 3 and model.temperature == 1.7 and model.shares.tolist() == [0.5, 0.3, 0.2]
     out = tmp_path / f"ensemble{suffix}"
     done = run_cli("export", "--study-name", "table", "--storage", url, "--format", fmt, "--out", out, cwd=tmp_path)
     assert done.returncode == 0, done.stderr

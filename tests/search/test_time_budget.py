@@ -88,13 +88,25 @@ def test_the_shipped_minute_study_is_time_budgeted_and_its_report_shows_the_time
 
 
 def test_a_trial_still_training_when_the_time_is_up_stops_there(tmp_path):
-    """A trial of 100,000 epochs in a 2 s budget: it stops at the epoch after the time ends,
-    recorded as pruned (with its epochs so far and why), instead of running on for hours."""
-    long = STUDY.replace("timeout = 3", "timeout = 2").replace("epochs = 20", "epochs = 100000")
-    cfg = write_toml(tmp_path / "long.toml", long.replace('sampler = "tpe"', 'sampler = "random"'))
+    """A grid of a 5-epoch trial, then one of 100,000 epochs, in a 2 s budget: the second stops
+    at the epoch after the time ends, recorded as pruned (with its epochs so far and why),
+    instead of running on for hours. The first runs to its end: the study has a trial to hand over."""
+    long = """
+[study]
+name = "tb"
+sampler = "grid"
+timeout = 2
+[dataset]
+n_points = 400
+[params]
+epochs = [5, 100000]
+units = [4]
+"""
+    cfg = write_toml(tmp_path / "long.toml", long)
     url = f"sqlite:///{tmp_path / 'long.db'}"
     run = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    (trial,) = optuna.load_study(study_name="tb", storage=url).trials
-    assert trial.state.name == "PRUNED" and trial.user_attrs["stopped"] == "the time budget ended"
-    assert 1 <= len(trial.intermediate_values) < 100000
+    first, second = optuna.load_study(study_name="tb", storage=url).trials
+    assert first.state.name == "COMPLETE" and first.params["epochs"] == 5 and "stopped" not in first.user_attrs
+    assert second.state.name == "PRUNED" and second.user_attrs["stopped"] == "the time budget ended"
+    assert 1 <= len(second.intermediate_values) < 100000
