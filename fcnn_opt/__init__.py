@@ -34,6 +34,7 @@ _LAZY = {
     "run_study": "search.runner",
     "run_worker": "search.workers",
     "run_parallel": "search.workers",
+    "run_on_cluster": "search.cluster",
     "load_model": "search.models",
     "TrainedModel": "search.models",
     "evaluate": "search.evaluation",

@@ -16,6 +16,7 @@ from pathlib import Path
 from fcnn_opt import __version__
 from fcnn_opt.cli.bench import WORKLOADS, run_bench
 from fcnn_opt.cli.text import as_csv, as_json, created_summary, pareto_lines, run_summary, table
+from fcnn_opt.search.cluster import cluster_address, run_on_cluster
 from fcnn_opt.search.evaluation import evaluate_trial, refit_lines
 from fcnn_opt.search.export import FORMATS, export_model
 from fcnn_opt.search.models import ModelError, load_model, load_study, opened_storage, pick_trial
@@ -138,7 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine(p)
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
     p.add_argument("--workers", type=int, metavar="N",
-                   help="run the study with N local worker processes (one combined progress bar)")
+                   help="run the study with N local worker processes (one combined progress bar); with "
+                        "--cluster, N worker tasks on the cluster")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run the workers as tasks on a Dask cluster: a scheduler (tcp://HOST:8786), local or "
+                        "local:N (a LocalCluster of N workers here), or none (default: the file's [cluster] "
+                        "address); pip install 'fcnn_opt[cluster]'")
+    p.add_argument("--worker-resources", metavar="NAME=N[,...]",
+                   help="with --cluster: the Dask resources each worker task needs, e.g. GPU=1 (default: the "
+                        "file's [cluster] resources)")
     p.add_argument("--create-only", action="store_true",
                    help="create the study (and queue its grid), run nothing: for `worker` processes")
     p.add_argument("--allow-large", action="store_true",
@@ -164,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     # `study --workers N` starts its workers before the study exists: they load the backends
     # LIBS names, then wait for a line on stdin (fcnn_opt.search.workers.wait_for_go). Not for users.
     p.add_argument("--start-when-told", metavar="LIBS", help=argparse.SUPPRESS)
+    # A Dask task's worker (fcnn_opt.search.cluster) also ends when its stdin does: its task's
+    # Dask worker is gone (fcnn_opt.search.workers.watch_parent). Not for users.
+    p.add_argument("--end-with-parent", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("trials", help="list a study's trials")
@@ -279,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "default digits, breast_cancer, wine, diabetes) against FLAML, SMAC3, Optuna over "
                         "scikit-learn's MLP and its defaults, --seconds each (runs benchmarks/tables.py from a "
                         "source checkout; pip install 'fcnn_opt[bench]')")
+    p.add_argument("--growth", action="store_true",
+                   help="instead: milliseconds of overhead per trial as a study grows (W2's space, 2 epochs a "
+                        "trial) at --trials counts, for TPE, random sampling and Optuna's public API, one and two "
+                        "workers, on SQLite and PostgreSQL (runs benchmarks/growth.py from a source checkout)")
+    p.add_argument("--trials", default="100,1000,3000,10000", metavar="COUNTS",
+                   help="--growth: comma-separated trial counts to report; the studies run to the largest "
+                        "(default 100,1000,3000,10000; e.g. 100,1000 for a short run)")
     p.add_argument("--seconds", type=float, default=60, metavar="S",
                    help="--anytime, --tables: seconds per run (default 60)")
     p.add_argument("--repeats", type=int, default=3, metavar="N",
@@ -336,7 +355,12 @@ def cmd_study(args) -> int:
     spec = as_stored(spec, args.storage, name)
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}.")
+    cluster = cluster_address(args.cluster, spec)
+    if args.worker_resources is not None and cluster is None:
+        raise UsageError("--worker-resources places worker tasks on a Dask cluster: add --cluster ADDRESS.")
     if args.create_only:
+        if args.cluster not in (None, "none"):
+            raise UsageError("--create-only runs nothing; leave out --cluster.")
         if args.workers is not None:
             raise UsageError("--create-only runs nothing; leave out --workers, then start `worker` processes.")
         study, summary = prepare_study(spec, storage=args.storage, study_name=name,
@@ -348,7 +372,11 @@ def cmd_study(args) -> int:
     engine = {"batch_trials": args.batch_trials, "device": args.device, "allow_large": args.allow_large,
               "snapshots": args.snapshots, **_artifact_options(args)}
     timeout = _search_time(spec, args.timeout)
-    if args.workers is not None:
+    if cluster is not None:
+        summary = run_on_cluster(spec, address=cluster, storage=args.storage, study_name=name,
+                                 n_workers=args.workers, resources=args.worker_resources, timeout=timeout,
+                                 progress=not args.no_progress, on_start=print, **engine)
+    elif args.workers is not None:
         summary = run_parallel(spec, storage=args.storage, study_name=name, n_workers=args.workers,
                                timeout=timeout, progress=not args.no_progress, **engine)
     else:
@@ -407,7 +435,7 @@ def cmd_worker(args) -> int:
     if args.worker_id is not None and args.worker_id < 0:
         raise UsageError(f"--worker-id must be >= 0, got {args.worker_id}.")
     if args.start_when_told is not None:
-        if not wait_for_go(args.storage, args.start_when_told):
+        if not wait_for_go(args.storage, args.start_when_told, end_with_parent=args.end_with_parent):
             return EXIT_OK  # the study was not created: its creator says why
     summary = run_worker(storage=args.storage, study_name=args.study_name, timeout=args.timeout,
                          progress=not args.no_progress, worker_id=args.worker_id,
@@ -630,12 +658,15 @@ def cmd_datasets(args) -> int:
 
 def cmd_bench(args) -> int:
     """``bench``: time the standard workloads every way, or run ``benchmarks/anytime.py``
-    (``--anytime``) or ``benchmarks/tables.py`` (``--tables``); returns the exit code."""
+    (``--anytime``), ``benchmarks/tables.py`` (``--tables``) or ``benchmarks/growth.py``
+    (``--growth``); returns the exit code."""
     if args.tables is not None:
         argv = ["--seconds", f"{args.seconds:g}", "--seeds", ",".join(str(s) for s in range(args.repeats))]
         return _run_benchmark("tables", [*argv, *(["--tables", args.tables] if args.tables else [])])
     if args.anytime:
         return _run_benchmark("anytime", ["--seconds", f"{args.seconds:g}", "--repeats", str(args.repeats)])
+    if args.growth:
+        return _run_benchmark("growth", ["--trials", args.trials])
     chosen = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in chosen if w not in WORKLOADS]
     if unknown or not chosen:

@@ -115,8 +115,111 @@ def rows(study: optuna.Study) -> list[Row]:
     """Every trial of the study, ordered by number (one light query on RDB storages)."""
     found = retrying(internals.trial_rows, study, ("fixed_params", SKIPPED_ATTR), BEAT_ATTR,
                      what="reading the trial list")
-    return [Row(r.trial_id, r.number, r.state, grid_point(r.system_attrs.get("fixed_params")),
-                r.system_attrs.get(SKIPPED_ATTR), r.beat) for r in found]
+    return [_row(r) for r in found]
+
+
+def _row(r: internals.TrialRow) -> Row:
+    return Row(r.trial_id, r.number, r.state, grid_point(r.system_attrs.get("fixed_params")),
+               r.system_attrs.get(SKIPPED_ATTR), r.beat)
+
+
+def _counted_as(row: Row) -> str:
+    """The :class:`Counts` field a row counts in."""
+    name = row.state.name
+    return ("skipped" if row.skipped else "failed") if name == "FAIL" else name.lower()
+
+
+def _counting(row: Row) -> bool:
+    """Whether a row counts toward the budget (see the module's first rule)."""
+    return row.state.name in ("COMPLETE", "PRUNED", "RUNNING", "WAITING") and not row.skipped
+
+
+class TrialList:
+    """The study's trial list, kept up to date by reading only what may have changed.
+
+    A finished trial (complete, pruned or failed) never changes again, and the storage
+    numbers a study's trials one at a time, so each :meth:`read` asks only for the trials
+    created since the last read and for those that were waiting or running then: its cost
+    follows what changed, not the study's size (one short query on RDB storages; see
+    :func:`fcnn_opt.store.optuna_internals.trial_rows`). ``counts`` and the verdicts of
+    :meth:`admission` are kept up to date with it; ``finished`` lists the rows that became
+    complete or pruned, in the order they were read (the pruning mirror copies them from it).
+    """
+
+    def __init__(self, study: optuna.Study):
+        self.study = study
+        self.by_number: dict[int, Row] = {}
+        self.numbers: list[int] = []  # sorted
+        self.open: dict[int, Row] = {}  # number -> the waiting and running rows, as last read
+        self.counts = Counts()
+        self.not_counting: list[int] = []  # sorted numbers of the rows that do not count
+        self.finished: list[Row] = []  # rows as they were read complete or pruned
+        self._last: Row | None = None  # the newest row read
+
+    def read(self) -> list[Row]:
+        """Bring the list up to date; returns the rows that are new or changed since the last read."""
+        after = None if self._last is None else (self._last.trial_id, self._last.number)
+        found = retrying(internals.trial_rows, self.study, ("fixed_params", SKIPPED_ATTR), BEAT_ATTR, after,
+                         [(r.trial_id, r.number) for r in self.open.values()], what="reading the trial list")
+        changed = []
+        for raw in found:
+            row = _row(raw)
+            old = self.by_number.get(row.number)
+            if old is None:
+                bisect.insort(self.numbers, row.number)
+                if self._last is None or row.number > self._last.number:
+                    self._last = row
+            elif old == row:
+                continue
+            else:
+                field = _counted_as(old)
+                setattr(self.counts, field, getattr(self.counts, field) - 1)
+            field = _counted_as(row)
+            if hasattr(self.counts, field):
+                setattr(self.counts, field, getattr(self.counts, field) + 1)
+            if (old is None or _counting(old)) and not _counting(row):
+                bisect.insort(self.not_counting, row.number)
+            if row.state.name in ("WAITING", "RUNNING"):
+                self.open[row.number] = row
+            else:
+                self.open.pop(row.number, None)
+                if row.state.name in ("COMPLETE", "PRUNED") and (old is None or old.state != row.state):
+                    self.finished.append(row)
+            self.by_number[row.number] = row
+            changed.append(row)
+        return changed
+
+    def waiting(self) -> list[Row]:
+        """The queued trials, lowest number first."""
+        return sorted((r for r in self.open.values() if r.state.name == "WAITING"), key=lambda r: r.number)
+
+    def running(self) -> list[Row]:
+        """The running trials, lowest number first."""
+        return sorted((r for r in self.open.values() if r.state.name == "RUNNING"), key=lambda r: r.number)
+
+    def rows(self) -> list[Row]:
+        """Every row, ordered by number (a copy; reading it costs the study's size)."""
+        return [self.by_number[n] for n in self.numbers]
+
+    def counting_below(self, number: int) -> int:
+        """How many trials numbered below ``number`` count toward the budget."""
+        return bisect.bisect_left(self.numbers, number) - bisect.bisect_left(self.not_counting, number)
+
+    def surely_admitted(self, number: int, budget: int) -> bool:
+        """Whether trial ``number`` passes the budget rule whatever others did since the last
+        read: at most ``number`` trials are numbered below it, and those this list knows not to
+        count (failed ones never count again) leave fewer than ``budget``. Then a claim need
+        not read the list again before admitting it (a worker far from the budget never does)."""
+        return number - bisect.bisect_left(self.not_counting, number) < budget
+
+    def refusal(self, number: int, budget: int, *, per_point: bool, rank: bool = True) -> str | None:
+        """:meth:`Admission.refusal` on the list as last read, without rereading it: O(log n)
+        for the budget rule; a grid's duplicate rule (``per_point``) reads every row."""
+        if per_point:
+            return Admission(self.rows()).refusal(number, budget, per_point=True, rank=rank)
+        if rank and self.counting_below(number) >= budget:
+            return f"surplus: the study's {budget} trials were claimed by others first; never ran"
+        return None
 
 
 def trial_id(study: optuna.Study, row: Row) -> int:

@@ -24,7 +24,10 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fcnn_opt.search.ledger import TrialList
 from fcnn_opt.search.mirror_rules import PruneRule, rule_for
+from fcnn_opt.search.pruners import PRUNERS
+from fcnn_opt.search.samplers import SAMPLERS
 from fcnn_opt.store import mirror as stored
 from fcnn_opt.store import optuna_internals as internals
 
@@ -36,7 +39,8 @@ if TYPE_CHECKING:
 
 class PruningMirror:
     """An in-memory copy of a study's finished trials on which its pruner decides, and on
-    which the random and TPE samplers draw new trials.
+    which the samplers whose registry entry says ``drawn_on_mirror`` (random, TPE) draw new
+    trials.
 
     Sampling here reads the copy instead of the storage (TPE reads every finished trial at
     each call) and creates the real trial in one write, with its parameters, instead of one
@@ -49,11 +53,15 @@ class PruningMirror:
     as without them.
     """
 
-    def __init__(self, study: optuna.Study):
+    def __init__(self, study: optuna.Study, sampler: str, pruner: str):
+        """``sampler``, ``pruner``: the names of the study's sampler and pruner in the
+        registries (its spec's): their entries say what happens here (``drawn_on_mirror``,
+        ``reads_trials``; ``decided_on_mirror``, see :meth:`supports`)."""
         self.study = study
-        self.samples = stored.samples_here(study.sampler)
-        # The random sampler reads nothing of earlier trials; the others may read their values.
-        self.samples_from_history = type(study.sampler).__name__ != "RandomSampler"
+        entry = SAMPLERS.get(sampler)
+        self.samples = entry.drawn_on_mirror
+        # A sampler that reads nothing of earlier trials (random) needs no epochs copied.
+        self.samples_from_history = entry.reads_trials
         sampler = stored.sampler_copy(study.sampler, self.samples)
         # What TPE notes on a trial it drew while lying about running ones (its relative
         # parameters, as system attributes) is written only where the study's own sampler lies.
@@ -65,34 +73,43 @@ class PruningMirror:
         self.seen: set[int] = set()  # numbers of the study's trials the copy holds
         self._twins: dict[int, optuna.Trial] = {}  # real trial id -> the copy's trial sampled for it
         self._stand_ins: dict[int, int | None] = {}  # real trial id running elsewhere -> the copy's trial id
+        self._taken = 0  # rows of the runner's TrialList.finished copied (or found here already)
         self.refresh()
 
     @staticmethod
-    def supports(study: optuna.Study) -> bool:
-        """Whether the runner can use a mirror for ``study`` (see :func:`fcnn_opt.store.mirror.mirrorable`)."""
-        return stored.mirrorable(study)
+    def supports(study: optuna.Study, pruner: str) -> bool:
+        """Whether the runner can use a mirror for ``study``, whose pruner is the registry's
+        ``pruner``: its entry decides on the mirror (``decided_on_mirror``), and the storage
+        side can keep one (:func:`fcnn_opt.store.mirror.mirrorable`)."""
+        return PRUNERS.get(pruner).decided_on_mirror and stored.mirrorable(study)
 
     @property
     def sampler(self) -> optuna.samplers.BaseSampler:
         """The sampler that draws new trials: the copy's when sampling happens here."""
         return self.copy.sampler if self.samples else self.study.sampler
 
-    def refresh(self, rows: list[Row] | None = None) -> None:
+    def refresh(self, rows: TrialList | list[Row] | None = None) -> None:
         """Copy the study's finished trials that the mirror does not hold yet (other workers').
 
-        ``rows``: the study's trial list (anything with ``trial_id``, ``number`` and ``state``,
-        as :func:`fcnn_opt.search.ledger.rows` reads it); then only the trials missing here are
-        read (none, usually), not the whole study."""
-        new = stored.finished_trials(self.study, self.seen, rows)
-        if self.lies and rows is not None:
-            self._release_stand_ins(rows)
+        ``rows``: the study's :class:`~fcnn_opt.search.ledger.TrialList`, whose rows that
+        finished since the last refresh are read (none, usually), or a trial list (anything with
+        ``trial_id``, ``number`` and ``state``, as :func:`fcnn_opt.search.ledger.rows` reads
+        it), of which the trials missing here are read; without, the whole study is read."""
+        if isinstance(rows, TrialList):
+            finished, running = rows.finished[self._taken:], rows.running()
+            self._taken = len(rows.finished)
+        else:
+            finished, running = rows, None if rows is None else [r for r in rows if r.state.name == "RUNNING"]
+        new = stored.finished_trials(self.study, self.seen, finished)
+        if self.lies and running is not None:
+            self._release_stand_ins(running)
         for t in new:
             self.seen.add(t.number)
             self.copy.add_trial(t)
             if self.rule is not None:
                 self.rule.add_trial(t)
-        if self.lies and rows is not None:
-            self._hold_running(rows)
+        if self.lies and running is not None:
+            self._hold_running(running)
 
     def _hold_running(self, rows: list[Row]) -> None:
         """Hold each trial running elsewhere (another worker's) in the copy as a running trial

@@ -33,8 +33,8 @@ class PrunerEntry:
     """One pruner: its name, how it is built, the pip extra it needs, and what it can do.
 
     ``decided_on_mirror``: the pruner decides on the values of a trial's epochs alone, so
-    fcnn_opt's runner decides it on the in-memory pruning mirror (:mod:`fcnn_opt.store.mirror`,
-    which recognises Optuna's classes) instead of reading the storage every epoch.
+    fcnn_opt's runner decides it on the in-memory pruning mirror
+    (:class:`fcnn_opt.search.mirror.PruningMirror`) instead of reading the storage every epoch.
     ``prunes``: it may stop a trial (false for ``none``, the one offered with several objectives).
     """
 
@@ -52,8 +52,10 @@ PRUNERS: Registry[PrunerEntry] = Registry("pruner")
 def register_pruner(name: str, factory: PrunerFactory, *, description: str = "", extra: str | None = None,
                     decided_on_mirror: bool = False, prunes: bool = True, replace: bool = False) -> PrunerEntry:
     """Register a pruner under ``name`` and return its entry; ``factory(spec)`` returns an
-    Optuna pruner. ``decided_on_mirror`` is a promise about the class it returns (one the
-    mirror recognises); leave it false for anything else."""
+    Optuna pruner. ``decided_on_mirror`` is a promise about the pruner it returns: that it
+    decides on the values the study's trials reported and nothing it writes itself (or that
+    :mod:`fcnn_opt.search.mirror_rules` has a rule deciding as it does); leave it false for
+    anything else."""
     return PRUNERS.register(PrunerEntry(name, factory, description, extra, decided_on_mirror, prunes),
                             replace=replace)
 

@@ -34,7 +34,9 @@ class SamplerEntry:
 
     ``multi_objective``: it optimises several objectives (``[study] objectives``).
     ``drawn_on_mirror``: fcnn_opt's runner draws its trials on the in-memory pruning mirror
-    (:mod:`fcnn_opt.store.mirror`, which recognises Optuna's RandomSampler and TPESampler).
+    (:class:`fcnn_opt.search.mirror.PruningMirror`) with a copy of the study's sampler.
+    ``reads_trials``: its draws read the study's earlier trials (false for random sampling), so
+    the mirror keeps what they read (a pruned trial's epochs).
     ``seeded``: the study's seed (and a worker's seed + K) makes its draws repeatable.
     ``grid``: it runs a fixed set of points, each once (the ``[params]`` lists), queued by the
     runner; ranges are refused.
@@ -48,6 +50,7 @@ class SamplerEntry:
     drawn_on_mirror: bool = False
     seeded: bool = True
     grid: bool = False
+    reads_trials: bool = True
 
 
 SAMPLERS: Registry[SamplerEntry] = Registry("sampler")
@@ -55,15 +58,17 @@ SAMPLERS: Registry[SamplerEntry] = Registry("sampler")
 
 def register_sampler(name: str, factory: SamplerFactory, *, description: str = "", extra: str | None = None,
                      multi_objective: bool = False, drawn_on_mirror: bool = False, seeded: bool = True,
-                     grid: bool = False, replace: bool = False) -> SamplerEntry:
+                     grid: bool = False, reads_trials: bool = True, replace: bool = False) -> SamplerEntry:
     """Register a sampler under ``name`` and return its entry.
 
     ``factory`` is called as ``factory(seed=..., spec=..., concurrent=...)`` and returns an
-    Optuna sampler. ``drawn_on_mirror`` is a promise about the class the factory returns
-    (Optuna's RandomSampler or TPESampler); leave it false for anything else.
+    Optuna sampler. ``drawn_on_mirror`` is a promise about the sampler the factory returns:
+    that a copy of it draws the same trials from an in-memory copy of the study's finished
+    trials (true of Optuna's RandomSampler and TPESampler, whose draws read nothing else);
+    leave it false for anything else.
     """
     return SAMPLERS.register(SamplerEntry(name, factory, description, extra, multi_objective, drawn_on_mirror,
-                                          seeded, grid), replace=replace)
+                                          seeded, grid, reads_trials), replace=replace)
 
 
 def make_sampler(name: str, seed: int | None, spec: Any = None, *,
@@ -116,7 +121,7 @@ def _grid(*, seed, spec, concurrent):
 register_sampler("grid", _grid, description="every combination of the [params] lists, each once",
                  multi_objective=True, grid=True)
 register_sampler("random", _optuna_sampler("RandomSampler"), description="independent uniform draws",
-                 multi_objective=True, drawn_on_mirror=True)
+                 multi_objective=True, drawn_on_mirror=True, reads_trials=False)
 register_sampler("tpe", _tpe, description="Optuna's TPE, multivariate, grouped (the default)",
                  multi_objective=True, drawn_on_mirror=True)
 register_sampler("cmaes", _optuna_sampler("CmaEsSampler", warn_independent_sampling=False),

@@ -71,6 +71,7 @@ _DATASET_KEYS = {"name": str, "n_points": int, "noise": float, "val_fraction": f
                  "path": str, "target": str, "features": list, "task": str, "sklearn": str, "sha256": str}
 _TABLE_KEYS = {"path", "target", "features", "task", "sklearn", "sha256"}
 _BUILTIN_ONLY = {"name", "n_points", "noise"}
+_CLUSTER_KEYS = {"address": str, "resources": dict}
 _STUDY_KEYS = {"name": str, "sampler": str, "pruner": str, "metric": str, "n_trials": int,
                "seed": int, "description": str, "repeats": int, "objectives": list, "timeout": float,
                "anneal": float, "refit": object}
@@ -166,6 +167,9 @@ class StudySpec:
     train_seed_fixed: bool = field(default=False, repr=False)
     # the settings the table defaults filled in ("folds", "refit"): the file said nothing of them
     table_defaults: tuple[str, ...] = ()
+    # [cluster]: where the file's runs go (address, resources; see fcnn_opt.search.cluster).
+    # Not part of the definition or the fingerprint: a study is the same wherever it runs.
+    cluster: dict = field(default_factory=dict)
 
     @property
     def folds(self) -> int:
@@ -593,9 +597,11 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
     stored definition, read back as it was written). Folds are not filled in where the file
     chose a validation split (``val_fraction``) or asked for ``anneal``, which needs one
     network per trial; refit is not, for several objectives."""
-    unknown = set(data) - {"dataset", "study", "params"}
+    unknown = set(data) - {"dataset", "study", "params", "cluster"}
     if unknown:
-        raise SpaceError(f"{source}: unknown table(s) {sorted(unknown)}. Valid tables: [dataset], [study], [params].")
+        raise SpaceError(f"{source}: unknown table(s) {sorted(unknown)}. "
+                         "Valid tables: [dataset], [study], [params], [cluster].")
+    cluster = _check_cluster(data.get("cluster", {}), source)
     study = dict(data.get("study", {}))
     for key, value in study.items():
         if key not in _STUDY_KEYS:
@@ -657,11 +663,28 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
         source=source,
         train_seed_fixed=train_seed_fixed,
         table_defaults=defaults,
+        cluster=cluster,
     )
     if spec.uses_grid:
         spec.grid()
     _check_multi(spec, f"{source}: [study]", pruner_given="pruner" in study)
     return spec
+
+
+def _check_cluster(cluster, source: str) -> dict:
+    """``[cluster]``: ``address`` (a Dask scheduler, ``"local"`` or ``"local:N"``) and
+    ``resources`` (a table of Dask resources each worker task needs, e.g. ``{ GPU = 1 }``)."""
+    if not isinstance(cluster, dict):
+        raise SpaceError(f"{source}: [cluster] must be a table, got {cluster!r}.")
+    for key, value in cluster.items():
+        if key not in _CLUSTER_KEYS:
+            raise SpaceError(f"{source}: unknown key [cluster].{key}. Valid keys: {', '.join(_CLUSTER_KEYS)}.")
+        if not isinstance(value, _CLUSTER_KEYS[key]):
+            raise SpaceError(f"{source}: [cluster].{key} must be a {_CLUSTER_KEYS[key].__name__}, got {value!r}.")
+    for name, amount in cluster.get("resources", {}).items():
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not amount > 0:
+            raise SpaceError(f"{source}: [cluster].resources.{name} must be a number > 0, got {amount!r}.")
+    return dict(cluster)
 
 
 def _table_defaults(dataset: dict, study: dict) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ with the trials other workers finished.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from fcnn_opt.search import ledger
@@ -98,9 +98,12 @@ class TrialSource:
     def __init__(self, study: optuna.Study, plan: RunPlan):
         self.study, self.plan = study, plan
         self.watch = ledger.StaleWatch(study)
+        self.trials = ledger.TrialList(study)  # read incrementally: only what changed
         # Without Optuna's private names (see fcnn_opt.store.optuna_internals) there is no mirror:
         # every trial is asked, reported and told through Optuna's public API.
-        self.mirror = PruningMirror(study) if PruningMirror.supports(study) else None
+        spec = plan.spec
+        self.mirror = PruningMirror(study, spec.sampler, spec.pruner) \
+            if PruningMirror.supports(study, spec.pruner) else None
         self.claimed: list[optuna.Trial] = []  # held RUNNING here, not recorded yet
         self.ran = 0
         self.skipped = 0  # claimed but finished unrun (surplus or duplicate)
@@ -117,19 +120,19 @@ class TrialSource:
         return claim
 
     def _next(self, want: int) -> Claim:
-        rows = ledger.rows(self.study)
-        if self.watch.sweep(rows):
-            rows = ledger.rows(self.study)
-        counts = Counts.from_rows(rows)
+        self.trials.read()
+        if self.watch.sweep(self.trials.running()):
+            self.trials.read()
+        counts = replace(self.trials.counts)
         budget = self.plan.read_budget(self.study)
-        waiting = [r for r in rows if r.state.name == "WAITING"]
+        waiting = self.trials.waiting()
         if counts.done >= budget:
             # Queued trials left over (a duplicate grid point, a retry that others made redundant)
             # are claimed one by one so that the ledger finishes them unrun: no WAITING remains.
             leftover = self._claim(waiting)
             return Claim([leftover], budget, counts) if leftover else Claim([], budget, counts, NextStep.DONE)
         if self.mirror is not None:
-            self.mirror.refresh(rows)
+            self.mirror.refresh(self.trials)
         trials = self._fill(waiting, want, budget, counts)
         if not trials and self.plan.grid and counts.running == 0 and counts.waiting == 0:
             return Claim([], budget, counts, NextStep.DONE)  # every grid point is done or failed for good
@@ -209,11 +212,13 @@ class TrialSource:
     def _admit(self, claim: Claim, pending: list[optuna.Trial]) -> list[optuna.Trial]:
         """The claimed trials the ledger lets run; the others are finished unrun (and removed
         from ``pending``). Trials not drawn on the mirror are marked with this worker's name."""
-        admission = ledger.Admission(ledger.rows(self.study))
+        rank = self.plan.ranks(claim.budget)
+        if self.plan.grid or (rank and not all(self.trials.surely_admitted(t.number, claim.budget)
+                                               for t in claim.trials)):
+            self.trials.read()  # near the budget, the trials others created meanwhile count too
         admitted = []
         for trial in claim.trials:
-            reason = admission.refusal(trial.number, claim.budget, per_point=self.plan.grid,
-                                       rank=self.plan.ranks(claim.budget))
+            reason = self.trials.refusal(trial.number, claim.budget, per_point=self.plan.grid, rank=rank)
             if reason is None:
                 admitted.append(trial)
                 continue

@@ -9,6 +9,9 @@ On many (one worker per machine or per GPU, all pointed at one PostgreSQL databa
     python -m fcnn_opt study --config studies/tpe.toml --storage postgresql://me@db/studies --create-only
     python -m fcnn_opt worker --storage postgresql://me@db/studies --study-name tpe   # on each machine
 
+On a Dask cluster, ``study --cluster ADDRESS`` starts these same workers as Dask tasks
+(:mod:`fcnn_opt.search.cluster`).
+
 A worker needs no study file: the study stores its definition and its budget. The budget
 is the study's, shared exactly by all workers (see :mod:`fcnn_opt.search.ledger`).
 """
@@ -20,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -77,10 +81,11 @@ def run_worker(*, storage: str | None = None, study_name: str, timeout: float | 
 def worker_command(study_name: str, worker_id: int, timeout: float | None, batch_trials: int = 1,
                    device: str = "cpu", artifacts: str | bool = "complete",
                    artifact_dir: str | Path | None = None, snapshots: int = 0,
-                   start_when_told: tuple[str, ...] = ()) -> list[str]:
+                   start_when_told: tuple[str, ...] = (), end_with_parent: bool = False) -> list[str]:
     """The command line of one local worker (the storage URL goes in its environment, not here,
     so a password never shows in the process list). ``start_when_told``: the study's training
-    libraries, for a worker started before its study exists (see :func:`wait_for_go`)."""
+    libraries, for a worker started before its study exists (see :func:`wait_for_go`);
+    ``end_with_parent``: it also ends when its parent does (see :func:`watch_parent`)."""
     command = [sys.executable, "-m", "fcnn_opt", "worker", f"--study-name={study_name}",
                f"--worker-id={worker_id}", "--no-progress"]
     if timeout is not None:
@@ -94,7 +99,22 @@ def worker_command(study_name: str, worker_id: int, timeout: float | None, batch
         command.append(f"--snapshots={snapshots}")
     if start_when_told:
         command.append(f"--start-when-told={','.join(start_when_told)}")
+        if end_with_parent:
+            command.append("--end-with-parent")
     return command
+
+
+def worker_env(url: str) -> dict[str, str]:
+    """The environment of a worker process started from this one: the storage URL (kept out of
+    its command line), one BLAS thread, and this same checkout of fcnn_opt first on its path."""
+    env = dict(os.environ, OPTUNA_STORAGE=url)
+    # The workers are the parallelism: a BLAS thread pool in each would oversubscribe the
+    # cores (W2 with two workers: 25 s with OpenBLAS's default threads, 10 s with one each).
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(variable, "1")
+    package_root = str(Path(__file__).resolve().parents[2])  # workers import this same checkout
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
@@ -116,13 +136,7 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
     url = storage or default_url()
     check_engine(spec, batch_trials)
     name = study_name or spec.name
-    env = dict(os.environ, OPTUNA_STORAGE=url)
-    # The workers are the parallelism: a BLAS thread pool in each would oversubscribe the
-    # cores (W2 with two workers: 25 s with OpenBLAS's default threads, 10 s with one each).
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env.setdefault(variable, "1")
-    package_root = str(Path(__file__).resolve().parents[2])  # workers import this same checkout
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env = worker_env(url)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"fcnn_opt-{safe_filename(name)}-") as logs:
         procs, log_paths = [], []
@@ -173,7 +187,7 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
         summary.interrupted = summary.interrupted or bool(stopping)
         for i, p in enumerate(procs, start=1):
             if p.returncode != 0 and not stopping:
-                summary.failed_workers.append(FailedWorker(i, p.returncode, _tail(log_paths[i - 1])))
+                summary.failed_workers.append(FailedWorker(i, p.returncode, output_tail(log_paths[i - 1])))
     summary.seconds = time.perf_counter() - start
     fill_final(summary, study, spec)
     summary.ran = summary.counts.done - done_before
@@ -183,20 +197,49 @@ def run_parallel(spec: StudySpec, *, storage: str | None = None, study_name: str
 GO = "go"  # the line that tells a worker started ahead of its study to join it
 
 
-def wait_for_go(storage: str | None, libs: str, told=None) -> bool:
+def wait_for_go(storage: str | None, libs: str, told=None, end_with_parent: bool = False) -> bool:
     """What a worker that ``study --workers N`` starts ahead of its study does first: load the
     study's training libraries (``libs``, comma-separated) and the storage's modules (0.6 s
     each on W2's machine, while the study is being created), then wait for one line on
     ``told`` (standard input): ``go`` to join the study (True), anything else or nothing (the
-    study could not be created) to end (False)."""
+    study could not be created) to end (False). With ``end_with_parent``, after ``go`` it
+    watches ``told`` for its end (see :func:`watch_parent`)."""
     for lib in libs.split(","):
         try:
             get_backend(lib).load()
         except (ImportError, ValueError):  # the study's own trials will say what is missing
             pass
     load_storage_modules(storage)
-    line = (told or sys.stdin).readline()
-    return line.strip() == GO
+    told = told or sys.stdin
+    go = told.readline().strip() == GO
+    if go and end_with_parent:
+        watch_parent(told)
+    return go
+
+
+def watch_parent(told, end=None) -> threading.Thread:
+    """For a worker whose parent holds its standard input (``told``) open while it lives, as a
+    Dask worker task does (:mod:`fcnn_opt.search.cluster`): once the input ends, the parent is
+    gone (killed, or its machine lost), and this process ends as ``kill -9`` would end it
+    (``end``, by default SIGKILL to its process group, so that no picture renderer outlives
+    it). Its running trial stays RUNNING, and another worker reruns it when its heartbeat goes
+    stale: a worker whose Dask worker died is a dead worker, as it would be by hand."""
+    def watch() -> None:
+        while told.readline():  # nothing more is written: only the end comes
+            pass
+        (end or _kill_own_group)()
+
+    thread = threading.Thread(target=watch, name="fcnn_opt-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _kill_own_group() -> None:
+    """SIGKILL to this process's group if it leads one (a worker started in a session of its
+    own), else to this process."""
+    if os.getpgid(0) == os.getpid():
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _tell(procs, line: str) -> None:
@@ -224,7 +267,8 @@ def _wait(procs, stopping) -> None:
                 pass
 
 
-def _tail(path: Path, lines: int = 3) -> str:
+def output_tail(path: Path, lines: int = 3) -> str:
+    """The last ``lines`` non-empty lines of a worker's output file, joined, passwords masked."""
     try:
         text = path.read_text(errors="replace")
     except OSError:

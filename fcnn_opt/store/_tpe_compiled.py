@@ -1,4 +1,5 @@
-"""The log of the standard normal distribution function, compiled with Numba, for TPE.
+"""TPE's arithmetic compiled with Numba: the log of the standard normal distribution function,
+and the density of TPE's kernel mixture at its candidates.
 
 Optuna's TPE evaluates ``log Phi(a)`` for every kernel bound at every draw (over ten
 thousand values a draw on W2), one Python call per value: more than half of each draw.
@@ -9,8 +10,14 @@ which Numba would turn into ``a * a`` (a different rounding in about one case in
 thousand), so the caller passes the squares, computed by NumPy's ``float_power`` (the C
 library's ``pow``); see :func:`fcnn_opt.store.optuna_internals.compiled_tpe_tails`.
 
+:func:`mixture_log_pdf` is the density of TPE's "above" estimator (one kernel per trial) at
+the 24 candidates, the cost of a draw that grows with the study: the same terms as Optuna's,
+summed in one pass over the kernels instead of through (candidates x kernels x dimensions)
+arrays, so not to the same bits; :func:`fcnn_opt.store.optuna_internals.fast_choice` uses it
+only where it picks the candidate Optuna's own arithmetic picks.
+
 This module imports Numba: import it only when Numba is installed. The first use compiles
-the function and caches the machine code beside this file for later processes.
+each function and caches the machine code beside this file for later processes.
 """
 
 from __future__ import annotations
@@ -69,3 +76,92 @@ def log_ndtr(a, squares):
         else:
             out[k] = _far_left(v, flat_squares[k])
     return out.reshape(a.shape)
+
+
+NEGLIGIBLE = -50.0  # a kernel this far (in log density) below a sample's largest adds under 2e-22 of it
+
+
+@njit(cache=True, nogil=True)
+def mixture_log_pdf(base, cat_codes, cat_logw, x, lows, highs, mu, sigma, a, b, disc_at, disc_pair, disc_table):
+    """TPE's mixture log density at each sample: the terms Optuna's
+    ``_MixtureOfProductDistribution.log_pdf`` sums, added kernel-contiguously in another order,
+    then its log-sum-exp without the kernels more than :data:`NEGLIGIBLE` below a sample's
+    largest one (so equal to Optuna's to about 1e-12, not bit for bit: see
+    :func:`fcnn_opt.store.optuna_internals.fast_choice`). NaN where a term is NaN.
+
+    ``base[k]``: kernel k's log weight plus every term that depends on the kernel alone;
+    ``cat_logw[d, c, k]``: categorical dimension d's log weight of choice c; ``x[i, d]`` a
+    continuous dimension's (transformed) sample, ``lows``, ``highs`` its bounds and ``mu``,
+    ``sigma``, ``a``, ``b`` (dimension, kernel) its kernels and standardised bounds, as Optuna's
+    ``_truncnorm.logpdf`` takes them (out of bounds: minus infinity, judged as Optuna judges it
+    where the sample is outside ``lows``..``highs``; inside, no kernel judges it out);
+    ``disc_table[d, u, p]`` a discrete dimension's log mass of the sample value
+    ``u = disc_at[i, d]`` under the kernel parameters ``p = disc_pair[d, k]``."""
+    n_samples, n_kernels = cat_codes.shape[0], base.shape[0]
+    out = np.empty(n_samples)
+    row = np.empty(n_kernels)
+    for i in range(n_samples):
+        row[:] = base
+        for d in range(cat_codes.shape[1]):
+            weights = cat_logw[d, cat_codes[i, d]]
+            for k in range(n_kernels):
+                row[k] += weights[k]
+        for d in range(x.shape[1]):
+            value, m, s = x[i, d], mu[d], sigma[d]
+            for k in range(n_kernels):
+                z = (value - m[k]) / s[k]
+                row[k] += -(z * z) / 2.0
+            if not lows[d] <= value <= highs[d]:
+                lo, hi = a[d], b[d]
+                for k in range(n_kernels):
+                    z = (value - m[k]) / s[k]
+                    if z < lo[k] or z > hi[k]:
+                        row[k] = -np.inf
+        for d in range(disc_at.shape[1]):
+            table, pair = disc_table[d, disc_at[i, d]], disc_pair[d]
+            for k in range(n_kernels):
+                row[k] += table[pair[k]]
+        top, nan = -np.inf, False
+        for k in range(n_kernels):
+            if row[k] > top:
+                top = row[k]
+            elif row[k] != row[k]:
+                nan = True
+        if nan:
+            out[i] = np.nan
+        elif top == -np.inf:
+            out[i] = -np.inf
+        else:
+            total = 0.0
+            for k in range(n_kernels):
+                if row[k] - top > NEGLIGIBLE:
+                    total += math.exp(row[k] - top)
+            out[i] = math.log(total) + top
+    return out
+
+
+@njit(cache=True, nogil=True)
+def unique_pairs(a, b):
+    """The distinct pairs ``(a[i], b[i])`` (in order of first appearance) and, for each i, the
+    index of its pair: what Optuna's ``_unique_inverse_2d`` gives (up to the pairs' order) in
+    one hashed pass instead of two sorts. ``a`` and ``b`` hold no NaN."""
+    n = a.size
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    mask = size - 1
+    slot = np.full(size, -1, dtype=np.int64)
+    first_a, first_b = np.empty(n), np.empty(n)
+    inverse = np.empty(n, dtype=np.int64)
+    found = 0
+    for i in range(n):
+        x, y = a[i], b[i]
+        h = int((abs(x) * 2654435761.0 + abs(y) * 40503.0) % 4294967296.0) & mask
+        while slot[h] >= 0 and not (first_a[slot[h]] == x and first_b[slot[h]] == y):
+            h = (h + 1) & mask
+        if slot[h] < 0:
+            slot[h] = found
+            first_a[found], first_b[found] = x, y
+            found += 1
+        inverse[i] = slot[h]
+    return first_a[:found], first_b[:found], inverse

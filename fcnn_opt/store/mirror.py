@@ -5,7 +5,8 @@ study on which pruning is decided and trials drawn, with the rules of
 :mod:`fcnn_opt.search.mirror_rules`) decides; this module only moves trials between the
 study's storage and the mirror's in-memory copy, through Optuna's public storage API and
 :mod:`fcnn_opt.store.optuna_internals` (one write for a batch of new trials, one for a
-trial's records). It also says which studies can have a mirror (:func:`mirrorable`).
+trial's records). It also says which studies the storage side can mirror (:func:`mirrorable`);
+which samplers and pruners work there, the search layer's registries say.
 """
 
 from __future__ import annotations
@@ -16,46 +17,53 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from fcnn_opt.store import optuna_internals as internals
+from fcnn_opt.store.mirror_index import logged_memory_storage
 from fcnn_opt.store.optuna_internals import TrialRecords
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["MIRRORABLE", "SAMPLES_HERE", "TrialRecords", "add_stand_in", "copy_history", "create_running",
-           "fail_stand_in", "fail_twin", "finish_twin", "finished_trials", "in_memory_copy", "mirrorable",
-           "read_trial", "sampler_copy", "samples_here", "write_records"]
-
-MIRRORABLE = ("MedianPruner", "PercentilePruner", "PatientPruner", "WilcoxonPruner", "NopPruner",
-              "ThresholdPruner")
-SAMPLES_HERE = ("RandomSampler", "TPESampler")  # the samplers that draw on the mirror's copy
+__all__ = ["TrialRecords", "add_stand_in", "copy_history", "create_running", "fail_stand_in", "fail_twin",
+           "finish_twin", "finished_trials", "in_memory_copy", "mirrorable", "read_trial", "sampler_copy",
+           "write_records"]
 
 
 def mirrorable(study: optuna.Study) -> bool:
-    """Whether the runner can use a mirror for ``study``: Optuna's private names are there
-    (the mirror writes through them), one objective, and a pruner that decides on values."""
-    mirrorable = (type(study.pruner).__name__ in MIRRORABLE or internals.is_hyperband(study.pruner)
-                  or internals.rung_settings(study.pruner) is not None)
-    return internals.fast_path() and mirrorable and len(study.directions) == 1
+    """Whether the storage side can keep a mirror of ``study``: Optuna's private names are
+    there (the mirror writes through them), one objective, and no pruner that writes what the
+    mirror cannot (successive halving sized from the study, ``min_resource="auto"``). Which
+    samplers and pruners work on the mirror, the search layer's registries say
+    (``drawn_on_mirror``, ``decided_on_mirror``; see :class:`fcnn_opt.search.mirror.PruningMirror`)."""
+    import optuna
 
-
-def samples_here(sampler: optuna.samplers.BaseSampler) -> bool:
-    """Whether new trials are drawn on the mirror's copy with a copy of ``sampler``."""
-    return type(sampler).__name__ in SAMPLES_HERE
+    auto_rungs = type(study.pruner) is optuna.pruners.SuccessiveHalvingPruner \
+        and internals.rung_settings(study.pruner) is None
+    return internals.fast_path() and len(study.directions) == 1 and not auto_rungs
 
 
 def sampler_copy(sampler: optuna.samplers.BaseSampler, samples: bool) -> optuna.samplers.BaseSampler:
     """The copy's sampler: a copy of ``sampler`` (same settings, same seed) where it ``samples``
-    on the mirror, else a seeded random sampler (the copy's trials' parameters do not matter)."""
+    on the mirror, else a seeded random sampler (the copy's trials' parameters do not matter).
+    A copy of Optuna's TPE reads the copy's trials through its index (see
+    :func:`~.optuna_internals.indexed_tpe`): the same draws, at a cost that does not grow
+    with the study."""
     import optuna
 
-    return deepcopy(sampler) if samples else optuna.samplers.RandomSampler(seed=0)
+    if not samples:
+        return optuna.samplers.RandomSampler(seed=0)
+    copy = deepcopy(sampler)
+    internals.indexed_tpe(copy)
+    return copy
 
 
 def in_memory_copy(study: optuna.Study, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
-    """A new in-memory study with ``study``'s direction and pruner, drawing with ``sampler``."""
+    """A new in-memory study with ``study``'s direction and pruner, drawing with ``sampler``,
+    in a ``LoggedMemoryStorage`` (:func:`~.mirror_index.logged_memory_storage`, which notes the
+    trials as they finish, for the index TPE reads)."""
     import optuna
 
-    return optuna.create_study(direction=study.direction, pruner=study.pruner, sampler=sampler)
+    return optuna.create_study(storage=logged_memory_storage(), direction=study.direction, pruner=study.pruner,
+                               sampler=sampler)
 
 
 def finished_trials(study: optuna.Study, seen: set[int],
@@ -112,12 +120,10 @@ def create_running(study: optuna.Study, drawn: list[optuna.trial.FrozenTrial], u
     """New RUNNING trials of ``study`` with the parameters of the ``drawn`` trials (drawn on a
     copy), each with ``user_attrs`` and, with ``keep_notes``, the system attributes the
     sampler noted on it; created in one write (see :func:`~.optuna_internals.create_trials`)."""
-    import optuna
-
     templates = [_running(t.params, t.distributions, dict(user_attrs), t.system_attrs if keep_notes else {})
                  for t in drawn]
     ids = internals.create_trials(internals.storage_of(study), internals.study_id_of(study), templates)
-    return [optuna.Trial(study, trial_id) for trial_id in ids]
+    return [internals.new_trial(study, trial_id, t) for trial_id, t in zip(ids, templates, strict=True)]
 
 
 def write_records(study: optuna.Study, records: list[TrialRecords]) -> None:

@@ -27,7 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fcnn_opt.store.optuna_internals import RETRIED_PRIVATE_METHODS, heartbeat_arguments
+from fcnn_opt.store.optuna_internals import (
+    RETRIED_PRIVATE_METHODS,
+    heartbeat_arguments,
+    study_user_attrs,
+)
 
 DEFAULT_STORAGE = "sqlite:///studies/fcnn_opt.db"
 HEARTBEAT_INTERVAL = 5  # seconds between a running trial's heartbeats
@@ -233,6 +237,16 @@ def _make_resilient_class():
         method = getattr(optuna.storages.RDBStorage, name, None)  # a private one may be gone
         if method is not None:
             setattr(ResilientRDBStorage, name, _retried(method))
+    optunas_attrs = ResilientRDBStorage.get_study_user_attrs
+
+    def get_study_user_attrs(self, study_id):
+        """The study's user attributes in one query (every worker reads its budget at every
+        turn; Optuna's own read loads the study first), retried like the others; Optuna's own
+        read where the fast path is off or the study has none (a missing study raises there)."""
+        attrs = retrying(study_user_attrs, self, study_id, what="get_study_user_attrs")
+        return attrs if attrs else optunas_attrs(self, study_id)
+
+    ResilientRDBStorage.get_study_user_attrs = get_study_user_attrs
     return ResilientRDBStorage
 
 

@@ -17,7 +17,7 @@ from conftest import ROOT, run_cli, write_toml
 from fcnn_opt.cli import commands
 from fcnn_opt.search.export import FORMATS
 from fcnn_opt.search.metrics import OBJECTIVES, register_objective
-from fcnn_opt.search.pruners import PRUNERS, make_pruner
+from fcnn_opt.search.pruners import PRUNERS, make_pruner, register_pruner
 from fcnn_opt.search.registry import ENTRY_POINT_GROUP, PLUGINS_ENV, RegistryError
 from fcnn_opt.search.samplers import SAMPLERS, make_sampler, register_sampler
 from fcnn_opt.search.space import SpaceError, parse_spec
@@ -214,23 +214,37 @@ def test_the_built_in_capabilities():
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_the_mirror_recognises_what_the_registries_say_it_draws_and_decides():
-    """The store layer cannot read the search layer's registries, so the mirror still knows
-    Optuna's class names; the capability flags must say the same."""
+def test_the_mirror_does_what_the_registry_entries_say(tmp_path):
+    """The runner's pruning mirror reads the capability flags of the study's entries, not
+    Optuna's class names: a TPE registered again without ``drawn_on_mirror`` is asked of the
+    study, a median pruner without ``decided_on_mirror`` gets no mirror at all."""
     import optuna
 
-    from fcnn_opt.store import mirror, optuna_internals
+    from fcnn_opt.search.mirror import PruningMirror
+    from fcnn_opt.search.plan import RunPlan
+    from fcnn_opt.search.trial_source import TrialSource
+    from fcnn_opt.store import optuna_internals
 
-    if not hasattr(mirror, "samples_here") or not hasattr(mirror, "mirrorable"):
-        pytest.skip("the store's mirror no longer recognises samplers and pruners itself")
-    for entry in SAMPLERS:
-        if not entry.grid:  # the grid sampler needs a study's points
-            assert mirror.samples_here(make_sampler(entry.name, 0)) == entry.drawn_on_mirror, entry.name
     if not optuna_internals.fast_path():
         pytest.skip("no mirror on this Optuna (or FCNN_OPT_PUBLIC_API=1)")
-    for entry in PRUNERS:
-        study = optuna.create_study(pruner=make_pruner(entry.name))
-        assert mirror.mirrorable(study) == entry.decided_on_mirror, entry.name
+    tpe, median = SAMPLERS.get("tpe"), PRUNERS.get("median")
+    register_sampler("tpe_elsewhere", tpe.factory, multi_objective=True)
+    register_pruner("median_elsewhere", median.factory)
+    try:
+        study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", sampler=make_sampler("tpe", 0),
+                                    pruner=make_pruner("median"))
+        assert PruningMirror(study, "tpe", "median").samples
+        assert not PruningMirror(study, "tpe_elsewhere", "median").samples
+        assert not PruningMirror(study, "random", "median").samples_from_history
+        for sampler, pruner, mirrored, drawn in (("tpe", "median", True, True), ("tpe_elsewhere", "median", True, False),
+                                                 ("tpe", "median_elsewhere", False, False)):
+            spec = parse_spec({"study": {"sampler": sampler, "pruner": pruner}, "params": {"units": [2, 4]}})
+            source = TrialSource(study, RunPlan.of(spec))
+            assert (source.mirror is not None) == mirrored, (sampler, pruner)
+            assert (source.mirror is not None and source.mirror.samples) == drawn, (sampler, pruner)
+    finally:
+        SAMPLERS.unregister("tpe_elsewhere")
+        PRUNERS.unregister("median_elsewhere")
 
 
 def test_storages_are_found_by_scheme_and_a_registered_one_opens():

@@ -21,6 +21,11 @@ def worker_study(url: str, seed: int) -> optuna.Study:
         seed=seed, multivariate=True, constant_liar=False))
 
 
+def mirror_of(study: optuna.Study) -> PruningMirror:
+    """The mirror the runner keeps for a TPE study without pruning."""
+    return PruningMirror(study, "tpe", "none")
+
+
 def finished_study(url: str) -> optuna.Study:
     """Twelve finished trials, drawn at random (seeded)."""
     study = optuna.create_study(study_name="s", storage=url, sampler=optuna.samplers.RandomSampler(seed=3))
@@ -41,7 +46,7 @@ def running_in(mirror: PruningMirror) -> list[dict]:
 
 def test_a_trial_running_elsewhere_is_held_while_it_runs_then_replaced_by_its_result(sqlite_url):
     study = finished_study(sqlite_url)
-    here, elsewhere = PruningMirror(worker_study(sqlite_url, 0)), PruningMirror(worker_study(sqlite_url, 1))
+    here, elsewhere = mirror_of(worker_study(sqlite_url, 0)), mirror_of(worker_study(sqlite_url, 1))
     assert here.lies
 
     [other] = elsewhere.ask(draw)
@@ -68,7 +73,7 @@ def test_what_is_held_changes_what_tpe_draws_next(sqlite_url):
     study = finished_study(sqlite_url)
     # Three workers whose samplers happen to draw alike (same seed, same history): the first
     # is running its trial when the others draw.
-    first, holding, blind = (PruningMirror(worker_study(sqlite_url, 0)) for _ in range(3))
+    first, holding, blind = (mirror_of(worker_study(sqlite_url, 0)) for _ in range(3))
     blind.lies = False  # as a sampler that cannot lie: nothing is held
     [running] = first.ask(draw)
     for mirror in (holding, blind):
@@ -85,7 +90,7 @@ def test_what_is_held_changes_what_tpe_draws_next(sqlite_url):
 
 def test_trials_drawn_here_are_not_held_twice_and_carry_no_sampler_notes(sqlite_url):
     study = finished_study(sqlite_url)
-    here = PruningMirror(worker_study(sqlite_url, 0))
+    here = mirror_of(worker_study(sqlite_url, 0))
     [mine] = here.ask(draw)
     here.refresh(ledger.rows(study))
     assert len(running_in(here)) == 1  # its own twin, not a second stand-in
