@@ -10,11 +10,12 @@ which Numba would turn into ``a * a`` (a different rounding in about one case in
 thousand), so the caller passes the squares, computed by NumPy's ``float_power`` (the C
 library's ``pow``); see :func:`fcnn_opt.store.optuna_internals.compiled_tpe_tails`.
 
-:func:`mixture_log_pdf` is the density of TPE's "above" estimator (one kernel per trial) at
-the 24 candidates, the cost of a draw that grows with the study: the same terms as Optuna's,
-summed in one pass over the kernels instead of through (candidates x kernels x dimensions)
-arrays, so not to the same bits; :func:`fcnn_opt.store.optuna_internals.fast_choice` uses it
-only where it picks the candidate Optuna's own arithmetic picks.
+:func:`mixture_terms` (with :func:`log_gauss_mass` and :func:`unique_pairs`) computes the
+density of TPE's "above" estimator (one kernel per trial) at the 24 candidates, the cost of a
+draw that grows with the study: the same terms as Optuna's, summed in one pass over the
+kernels instead of through (candidates x kernels x dimensions) arrays, so not to the same
+bits; :func:`fcnn_opt.store.optuna_internals.fast_choice` uses it only where it picks the
+candidate Optuna's own arithmetic picks.
 
 This module imports Numba: import it only when Numba is installed. The first use compiles
 each function and caches the machine code beside this file for later processes.
@@ -78,16 +79,13 @@ def log_ndtr(a, squares):
     return out.reshape(a.shape)
 
 
-NEGLIGIBLE = -50.0  # a kernel this far (in log density) below a sample's largest adds under 2e-22 of it
-
-
 @njit(cache=True, nogil=True)
-def mixture_log_pdf(base, cat_codes, cat_logw, x, lows, highs, mu, sigma, a, b, disc_at, disc_pair, disc_table):
-    """TPE's mixture log density at each sample: the terms Optuna's
-    ``_MixtureOfProductDistribution.log_pdf`` sums, added kernel-contiguously in another order,
-    then its log-sum-exp without the kernels more than :data:`NEGLIGIBLE` below a sample's
-    largest one (so equal to Optuna's to about 1e-12, not bit for bit: see
-    :func:`fcnn_opt.store.optuna_internals.fast_choice`). NaN where a term is NaN.
+def mixture_terms(base, cat_codes, cat_logw, x, lows, highs, mu, sigma, a, b, disc_at, disc_pair, disc_table):
+    """Each kernel's weighted log density at each sample, ``(samples, kernels)``: the terms
+    Optuna's ``_MixtureOfProductDistribution.log_pdf`` sums before its log-sum-exp, added
+    kernel-contiguously in another order, without its (samples x kernels x dimensions)
+    temporaries (so equal to Optuna's to rounding, not bit for bit: see
+    :func:`fcnn_opt.store.optuna_internals.fast_choice`).
 
     ``base[k]``: kernel k's log weight plus every term that depends on the kernel alone;
     ``cat_logw[d, c, k]``: categorical dimension d's log weight of choice c; ``x[i, d]`` a
@@ -98,9 +96,9 @@ def mixture_log_pdf(base, cat_codes, cat_logw, x, lows, highs, mu, sigma, a, b, 
     ``disc_table[d, u, p]`` a discrete dimension's log mass of the sample value
     ``u = disc_at[i, d]`` under the kernel parameters ``p = disc_pair[d, k]``."""
     n_samples, n_kernels = cat_codes.shape[0], base.shape[0]
-    out = np.empty(n_samples)
-    row = np.empty(n_kernels)
+    out = np.empty((n_samples, n_kernels))
     for i in range(n_samples):
+        row = out[i]
         row[:] = base
         for d in range(cat_codes.shape[1]):
             weights = cat_logw[d, cat_codes[i, d]]
@@ -121,22 +119,6 @@ def mixture_log_pdf(base, cat_codes, cat_logw, x, lows, highs, mu, sigma, a, b, 
             table, pair = disc_table[d, disc_at[i, d]], disc_pair[d]
             for k in range(n_kernels):
                 row[k] += table[pair[k]]
-        top, nan = -np.inf, False
-        for k in range(n_kernels):
-            if row[k] > top:
-                top = row[k]
-            elif row[k] != row[k]:
-                nan = True
-        if nan:
-            out[i] = np.nan
-        elif top == -np.inf:
-            out[i] = -np.inf
-        else:
-            total = 0.0
-            for k in range(n_kernels):
-                if row[k] - top > NEGLIGIBLE:
-                    total += math.exp(row[k] - top)
-            out[i] = math.log(total) + top
     return out
 
 
@@ -165,3 +147,34 @@ def unique_pairs(a, b):
             found += 1
         inverse[i] = slot[h]
     return first_a[:found], first_b[:found], inverse
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _log_ndtr_one(v):
+    """``log Phi(v)`` for one value, as :func:`log_ndtr` (the far tail's square here in
+    Numba's own arithmetic: this one serves :func:`log_gauss_mass`, which needs no exact bits)."""
+    if v > 6:
+        return -_ndtr(-v)
+    if v > -20:
+        return math.log(_ndtr(v))
+    return _far_left(v, v * v)
+
+
+@njit(cache=True, nogil=True)
+def log_gauss_mass(a, b):
+    """The log of the standard normal's mass between ``a`` and ``b`` (arrays of one shape),
+    by the cases of Optuna's ``_truncnorm._log_gauss_mass`` (left tail, right tail by
+    symmetry, centre) with the C library's ``erf``: equal to Optuna's to rounding, for the
+    compiled density of :func:`mixture_terms`'s callers."""
+    flat_a, flat_b = a.ravel(), b.ravel()
+    out = np.empty(flat_a.size)
+    for k in range(flat_a.size):
+        lo, hi = flat_a[k], flat_b[k]
+        if hi <= 0 or lo > 0:
+            if lo > 0:  # the right tail, mirrored into the left
+                lo, hi = -hi, -lo
+            log_hi, log_lo = _log_ndtr_one(hi), _log_ndtr_one(lo)
+            out[k] = log_hi + math.log1p(-math.exp(log_lo - log_hi))
+        else:
+            out[k] = math.log1p(-_ndtr(lo) - _ndtr(-hi))
+    return out.reshape(a.shape)

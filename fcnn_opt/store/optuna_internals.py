@@ -72,11 +72,9 @@ Private names relied on, and why:
 - For the large "above" estimator, :func:`fast_choice` evaluates the density of the
   estimator's ``_mixture_distribution`` (its ``weights`` and distributions, as 5.x lays
   them out: ``_BatchedCategoricalDistributions`` and numerical ones with ``adapted_low``,
-  ``adapted_high``, ``is_log``, ``step``) at the samples ``_transform`` gives, with the
-  per-kernel pieces from ``optuna.samplers._tpe._truncnorm._log_gauss_mass`` and
-  ``optuna.samplers._tpe.probability_distributions._log_gauss_mass_unique``, as Optuna's
-  ``log_pdf`` computes them (the distinct kernels of a discrete dimension found by hashing,
-  :func:`fcnn_opt.store._tpe_compiled.unique_pairs`, where Optuna sorts).
+  ``adapted_high``, ``is_log``, ``step``) at the samples ``_transform`` gives, term by term
+  as Optuna's ``log_pdf`` does (its Gaussian masses compiled:
+  :mod:`fcnn_opt.store._tpe_compiled`).
 - ``Trial._cached_frozen_trial``, ``._relative_params``, ``._fixed_params`` (and its public
   ``study``, ``storage``, ``relative_search_space``): :func:`new_trial` gives a trial just
   created in bulk its ``Trial`` object without reading it back, where ``Trial.__init__``
@@ -406,19 +404,15 @@ def _rdb_rows(backend, study_id: int, keys: tuple[str, ...], after: tuple[int | 
     trials = models.TrialModel.__table__
     attrs = models.TrialSystemAttributeModel.__table__
     beats = models.TrialHeartbeatModel.__table__
-    which = trials.c.study_id == study_id
-    if after is not None:  # the study's newer trials by its index's range, the others by their key
-        which = sa.and_(which, trials.c.trial_id > after[0])
-        again = [trial_id for trial_id, _ in reread]
-        if again:
-            which = sa.or_(which, trials.c.trial_id.in_(again))
+    if after is not None:
+        return _rdb_rows_since(backend, study_id, keys, after[0], [trial_id for trial_id, _ in reread])
     query = (
         sa.select(trials.c.trial_id, trials.c.number, trials.c.state, attrs.c.key, attrs.c.value_json,
                   beats.c.heartbeat)
         .select_from(
             trials.outerjoin(attrs, sa.and_(attrs.c.trial_id == trials.c.trial_id, attrs.c.key.in_(list(keys))))
             .outerjoin(beats, beats.c.trial_id == trials.c.trial_id))
-        .where(which))
+        .where(trials.c.study_id == study_id))
     with backend.engine.connect() as conn:
         result = conn.execute(query).all()
     merged: dict[int, dict] = {}
@@ -428,6 +422,37 @@ def _rdb_rows(backend, study_id: int, keys: tuple[str, ...], after: tuple[int | 
         if key is not None:
             row["system_attrs"][key] = json.loads(value)
     return sorted((TrialRow(**r) for r in merged.values()), key=lambda r: r.number)
+
+
+def _rdb_rows_since(backend, study_id: int, keys: tuple[str, ...], after_id: int, reread: list[int]) -> list[TrialRow]:
+    """The study's trials with ids above ``after_id`` and those of ``reread``: the trial rows
+    by their primary key alone (the study is checked here: PostgreSQL's planner, its
+    statistics lagging behind a growing study, scans the whole study by its index when the
+    query names it), then their attributes and heartbeats by trial id. Three short queries
+    whose cost follows the rows asked for, not the study's size."""
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trials = models.TrialModel.__table__
+    attrs = models.TrialSystemAttributeModel.__table__
+    beats = models.TrialHeartbeatModel.__table__
+    which = trials.c.trial_id > after_id
+    if reread:
+        which = sa.or_(which, trials.c.trial_id.in_(reread))
+    with backend.engine.connect() as conn:
+        found = [r for r in conn.execute(sa.select(trials.c.trial_id, trials.c.number, trials.c.state,
+                                                   trials.c.study_id).where(which)).all() if r[3] == study_id]
+        ids = [r[0] for r in found]
+        system: dict[int, dict] = {trial_id: {} for trial_id in ids}
+        beat: dict[int, Any] = {}
+        if ids:
+            for trial_id, key, value in conn.execute(sa.select(attrs.c.trial_id, attrs.c.key, attrs.c.value_json)
+                                                     .where(attrs.c.trial_id.in_(ids), attrs.c.key.in_(list(keys)))):
+                system[trial_id][key] = json.loads(value)
+            beat = dict(conn.execute(sa.select(beats.c.trial_id, beats.c.heartbeat).where(beats.c.trial_id.in_(ids)))
+                        .all())
+    return sorted((TrialRow(trial_id, number, state, system[trial_id], beat.get(trial_id))
+                   for trial_id, number, state, _ in found), key=lambda r: r.number)
 
 
 def study_user_attrs(backend, study_id: int) -> dict[str, Any]:
@@ -993,9 +1018,9 @@ def _compiled_tails_on() -> bool:
 
 def fast_choice(mpe_below, mpe_above, samples: dict) -> int | None:
     """The candidate TPE picks among ``samples`` (the index Optuna's ``_compare`` takes from
-    ``below.log_pdf - above.log_pdf``), with the density of the large ``mpe_above`` evaluated
-    by the compiled :func:`~fcnn_opt.store._tpe_compiled.mixture_log_pdf`; None where that
-    cannot decide (then the caller evaluates Optuna's own way).
+    ``below.log_pdf - above.log_pdf``), with both estimators' densities evaluated by the
+    compiled :func:`~fcnn_opt.store._tpe_compiled.mixture_terms`; None where that cannot
+    decide (then the caller evaluates Optuna's own way).
 
     The compiled sums run in another order than NumPy's, so they may differ from Optuna's in
     the last bits (about 1e-12 at most, on values of order 1 to 100). The pick is taken only
@@ -1010,9 +1035,10 @@ def fast_choice(mpe_below, mpe_above, samples: dict) -> int | None:
     if not _compiled_tails_on() or len(mpe_above._mixture_distribution.weights) < COMPILED_FROM:
         return None
     above = _compiled_log_pdf(mpe_above, samples)
-    if above is None:
+    below = _compiled_log_pdf(mpe_below, samples) if above is not None else None
+    if below is None:
         return None
-    acquisition = mpe_below.log_pdf(samples) - above
+    acquisition = below - above
     if not np.all(np.isfinite(acquisition)):
         return None
     rows = np.column_stack([np.asarray(v, dtype=float) for v in samples.values()])
@@ -1033,17 +1059,9 @@ def _compiled_log_pdf(mpe, samples: dict):
     """``mpe.log_pdf(samples)`` through the compiled mixture density (to rounding), or None
     where the mixture is not laid out as in Optuna 5."""
     import numpy as np
-    from optuna.samplers._tpe import _truncnorm
+    from optuna.samplers._tpe.probability_distributions import _BatchedCategoricalDistributions
 
-    try:  # Optuna 4.x lacks the second (and lays the mixture out otherwise)
-        from optuna.samplers._tpe.probability_distributions import (
-            _BatchedCategoricalDistributions,
-            _log_gauss_mass_unique,
-        )
-    except ImportError:
-        return None
-
-    from fcnn_opt.store._tpe_compiled import mixture_log_pdf, unique_pairs
+    from fcnn_opt.store._tpe_compiled import log_gauss_mass, mixture_terms, unique_pairs
 
     mixture = mpe._mixture_distribution
     x = np.asarray(mpe._transform(samples), dtype=float)
@@ -1071,7 +1089,7 @@ def _compiled_log_pdf(mpe, samples: dict):
         mus = np.stack([d.mu for _, d in conts]).astype(float)
         sigmas = np.stack([d.sigma for _, d in conts]).astype(float)
         a, b = (lows[:, None] - mus) / sigmas, (highs[:, None] - mus) / sigmas  # Optuna's, transposed
-        base = base - (0.5 * math.log(2 * math.pi) + _truncnorm._log_gauss_mass(a, b) + np.log(sigmas)).sum(axis=0)
+        base = base - (0.5 * math.log(2 * math.pi) + log_gauss_mass(a, b) + np.log(sigmas)).sum(axis=0)
     else:
         xs, lows, highs, mus, sigmas, a, b = (np.zeros((n, 0)), np.zeros(0), np.zeros(0),
                                               *(np.zeros((0, n_kernels)) for _ in range(4)))
@@ -1082,8 +1100,8 @@ def _compiled_log_pdf(mpe, samples: dict):
         half = d.step / 2
         left = np.log(values - half) if d.is_log else values - half
         right = np.log(values + half) if d.is_log else values + half
-        tables.append(_log_gauss_mass_unique((left[:, None] - mu) / sigma, (right[:, None] - mu) / sigma))
-        base = base - _truncnorm._log_gauss_mass((d.adapted_low - mu) / sigma, (d.adapted_high - mu) / sigma)[pair]
+        tables.append(log_gauss_mass((left[:, None] - mu) / sigma, (right[:, None] - mu) / sigma))
+        base = base - log_gauss_mass((d.adapted_low - mu) / sigma, (d.adapted_high - mu) / sigma)[pair]
         at.append(value_at.reshape(-1))
         pairs.append(pair)
     table = np.zeros((len(discs), max([t.shape[0] for t in tables], default=1),
@@ -1092,8 +1110,19 @@ def _compiled_log_pdf(mpe, samples: dict):
         table[j, :t.shape[0], :t.shape[1]] = t
     disc_at = np.stack(at, axis=1).astype(np.int64) if discs else np.zeros((n, 0), dtype=np.int64)
     disc_pair = np.stack(pairs).astype(np.int64) if discs else np.zeros((0, n_kernels), dtype=np.int64)
-    return mixture_log_pdf(*[np.ascontiguousarray(v) for v in (base, cat_codes, cat_logw, xs, lows, highs, mus,
-                                                                sigmas, a, b, disc_at, disc_pair, table)])
+    terms = mixture_terms(*[np.ascontiguousarray(v) for v in (base, cat_codes, cat_logw, xs, lows, highs, mus,
+                                                               sigmas, a, b, disc_at, disc_pair, table)])
+    # Optuna's log-sum-exp, with terms more than 700 below a sample's largest (under 1e-304 of
+    # it) lifted to that: NumPy's exp is slow where it underflows
+    top = terms.max(axis=1)
+    empty = np.isneginf(top)
+    top[empty] = 0.0
+    terms -= top[:, None]
+    np.maximum(terms, -700.0, out=terms)
+    np.exp(terms, out=terms)
+    density = np.log(terms.sum(axis=1)) + top
+    density[empty] = -np.inf
+    return density
 
 
 @functools.cache

@@ -34,7 +34,8 @@ def suggest(trial) -> float:
     widths = [trial.suggest_int(f"units_l{i + 1}", 2, 64, log=True) for i in range(trial.suggest_int("n_layers", 1, 3))]
     activation = trial.suggest_categorical("activation", ["relu", "tanh", "sigmoid"])
     batch = trial.suggest_categorical("batch_size", [32, 64, 128, 256])
-    return (math.log10(lr) + 2.5) ** 2 + sum(math.log2(w) for w in widths) / 10 + (activation == "tanh") / 3 + batch / 1e3
+    widths_term = sum(math.log2(w) for w in widths) / 10
+    return (math.log10(lr) + 2.5) ** 2 + widths_term + (activation == "tanh") / 3 + batch / 1e3
 
 
 def objective(trial) -> float:
