@@ -24,16 +24,14 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's fcnn_opt
 
-from scaling import W2, fresh_database  # noqa: E402  (benchmarks/scaling.py, beside this file)
+from scaling import run_row  # noqa: E402  (benchmarks/scaling.py, beside this file)
 
 from fcnn_opt.cli.text import table  # noqa: E402
 from fcnn_opt.search.cluster import run_on_cluster  # noqa: E402
-from fcnn_opt.search.space import load_spec  # noqa: E402
 from fcnn_opt.search.workers import run_parallel  # noqa: E402
 
 WAYS = {
@@ -45,23 +43,7 @@ WAYS = {
 
 def run(way: str, n_trials: int, admin_url: str) -> list:
     """One run of W2 the ``way`` given, in a fresh database; its table row."""
-    import optuna
-
-    spec = load_spec(W2).with_overrides(n_trials=n_trials)
-    url, drop = fresh_database(admin_url)
-    load = os.getloadavg()[0]  # the machine is shared: how busy it was when the run started
-    try:
-        start = time.perf_counter()
-        summary = WAYS[way](spec, url)
-        wall = time.perf_counter() - start
-        trials = optuna.load_study(study_name=spec.name, storage=url).trials
-    finally:
-        drop()
-    epochs = sum(t.user_attrs.get("epochs_run", 0) for t in trials)
-    c = summary.counts
-    errors = c.failed + len(summary.failed_workers)
-    return [way, c.done, c.complete, c.pruned, errors, c.skipped, epochs, round(wall, 1), round(c.done / wall, 2),
-            round(epochs / wall), round(summary.best_value, 4), round(load, 1)]
+    return run_row(way, WAYS[way], n_trials, admin_url)
 
 
 def main() -> None:

@@ -55,6 +55,15 @@ def fresh_database(admin_url: str) -> tuple[str, callable]:
 
 
 def run(workers: int, n_trials: int, admin_url: str) -> list:
+    """One run of W2 with ``workers`` local workers, in a fresh database; its table row."""
+    return run_row(workers, lambda spec, url: run_parallel(spec, storage=url, n_workers=workers, progress=False,
+                                                           artifacts=False), n_trials, admin_url)
+
+
+def run_row(label, start_study, n_trials: int, admin_url: str) -> list:
+    """W2 run by ``start_study(spec, url)`` (which returns its RunSummary) in a fresh database;
+    the table row that starts with ``label``: trials done, complete, pruned, errors, surplus,
+    epochs trained, wall s, trials/s, epochs/s, best value, the machine's load at the start."""
     import optuna
 
     spec = load_spec(W2).with_overrides(n_trials=n_trials)
@@ -62,7 +71,7 @@ def run(workers: int, n_trials: int, admin_url: str) -> list:
     load = os.getloadavg()[0]  # the machine is shared: how busy it was when the run started
     try:
         start = time.perf_counter()
-        summary = run_parallel(spec, storage=url, n_workers=workers, progress=False, artifacts=False)
+        summary = start_study(spec, url)
         wall = time.perf_counter() - start
         trials = optuna.load_study(study_name=spec.name, storage=url).trials
     finally:
@@ -70,7 +79,7 @@ def run(workers: int, n_trials: int, admin_url: str) -> list:
     epochs = sum(t.user_attrs.get("epochs_run", 0) for t in trials)
     c = summary.counts
     errors = c.failed + len(summary.failed_workers)
-    return [workers, c.done, c.complete, c.pruned, errors, c.skipped, epochs, round(wall, 1),
+    return [label, c.done, c.complete, c.pruned, errors, c.skipped, epochs, round(wall, 1),
             round(c.done / wall, 2), round(epochs / wall), round(summary.best_value, 4), round(load, 1)]
 
 

@@ -90,6 +90,26 @@ def require_service(name: str, reason: str) -> None:
 # A small real study for the figure, report and dashboard tests: random sampling with median
 # pruning on 4-class circles, so it has complete and pruned trials, a log-scaled float, an
 # integer and a categorical hyperparameter, and an artifact per finished trial.
+# Workers' tests: heartbeats each second, a trial stale after 3 s without one; a quick TPE study.
+FAST_HEARTBEAT = {"FCNN_OPT_HEARTBEAT": "1", "FCNN_OPT_GRACE": "3"}
+
+FAST_TPE = """
+[study]
+name = "fast"
+sampler = "tpe"
+pruner = "none"
+n_trials = {n}
+seed = 5
+[dataset]
+name = "xor"
+n_points = 400
+[params]
+epochs = {epochs}
+lr = {{ low = 1e-3, high = 1e-1, log = true }}
+units = [2, 4, 8]
+activation = ["relu", "tanh"]
+"""
+
 SMALL_STUDY = {
     "study": {"name": "small", "sampler": "random", "pruner": "median", "n_trials": 12, "seed": 2},
     "dataset": {"name": "circles", "n_points": 400},

@@ -157,8 +157,9 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1,
         study = load_study(opened, study_name)
         candidates = choose_trials(study, trial, top)
         data = _data_of(study, candidates[0], artifact_dir)
-        held_out = _out_of_fold(candidates, data.task, artifact_dir) if len(candidates) > 1 else None
-        if held_out is not None:  # every candidate was cross-validated: choose members and weights on it
+        held_out = _out_of_fold(candidates, data.task, artifact_dir)
+        selects = held_out is not None and len(candidates) > 1
+        if selects:  # every candidate was cross-validated: choose members and weights on it
             weights = select_ensemble(data.task, held_out, pooled_rows(data)[1])
             order = sorted((i for i in range(len(candidates)) if weights[i] > 0), key=lambda i: (-weights[i], i))
         else:
@@ -180,7 +181,8 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1,
             refit_ones.append(i)
         chosen = [candidates[i] for i in refit_ones]
         shares = weights[refit_ones] / weights[refit_ones].sum()
-        p, y, source = _held_out_predictions(study, chosen, shares, data, artifact_dir)
+        folds = None if held_out is None else [held_out[i] for i in refit_ones]
+        p, y, source = _held_out_predictions(study, chosen, shares, data, folds, artifact_dir)
         temperature, before, after = 1.0, None, None
         if source:
             temperature = fit_temperature(data.task, p, y)
@@ -196,7 +198,7 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1,
                 "loss_before": before, "loss_after": after,
                 "activations": [(t.user_attrs.get("config") or {}).get("activation", "relu") for t in chosen],
                 RUN_FILE_ATTR: run_file}
-        if held_out is not None:
+        if selects:
             attr["weights"] = [round(float(w), 6) for w in shares]
             attr["selected"] = len(order)  # members the selection chose (more than refit when time ran out)
             attr["candidates"] = len(candidates)
@@ -257,14 +259,13 @@ def _out_of_fold(trials, task: str, artifact_dir) -> list[np.ndarray] | None:
     return [_as_output(task, f) for f in folds] if all(f is not None for f in folds) else None
 
 
-def _held_out_predictions(study, chosen, shares, data, artifact_dir) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+def _held_out_predictions(study, chosen, shares, data, folds, artifact_dir) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     """The chosen trials' prediction of rows none of their networks trained on, averaged with
-    ``shares``, with the labels, and where they come from: out of fold when every chosen trial
-    was cross-validated, else the validation split (each trial's own network). Nothing for
-    regression."""
+    ``shares``, with the labels, and where they come from: out of fold (``folds``, the chosen
+    trials' out-of-fold predictions, when every one was cross-validated), else the validation
+    split (each trial's own network). Nothing for regression."""
     if data.task not in (BINARY, MULTICLASS):
         return None, None, ""
-    folds = _out_of_fold(chosen, data.task, artifact_dir)
     if folds is not None:
         return np.tensordot(shares, np.asarray(folds), axes=1), pooled_rows(data)[1], "out-of-fold"
     try:

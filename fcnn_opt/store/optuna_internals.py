@@ -101,6 +101,7 @@ stderr says so, naming the version or the missing name.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import math
 import os
@@ -180,7 +181,6 @@ def optuna_version() -> tuple[int, ...]:
 
 def missing_private_names() -> list[str]:
     """The private names of :data:`_PRIVATE_NAMES` that the installed Optuna lacks."""
-    import importlib
     import inspect
 
     missing = []
@@ -191,11 +191,7 @@ def missing_private_names() -> list[str]:
             if not _assigned_in_source(module_name, dotted):
                 missing.append(f"{module_name}.{dotted}")
             continue
-        try:
-            obj: Any = importlib.import_module(module_name)
-            for part in dotted.split("."):
-                obj = getattr(obj, part)
-        except (ImportError, AttributeError):
+        if not _resolves(module_name, dotted):
             missing.append(f"{module_name}.{dotted}")
     for module_name, class_name, names in _INSTANCE_NAMES:
         try:
@@ -206,6 +202,17 @@ def missing_private_names() -> list[str]:
             assigned = set()
         missing += [f"{module_name}.{class_name}().{name}" for name in names if name not in assigned]
     return missing
+
+
+def _resolves(module_name: str, dotted: str) -> bool:
+    """Whether ``dotted`` (``"Class.attr"``) names something in the importable module ``module_name``."""
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in dotted.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return False
+    return True
 
 
 def _assigned_in_source(module_name: str, name: str) -> bool:
@@ -953,7 +960,6 @@ def indexed_tpe(sampler) -> bool:
 def missing_tpe_names() -> tuple[str, ...]:
     """The private names the indexed TPE needs that the installed Optuna lacks (then the
     mirror's TPE is Optuna's own, unindexed)."""
-    import importlib
     import inspect
 
     import optuna
@@ -962,11 +968,7 @@ def missing_tpe_names() -> tuple[str, ...]:
     for module_name, dotted in (("optuna.samplers._tpe.sampler", "default_gamma"),
                                 ("optuna.samplers._tpe.parzen_estimator", "_ParzenEstimator"),
                                 ("optuna.search_space.group_decomposed", "_SearchSpaceGroup.add_distributions")):
-        try:
-            obj: Any = importlib.import_module(module_name)
-            for part in dotted.split("."):
-                obj = getattr(obj, part)
-        except (ImportError, AttributeError):
+        if not _resolves(module_name, dotted):
             missing.append(f"{module_name}.{dotted}")
     tpe = optuna.samplers.TPESampler
     missing += [f"TPESampler.{name}" for name in ("_sample", "_sample_relative", "_get_internal_repr",

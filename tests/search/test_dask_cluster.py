@@ -22,26 +22,17 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import cli_env, gate_env, held_trials, open_gate, require_service, run_cli, write_toml
-
-FAST_HEARTBEAT = {"FCNN_OPT_HEARTBEAT": "1", "FCNN_OPT_GRACE": "3"}
-
-FAST_TPE = """
-[study]
-name = "fast"
-sampler = "tpe"
-pruner = "none"
-n_trials = {n}
-seed = 5
-[dataset]
-name = "xor"
-n_points = 400
-[params]
-epochs = {epochs}
-lr = {{ low = 1e-3, high = 1e-1, log = true }}
-units = [2, 4, 8]
-activation = ["relu", "tanh"]
-"""
+from conftest import (
+    FAST_HEARTBEAT,
+    FAST_TPE,
+    cli_env,
+    gate_env,
+    held_trials,
+    open_gate,
+    require_service,
+    run_cli,
+    write_toml,
+)
 
 GRID6 = """
 [study]

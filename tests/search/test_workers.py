@@ -18,11 +18,19 @@ from collections import Counter
 
 import optuna
 import pytest
-from conftest import cli_env, gate_env, held_trials, history, open_gate, run_cli, write_toml
+from conftest import (
+    FAST_HEARTBEAT,
+    FAST_TPE,
+    cli_env,
+    gate_env,
+    held_trials,
+    history,
+    open_gate,
+    run_cli,
+    write_toml,
+)
 
 # Short heartbeats so a dead worker is noticed in seconds; every worker of a study shares them.
-FAST_HEARTBEAT = {"FCNN_OPT_HEARTBEAT": "1", "FCNN_OPT_GRACE": "3"}
-
 GRID12 = """
 [study]
 name = "grid12"
@@ -35,23 +43,6 @@ n_points = 400
 epochs = 500
 units = [2, 3, 4, 6]
 lr = [0.003, 0.03, 0.3]
-"""
-
-FAST_TPE = """
-[study]
-name = "fast"
-sampler = "tpe"
-pruner = "none"
-n_trials = {n}
-seed = 5
-[dataset]
-name = "xor"
-n_points = 400
-[params]
-epochs = {epochs}
-lr = {{ low = 1e-3, high = 1e-1, log = true }}
-units = [2, 4, 8]
-activation = ["relu", "tanh"]
 """
 
 # A worker killed mid-trial: the test holds the victim's trial at a gate (tests/gate/).
