@@ -325,16 +325,6 @@ def test_a_numpy_study_loads_no_other_framework(tmp_path):
 
 # --- docstrings -----------------------------------------------------------------------------
 
-# Public names still without a docstring, in files others are rewriting now: remove an entry
-# once its docstring is written (the test fails on an entry that has one).
-PENDING_DOCSTRINGS = {
-    "fcnn_opt.store.optuna_internals.optuna_version",
-    "fcnn_opt.store.optuna_internals.range_text",
-    "fcnn_opt.store.optuna_internals.study_id_of",
-    "fcnn_opt.store.optuna_internals.is_journal",
-}
-
-
 def undocumented(path: Path, module: str) -> list[str]:
     """The public functions, classes and methods of a module (no leading underscore, on any
     name of their path, nested functions left out) that have no docstring."""
@@ -363,10 +353,7 @@ def test_every_public_function_and_class_has_a_docstring():
     missing = []
     for module, path in ARCH.modules().items():
         missing += undocumented(path, module)
-    unlisted = sorted(set(missing) - PENDING_DOCSTRINGS)
-    assert not unlisted, "public names without a docstring (say what it does and returns):\n" + "\n".join(unlisted)
-    done = sorted(PENDING_DOCSTRINGS - set(missing))
-    assert not done, f"documented now: remove from PENDING_DOCSTRINGS: {done}"
+    assert not missing, "public names without a docstring (say what it does and returns):\n" + "\n".join(missing)
 
 
 def test_the_docstring_check_would_catch_one(tmp_path):

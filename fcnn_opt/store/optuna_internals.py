@@ -170,6 +170,8 @@ _trial_ids: dict[tuple[int, int, int], int] = {}  # (id(storage), study id, numb
 
 
 def optuna_version() -> tuple[int, ...]:
+    """The installed Optuna's version as numbers, ``(major, minor, patch)``; a pre-release
+    suffix is dropped (``"4.3.0rc1"`` gives ``(4, 3, 0)``)."""
     import optuna
 
     parts = []
@@ -239,6 +241,7 @@ def _source_assignment(module_name: str, name: str) -> str | None:
 
 
 def range_text() -> str:
+    """The tested Optuna range as a requirement specifier, e.g. ``">=4.3,<5.2"``."""
     (lo_major, lo_minor), (hi_major, hi_minor) = TESTED_RANGE
     return f">={lo_major}.{lo_minor},<{hi_major}.{hi_minor}"
 
@@ -327,6 +330,8 @@ def storage_of(study):
 
 
 def study_id_of(study) -> int:
+    """The storage id of an ``optuna.Study`` (read from the study on the fast path, else asked
+    of its storage by name)."""
     if fast_path():
         return study._study_id
     return storage_of(study).get_study_id_from_name(study.study_name)
@@ -358,6 +363,7 @@ def rdb_backend(storage):
 
 
 def is_journal(storage) -> bool:
+    """Whether ``storage`` is Optuna's journal storage (a journal file, or Redis)."""
     import optuna
 
     return isinstance(storage, optuna.storages.JournalStorage)
