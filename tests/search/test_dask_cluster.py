@@ -274,6 +274,38 @@ def test_ctrl_c_stops_the_cluster_run_and_the_same_command_resumes(tmp_path, pg_
     assert by_state(pg_url, "fast")["COMPLETE"] == 8
 
 
+@pytest.mark.postgres
+def test_worker_resources_place_every_task_on_a_worker_that_declares_them(tmp_path, pg_url, dask_cluster,
+                                                                          _dask_processes):
+    """``--worker-resources GPU=1``: of four Dask workers only one declares ``GPU=1`` (as a
+    machine with one GPU would, ``dask worker --resources GPU=1``); the run submits as many
+    tasks as that worker can hold (one) and its trials all run under it."""
+    import psutil
+
+    distributed = _distributed()
+    # (named worker9: the log file is worker9.log, the command `dask worker`)
+    gpu = _dask_processes._start("worker9", "--scheduler-file", str(_dask_processes.scheduler_file),
+                                 "--nthreads", "1", "--no-dashboard", "--memory-limit", "0",
+                                 "--resources", "GPU=1")
+    try:
+        with distributed.Client(dask_cluster.address, timeout=60) as client:
+            client.wait_for_workers(4, timeout=120)
+        config = write_toml(tmp_path / "fast.toml", FAST_TPE.format(n=6, epochs=50))
+        proc = popen_cli("study", "--config", config, "--storage", pg_url, "--cluster", dask_cluster.address,
+                         "--worker-resources", "GPU=1", "--no-progress", "--no-artifacts", cwd=tmp_path)
+        (pid, _), = held_by(dask_cluster.gate, 1, proc).items()
+        assert gpu.pid in {p.pid for p in psutil.Process(pid).parents()}  # under the GPU worker
+        open_gate(dask_cluster.gate)
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert "1 worker task on the Dask cluster" in out
+        done = [t for t in trials(pg_url, "fast") if t.state.name == "COMPLETE"]
+        assert len(done) == 6 and {t.user_attrs["worker"].rsplit(":", 1)[1] for t in done} == {str(pid)}
+    finally:
+        gpu.kill()
+        gpu.wait()
+
+
 def test_a_local_cluster_runs_as_many_trials_as_local_workers(tmp_path):
     """``--cluster local:2`` (a LocalCluster here) against ``--workers 2``: the same budget,
     exactly, on the same SQLite file (a local cluster may share one)."""
