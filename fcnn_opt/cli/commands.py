@@ -25,7 +25,7 @@ from fcnn_opt.search.refit import refit
 from fcnn_opt.search.registry import PluginError, RegistryError
 from fcnn_opt.search.runner import StudyError, as_stored, prepare_study, run_study
 from fcnn_opt.search.samplers import SAMPLERS
-from fcnn_opt.search.space import SEED_GRID, SpaceError, load_spec, parse_spec
+from fcnn_opt.search.space import REFIT_MEMBERS, SEED_GRID, SpaceError, load_spec, parse_spec
 from fcnn_opt.search.trial_source import DatabaseLost
 from fcnn_opt.search.workers import run_parallel, run_worker, wait_for_go
 from fcnn_opt.show.artifacts import PICTURE_MODES
@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--trial", type=int, metavar="N", help="refit this trial's settings")
     which.add_argument("--top", type=int, metavar="K", default=1,
                        help="refit each of the K best complete trials and average their outputs (default 1)")
+    p.add_argument("--members", choices=REFIT_MEMBERS, default="refit",
+                   help="what each chosen trial adds: refit (its settings trained again on every row; default) "
+                        "or folds (the networks its cross-validation trained, one per fold: nothing is trained)")
     _add_artifact_dir(p)
     p.set_defaults(func=cmd_refit)
 
@@ -395,9 +398,10 @@ REFIT_SHARE = 0.1  # of a time budget, kept for [study] refit after the search
 
 def _search_time(spec, given: float | None) -> float | None:
     """The search's time budget: with ``[study] refit``, a tenth of it is kept for the refit,
-    which refits as many of the best trials as the rest of the budget allows."""
+    which refits as many of the best trials as the rest of the budget allows (an ensemble of
+    fold networks, ``members = "folds"``, trains nothing and needs none of it)."""
     budget = given if given is not None else spec.timeout
-    if budget is None or not spec.refit:
+    if budget is None or not spec.refit or spec.refit_members == "folds":
         return given
     return budget * (1 - REFIT_SHARE)
 
@@ -405,8 +409,8 @@ def _search_time(spec, given: float | None) -> float | None:
 def _refit_after_search(args, spec, name: str, artifact_dir, deadline: float | None) -> int:
     """``[study] refit``: refit the best trial (or the k best) once the search has ended."""
     try:
-        summary = refit(args.storage or default_url(), name, top=spec.refit, artifact_dir=artifact_dir,
-                        deadline=deadline)
+        summary = refit(args.storage or default_url(), name, top=spec.refit, members=spec.refit_members,
+                        artifact_dir=artifact_dir, deadline=deadline)
     except ModelError as exc:
         print(f"fcnn_opt study: the refit ([study] refit) failed: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -643,7 +647,7 @@ def cmd_refit(args) -> int:
 
     try:
         summary = refit(args.storage or default_url(), args.study_name, trial=args.trial, top=args.top,
-                        artifact_dir=args.artifact_dir, progress=progress)
+                        members=args.members, artifact_dir=args.artifact_dir, progress=progress)
     except ModelError as exc:
         raise UsageError(str(exc)) from None
     print("\n".join(summary.lines()))

@@ -210,6 +210,16 @@ def ensemble_text(trials: list[int], weights: list[float] | None) -> str:
     return ", ".join(f"{t} ({w:.0%})".replace("%", " %") for t, w in zip(trials, weights, strict=True))
 
 
+def fold_ensemble_text(trials: list[int], weights: list[float] | None) -> str:
+    """An ensemble of fold networks (one entry per network in ``trials`` and ``weights``) in
+    words: ``"the 10 cross-validation networks of trials 4 (60 %), 33 (40 %)"``."""
+    numbers = list(dict.fromkeys(trials))
+    shares = None if weights is None else [sum(w for t, w in zip(trials, weights, strict=True) if t == n)
+                                           for n in numbers]
+    which = f"trial {numbers[0]}" if len(numbers) == 1 else f"trials {ensemble_text(numbers, shares)}"
+    return f"the {len(trials)} cross-validation networks of {which}"
+
+
 def apply_temperature(task: str, p: np.ndarray, temperature: float) -> np.ndarray:
     """Probabilities ``p`` (binary: of class 1, ``(n,)``; multiclass ``(n, k)``) with their
     log-odds divided by ``temperature``; values (regression) as they are."""
@@ -248,12 +258,15 @@ def refit_model(study, artifact_dir=None, raw: bool = True) -> EnsembleModel | N
                                     study_name=study.study_name, trial_number=number, value=trial.value,
                                     config=trial.user_attrs.get("config") or {}, input_scaling=input_scaling))
     weights = attr.get("weights")  # refits before ensemble selection averaged equally
-    what = (f"the refit of trial {attr['trials'][0]}" if len(members) == 1
-            else f"the refit ensemble of trials {ensemble_text(attr['trials'], weights)}")
+    if attr.get("members") == "folds":
+        description = f"{fold_ensemble_text(attr['trials'], weights)}, each trained on its folds' rows"
+    else:
+        what = (f"the refit of trial {attr['trials'][0]}" if len(members) == 1
+                else f"the refit ensemble of trials {ensemble_text(attr['trials'], weights)}")
+        description = f"{what}, trained on all {attr.get('rows', 0):,} rows outside the test split"
     return EnsembleModel(members=members, temperature=float(attr.get("temperature", 1.0)), weights=weights,
                          study_name=study.study_name, trials=list(attr["trials"]), rows=int(attr.get("rows", 0)),
-                         value=first.value, description=f"{what}, trained on all {attr.get('rows', 0):,} rows "
-                                                        "outside the test split")
+                         value=first.value, description=description)
 
 
 def load_study(storage, study_name: str):

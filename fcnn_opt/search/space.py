@@ -80,11 +80,15 @@ _RESOURCE_KEYS = {"max", "min", "decay"}  # successive halving keeps 1 in RUNG_F
 DEFAULT_ANNEAL = 0.2  # the share of a time budget spent continuing the best constant-rate trials
 MAX_REPEATS = 100
 MAX_REFIT = 20  # [study] refit = { top = K }: at most this many trials averaged
+# [study] refit = { members = ... }: what the chosen trials hand over (fcnn_opt.search.refit):
+# their settings trained again on every row, or the networks their cross-validation trained.
+REFIT_MEMBERS = ("refit", "folds")
 # A study on a table whose file says nothing of folds or refit gets these: the settings that
 # won `bench --tables` (docs/performance.md). The built-in 2-D datasets keep one validation
 # split and no refit, as the seed article's experiments had them.
 TABLE_FOLDS = 5
 TABLE_REFIT = 10
+TABLE_MEMBERS = "folds"  # where the study cross-validates: its chosen trials' fold networks
 _RANGE_KEYS = {"low", "high", "log", "step", "per_layer"}
 _CHOICE_KEYS = {"choices", "per_layer"}
 MAX_LAYERS = 8
@@ -163,6 +167,9 @@ class StudySpec:
     # refit the best trial (1) or the k best, averaged (k), on every row once the search ends;
     # 0: no refit (see fcnn_opt.search.refit). Not part of the fingerprint: trials are the same.
     refit: int = 0
+    # what each chosen trial adds to the ensemble: "refit" (its settings trained again on every
+    # row) or "folds" (the K networks its cross-validation trained; no training after the search)
+    refit_members: str = "refit"
     source: str = "<defaults>"
     train_seed_fixed: bool = field(default=False, repr=False)
     # the settings the table defaults filled in ("folds", "refit"): the file said nothing of them
@@ -290,6 +297,8 @@ class StudySpec:
             study["anneal"] = self.anneal
         if self.refit:
             study["refit"] = {"top": self.refit}
+            if self.refit_members != "refit":
+                study["refit"]["members"] = self.refit_members
         return {"study": study, "dataset": dict(self.dataset),
                 "params": {name: p.to_toml() for name, p in self.params.items()}}
 
@@ -303,8 +312,8 @@ class StudySpec:
         if "folds" in self.table_defaults:
             data.pop("folds", None)
             anneal = _parse_anneal({"repeats": self.repeats}, self.params, self.objectives, self.source)
-        refit = 0 if "refit" in self.table_defaults else self.refit
-        return replace(self, dataset=data, anneal=anneal, refit=refit, table_defaults=())
+        refit, members = (0, "refit") if "refit" in self.table_defaults else (self.refit, self.refit_members)
+        return replace(self, dataset=data, anneal=anneal, refit=refit, refit_members=members, table_defaults=())
 
     def with_overrides(self, *, lib: str | None = None, dataset: str | None = None,
                        seed: int | None = None, sampler: str | None = None,
@@ -339,6 +348,11 @@ class StudySpec:
             data["folds"] = folds
             _check_folds(data, "--folds")
             changes["table_defaults"] = tuple(d for d in self.table_defaults if d != "folds")
+            if folds < 2 and self.refit_members == "folds":
+                if "refit" not in self.table_defaults:
+                    raise SpaceError(f"--folds {folds}: this study's [study] refit hands over its trials' fold "
+                                     "networks (members = \"folds\"), which needs folds = 2 or more.")
+                changes["refit_members"] = "refit"  # the table default without folds: refit on every row
         if (lib is not None and params["lib"].value != "numpy") or (repeats or 1) > 1 or (folds or 1) > 1:
             changes["anneal"] = 0.0  # only NumPy continues a run, one network per trial
         if lib is not None and params["lib"].value != "numpy" and params["epochs"].resource_decay:
@@ -638,7 +652,8 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
         params.setdefault(key, Param(key, _PARAM_KINDS[key][0], value=default))
     objectives = _parse_objectives(f"{source}: [study].objectives", study.get("objectives"), task)
     if "refit" in defaults and not objectives:
-        study["refit"] = {"top": TABLE_REFIT}
+        study["refit"] = {"top": TABLE_REFIT,
+                          "members": TABLE_MEMBERS if int(dataset.get("folds", 1)) > 1 else "refit"}
     else:
         defaults = tuple(d for d in defaults if d != "refit")
     # The metric the loss plots and pictures speak of: the first validation objective.
@@ -660,6 +675,8 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
         timeout=float(timeout) if timeout is not None else None,
         anneal=_parse_anneal(study, params, objectives, source, dataset.get("folds", 1)),
         refit=_parse_refit(study.get("refit", False), f"{source}: [study].refit", objectives),
+        refit_members=_parse_members(study.get("refit", False), f"{source}: [study].refit",
+                                     int(dataset.get("folds", 1))),
         source=source,
         train_seed_fixed=train_seed_fixed,
         table_defaults=defaults,
@@ -694,19 +711,31 @@ def _table_defaults(dataset: dict, study: dict) -> tuple[str, ...]:
 
 
 def _parse_refit(value, where: str, objectives=()) -> int:
-    """``[study] refit``: ``true`` (the best trial), ``{ top = k }`` (the k best, averaged) or
-    ``false``; how many trials to refit (0: none)."""
+    """``[study] refit``: ``true`` (the best trial), ``{ top = k }`` (the k best, averaged;
+    ``members`` too, see :func:`_parse_members`) or ``false``; how many trials (0: none)."""
     if isinstance(value, bool):
         top = int(value)
-    elif isinstance(value, dict) and set(value) <= {"top"} and isinstance(value.get("top"), int) \
-            and not isinstance(value.get("top"), bool) and 1 <= value["top"] <= MAX_REFIT:
-        top = value["top"]
+    elif isinstance(value, dict) and set(value) <= {"top", "members"} and isinstance(value.get("top", 1), int) \
+            and not isinstance(value.get("top"), bool) and 1 <= value.get("top", 1) <= MAX_REFIT:
+        top = value.get("top", 1)
     else:
-        raise SpaceError(f"{where} must be true, false or {{ top = K }} with K from 1 to {MAX_REFIT}, got {value!r}.")
+        raise SpaceError(f"{where} must be true, false or {{ top = K, members = ... }} with K from 1 to "
+                         f"{MAX_REFIT}, got {value!r}.")
     if top and objectives:
         raise SpaceError(f"{where}: a study with several objectives has no single best trial to refit; "
                          "refit one of its Pareto set with `python -m fcnn_opt refit --trial N`.")
     return top
+
+
+def _parse_members(value, where: str, folds: int) -> str:
+    """``[study] refit = { members = ... }``: ``"refit"`` (default) or ``"folds"``, which needs
+    cross-validation (``[dataset] folds`` of 2 or more)."""
+    members = value.get("members", "refit") if isinstance(value, dict) else "refit"
+    _check_choice(f"{where}.members", members, REFIT_MEMBERS)
+    if members == "folds" and folds < 2:
+        raise SpaceError(f"{where}.members = \"folds\" hands over the networks of each trial's cross-validation, "
+                         "and this study has none: set [dataset] folds = K (2 or more), or members = \"refit\".")
+    return members
 
 
 def _parse_anneal(study: dict, params: dict[str, Param], objectives, source: str, folds: int = 1) -> float:

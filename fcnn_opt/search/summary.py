@@ -156,7 +156,8 @@ def data_summary(spec: StudySpec, objective: Objective) -> str:
 def defaults_note(spec: StudySpec) -> str:
     """What the table defaults filled in, and how to turn each off ("" where they filled in nothing)."""
     said = {"folds": (f"{spec.folds} folds", "[dataset] folds = 1"),
-            "refit": (f"a refit of the {spec.refit} best trials, averaged", "[study] refit = false")}
+            "refit": (f"an ensemble of the {spec.refit} best trials' fold networks" if spec.refit_members == "folds"
+                      else f"a refit of the {spec.refit} best trials, averaged", "[study] refit = false")}
     used = [said[name] for name in spec.table_defaults if name in said]
     if not used:
         return ""

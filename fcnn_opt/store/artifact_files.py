@@ -198,6 +198,16 @@ def load_weights(trial, folder: str | Path | None = None, repeat: int = 0) -> li
     return weights
 
 
+def load_networks(trial, folder: str | Path | None = None) -> list[list[tuple[Any, Any]]]:
+    """Every network a finished trial's run file keeps, as ``[(W, b), ...]`` each: the trial's
+    own first, then those of its other seeds or folds (a cross-validated trial keeps one per fold)."""
+    arrays = _run_file(trial, folder)
+    networks = []
+    while weights := weights_from_arrays(arrays, repeat_prefix(len(networks))):
+        networks.append(weights)
+    return networks
+
+
 def load_histories(trial, folder: str | Path | None = None) -> dict[str, list]:
     """A trial's per-epoch ``train_loss``, ``val_loss`` and (classification) ``val_accuracy``
     as lists (None where a value was not finite); {} for a trial that stores none.

@@ -141,6 +141,49 @@ def test_a_spent_time_budget_refits_the_best_trial_only(cv_study):
     assert model.trials == summary.trials and model.shares.tolist() == [1.0]
 
 
+def test_a_fold_ensemble_is_the_weighted_mean_of_the_chosen_trials_fold_networks(cv_study):
+    """``members = "folds"``: each chosen trial hands over its 3 fold networks (its selection
+    weight shared equally among them); nothing is trained, no temperature is fitted."""
+    from fcnn_opt.search.models import model_of
+    from fcnn_opt.search.objective import OUT_OF_FOLD
+    from fcnn_opt.store.artifact_files import load_run_array
+    from fcnn_opt.training.folds import pooled_rows
+    from fcnn_opt.training.tables import load_sklearn
+
+    _, url = cv_study
+    summary = refit(url, "table", top=3, members="folds")
+    study = optuna.load_study(study_name="table", storage=url)
+    best_three = sorted((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: (t.value, t.number))[:3]
+    y = pooled_rows(load_sklearn("breast_cancer", test_fraction=0.2))[1]
+    chosen = select_ensemble("binary", [load_run_array(t, OUT_OF_FOLD)[:, 0] for t in best_three], y)
+    expected = sorted((i for i in range(3) if chosen[i] > 0), key=lambda i: (-chosen[i], i))
+    assert summary.trials == [best_three[i].number for i in expected for _ in range(3)]
+    assert summary.temperature == 1.0 and summary.calibrated_on == ""
+    model = fcnn_opt.load_model(url, "table")
+    assert len(model.members) == 3 * len(expected) and model.temperature == 1.0
+    mean, std = model.input_scaling
+    X = mean + std * np.random.default_rng(0).normal(size=(50, 30))
+    by_trial = [np.mean([model_of(study, best_three[i], repeat=r).output(X) for r in range(3)], axis=0)
+                for i in expected]
+    weighted = sum(chosen[i] * p for i, p in zip(expected, by_trial, strict=True))
+    np.testing.assert_allclose(model.output(X), weighted, atol=1e-5)  # weights stored to 6 digits
+    # its first member is the heaviest trial's own network, the one its first fold trained
+    assert np.allclose(model.members[0].weights[0][0], model_of(study, best_three[expected[0]]).weights[0][0])
+    assert summary.lines()[0].startswith(f"ensemble  the {len(model.members)} cross-validation networks of ")
+    assert model.description.startswith(f"the {len(model.members)} cross-validation networks of ")
+
+
+def test_a_fold_ensemble_needs_cross_validated_trials(tmp_path):
+    refused = write_toml(tmp_path / "r.toml", STUDY.format(table="wine", folds="folds = 1",
+                                                           refit='refit = { top = 2, members = "folds" }'))
+    done = run_cli("study", "--config", refused, "--storage", f"sqlite:///{tmp_path / 'r.db'}", cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "members = \"folds\" hands over the networks of each trial's cross-validation" in done.stderr
+    url, _ = run_study(tmp_path, table="wine", folds="folds = 1", name="one")
+    done = run_cli("refit", "--study-name", "table", "--storage", url, "--members", "folds", cwd=tmp_path)
+    assert done.returncode == 2 and "was not cross-validated ([dataset] folds = 1): use members = refit" in done.stderr
+
+
 def test_calibration_lowers_the_log_loss_of_an_overconfident_model():
     rng = np.random.default_rng(1)
     truth = rng.uniform(0.05, 0.95, size=4000)

@@ -80,16 +80,18 @@ def test_a_table_study_says_which_defaults_it_used_and_refits(tmp_path):
     config = write_toml(tmp_path / "wine.toml", TABLE.format(study="", dataset=""))
     done = run_cli("study", "--config", config, "--storage", url, "--no-progress", "--no-artifacts", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert (f"table defaults, as the file leaves them open: {TABLE_FOLDS} folds and a refit of the "
-            f"{TABLE_REFIT} best trials, averaged (turn off: [dataset] folds = 1, [study] refit = false)") in done.stdout
+    assert (f"table defaults, as the file leaves them open: {TABLE_FOLDS} folds and an ensemble of the "
+            f"{TABLE_REFIT} best trials' fold networks (turn off: [dataset] folds = 1, [study] refit = false)"
+            ) in done.stdout
     study = optuna.load_study(study_name="wine", storage=url)
     assert all(t.user_attrs["folds"]["n"] == TABLE_FOLDS for t in study.trials)
-    assert "refit" in study.user_attrs  # the model handed over is the refit ensemble
+    # the model handed over: the chosen trials' fold networks, nothing trained after the search
+    assert study.user_attrs["refit"]["members"] == "folds" and "ensemble  the " in done.stdout
     # turned off on the command line: one split, and the summary no longer speaks of defaults
     done = run_cli("study", "--config", config, "--storage", url, "--study-name", "one", "--folds", "1",
                    "--no-progress", "--no-artifacts", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "table defaults, as the file leaves them open: a refit of the" in done.stdout
+    assert "table defaults, as the file leaves them open: a refit of the" in done.stdout  # no folds to use
     assert "folds and" not in done.stdout
     assert all("folds" not in t.user_attrs for t in optuna.load_study(study_name="one", storage=url).trials)
 
