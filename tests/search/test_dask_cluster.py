@@ -322,6 +322,22 @@ def test_a_local_cluster_runs_as_many_trials_as_local_workers(tmp_path):
     assert "2 worker tasks on a LocalCluster of 2 Dask workers" in done.stdout
 
 
+def test_cluster_tasks_train_batches_of_trials_with_the_population_engine(tmp_path):
+    """``--batch-trials 3`` on the cluster: each task's worker claims three trials at a time and
+    trains them together; every grid point still runs once."""
+    _distributed()
+    config = write_toml(tmp_path / "grid6.toml", GRID6)
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    done = run_cli("study", "--config", config, "--storage", url, "--cluster", "local:2", "--batch-trials", 3,
+                   "--no-progress", "--no-artifacts", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    everything = trials(url, "grid6")
+    assert sorted((t.params["units"], t.params["lr"]) for t in everything) == \
+        sorted((u, lr) for u in (2, 4, 8) for lr in (0.03, 0.3))
+    assert all(t.state.name == "COMPLETE" and t.user_attrs.get("engine", "").startswith("population")
+               for t in everything)
+
+
 @pytest.mark.parametrize("storage", ["sqlite", "journal"])
 def test_a_storage_the_cluster_cannot_share_is_refused_in_one_line(tmp_path, storage):
     url = f"sqlite:///{tmp_path / 's.db'}" if storage == "sqlite" else f"journal:{tmp_path / 's.log'}"
