@@ -66,7 +66,7 @@ class Evaluation:
         values = None if scores is None else scores.get(name)
         if not values:
             return "-"
-        return mean_std(values)
+        return mean_std(values, "networks" if self.folds > 1 else "seeds")
 
     def lines(self) -> list[str]:
         """The evaluation as printed by ``evaluate``: a head line (trial, networks, seeds or folds),
@@ -100,11 +100,12 @@ class Evaluation:
         return f"{scores}  ({self.n_points[split]} points, {what[split]})"
 
 
-def mean_std(values: list[float]) -> str:
-    """Mean ± sample standard deviation of several networks' scores; one score as itself."""
+def mean_std(values: list[float], unit: str = "seeds") -> str:
+    """Mean ± sample standard deviation of several networks' scores, ``unit`` naming what they
+    differ by (their seeds, or with folds, the networks); one score as itself."""
     if len(values) == 1:
         return f"{values[0]:.5g}"
-    return f"{np.mean(values):.5g} ± {np.std(values, ddof=1):.2g} ({len(values)} seeds)"
+    return f"{np.mean(values):.5g} ± {np.std(values, ddof=1):.2g} ({len(values)} {unit})"
 
 
 def evaluate(storage, study_name: str, trial: int | None = None, *,
@@ -188,8 +189,9 @@ def refit_lines(study, artifact_dir=None) -> list[str]:
     def text(scores):
         return ", ".join(f"{name} {scores[name][0]:.5g}" for name in names if scores[name])
 
+    seen_by = "search" if attr.get("members") == "folds" else "search or the refit"
     lines.append(f"  test        {text(calibrated)}  ({len(data.X_test)} points, held out, never seen by the "
-                 "search or the refit)")
+                 f"{seen_by})")
     if model.temperature != 1.0:
         lines.append(f"  uncalibrated {text(plain)}  (temperature {model.temperature:.3g}, fitted on the "
                      f"{attr.get('calibrated_on')} predictions)")

@@ -259,7 +259,7 @@ def refit_model(study, artifact_dir=None, raw: bool = True) -> EnsembleModel | N
                                     config=trial.user_attrs.get("config") or {}, input_scaling=input_scaling))
     weights = attr.get("weights")  # refits before ensemble selection averaged equally
     if attr.get("members") == "folds":
-        description = f"{fold_ensemble_text(attr['trials'], weights)}, each trained on its folds' rows"
+        description = fold_ensemble_text(attr["trials"], weights)
     else:
         what = (f"the refit of trial {attr['trials'][0]}" if len(members) == 1
                 else f"the refit ensemble of trials {ensemble_text(attr['trials'], weights)}")
