@@ -206,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "best trials') again on every row outside the test split, for the "
                                    "epochs the trial ran; average the K networks; fit one temperature to "
                                    "their held-out predictions (classification); store the result with the "
-                                   "study, where load_model, best, evaluate and export find it.")
+                                   "study, where load_model, best, evaluate and export find it. With "
+                                   "--members folds, nothing is trained: the chosen trials' fold networks "
+                                   "are averaged instead.")
     p.add_argument("--study-name", metavar="NAME", required=True)
     _add_storage(p)
     which = p.add_mutually_exclusive_group()
