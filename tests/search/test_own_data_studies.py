@@ -206,17 +206,18 @@ def test_a_regression_on_scikit_learns_diabetes_is_scored_in_its_own_units(tmp_p
     assert rmse == pytest.approx(np.sqrt(test_loss) * t_std, rel=1e-4)
 
 
-def test_the_shipped_digits_study_cross_validates_and_hands_over_a_refit_ensemble(tmp_path):
+def test_the_shipped_digits_study_cross_validates_and_hands_over_a_fold_ensemble(tmp_path):
     from fcnn_opt.search.space import load_spec
 
     spec = load_spec(STUDIES / "digits.toml")
-    assert spec.folds == 5 and spec.refit == 10 and spec.timeout == 60
+    assert (spec.folds, spec.refit, spec.refit_members, spec.timeout) == (5, 10, "folds", 60)
     url = f"sqlite:///{tmp_path / 'digits.db'}"
     run = run_cli("study", "--config", STUDIES / "digits.toml", "--timeout", 3, "--storage", url, "--no-progress",
                   "--no-artifacts", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert "cross-validated on 5 folds" in run.stdout and "of the 2.7 s given" in run.stdout
-    assert "refit     " in run.stdout and "trained on all 1,438 rows outside the test split" in run.stdout
+    # 3 % of the budget is kept for assembling the ensemble: the search gets 2.91 s
+    assert "cross-validated on 5 folds" in run.stdout and "of the 2.91 s given" in run.stdout
+    assert "ensemble  the " in run.stdout and "nothing trained after the search" in run.stdout
     evaluated = run_cli("evaluate", "--study-name", "digits", "--storage", url, cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
-    assert evaluated.stdout.startswith("model       the refit")
+    assert evaluated.stdout.startswith("model       the ") and "cross-validation networks of" in evaluated.stdout
