@@ -87,9 +87,6 @@ def require_service(name: str, reason: str) -> None:
     pytest.skip(message)
 
 
-# A small real study for the figure, report and dashboard tests: random sampling with median
-# pruning on 4-class circles, so it has complete and pruned trials, a log-scaled float, an
-# integer and a categorical hyperparameter, and an artifact per finished trial.
 # Workers' tests: heartbeats each second, a trial stale after 3 s without one; a quick TPE study.
 FAST_HEARTBEAT = {"FCNN_OPT_HEARTBEAT": "1", "FCNN_OPT_GRACE": "3"}
 
@@ -110,6 +107,9 @@ units = [2, 4, 8]
 activation = ["relu", "tanh"]
 """
 
+# A small real study for the figure, report and dashboard tests: random sampling with median
+# pruning on 4-class circles, so it has complete and pruned trials, a log-scaled float, an
+# integer and a categorical hyperparameter, and an artifact per finished trial.
 SMALL_STUDY = {
     "study": {"name": "small", "sampler": "random", "pruner": "median", "n_trials": 12, "seed": 2},
     "dataset": {"name": "circles", "n_points": 400},

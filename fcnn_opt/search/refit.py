@@ -187,8 +187,7 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1, m
         else:
             weights, order = np.full(len(candidates), 1.0 / len(candidates)), list(range(len(candidates)))
         if members == "folds":
-            return _fold_ensemble(study, candidates, weights, order, selects, data.task, storage, artifact_dir,
-                                  started)
+            return _fold_ensemble(study, candidates, weights, order, selects, storage, artifact_dir, started)
         networks, epochs, refit_ones = [], [], []
         per_epoch = None  # seconds one epoch of a refit took: what the next member would cost
         for number, i in enumerate(order):
@@ -213,10 +212,7 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1, m
             temperature = fit_temperature(data.task, p, y)
             before = loss(data.task, p, y)
             after = loss(data.task, apply_temperature(data.task, p, temperature), y)
-        pointer = chosen[0].user_attrs.get(RUN_FILE_ATTR) or {}
-        folder = Path(artifact_dir or pointer.get("folder") or default_folder(storage if isinstance(storage, str)
-                                                                              else None))
-        run_file = save_run(folder, networks[0], {}, repeats=networks[1:])
+        run_file = save_run(_folder_of(chosen[0], storage, artifact_dir), networks[0], {}, repeats=networks[1:])
         rows = len(data.X_train) + len(data.X_val)
         attr = {"trials": [t.number for t in chosen], "epochs": epochs, "rows": rows,
                 "temperature": temperature, "calibrated_on": source,
@@ -232,8 +228,7 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1, m
                         time.perf_counter() - started, attr)
 
 
-def _fold_ensemble(study, candidates, weights, order, selects, task, storage, artifact_dir,
-                   started) -> RefitSummary:
+def _fold_ensemble(study, candidates, weights, order, selects, storage, artifact_dir, started) -> RefitSummary:
     """``members = "folds"``: the chosen trials' fold networks as one ensemble, stored as a refit.
 
     Each chosen trial counts with its selection weight, shared equally by its K fold networks,
@@ -256,9 +251,7 @@ def _fold_ensemble(study, candidates, weights, order, selects, task, storage, ar
     except WeightsNotFound as exc:
         raise ModelError(str(exc)) from None
     total = sum(shares)
-    pointer = candidates[order[0]].user_attrs.get(RUN_FILE_ATTR) or {}
-    folder = Path(artifact_dir or pointer.get("folder") or default_folder(storage if isinstance(storage, str)
-                                                                          else None))
+    folder = _folder_of(candidates[order[0]], storage, artifact_dir)
     attr = {"trials": trials, "epochs": epochs, "rows": 0, "temperature": 1.0, "calibrated_on": "",
             "loss_before": None, "loss_after": None, "activations": activations,
             "weights": [round(w / total, 6) for w in shares], "members": "folds",
@@ -269,6 +262,13 @@ def _fold_ensemble(study, candidates, weights, order, selects, task, storage, ar
     study.set_user_attr(REFIT_ATTR, attr)
     return RefitSummary(study.study_name, trials, epochs, 0, len(order), 1.0, "", None, None,
                         time.perf_counter() - started, attr)
+
+
+def _folder_of(trial, storage, artifact_dir) -> Path:
+    """Where a refit's run file goes: ``artifact_dir``, else the folder of ``trial``'s run file,
+    else the storage's default artifact folder."""
+    pointer = trial.user_attrs.get(RUN_FILE_ATTR) or {}
+    return Path(artifact_dir or pointer.get("folder") or default_folder(storage if isinstance(storage, str) else None))
 
 
 def _cross_validated(trial, artifact_dir) -> bool:

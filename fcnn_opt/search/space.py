@@ -348,11 +348,11 @@ class StudySpec:
             data["folds"] = folds
             _check_folds(data, "--folds")
             changes["table_defaults"] = tuple(d for d in self.table_defaults if d != "folds")
-            if folds < 2 and self.refit_members == "folds":
-                if "refit" not in self.table_defaults:
-                    raise SpaceError(f"--folds {folds}: this study's [study] refit hands over its trials' fold "
-                                     "networks (members = \"folds\"), which needs folds = 2 or more.")
-                changes["refit_members"] = "refit"  # the table default without folds: refit on every row
+            if "refit" in self.table_defaults:  # the table default follows the folds
+                changes["refit_members"] = _table_members(folds)
+            elif folds < 2 and self.refit_members == "folds":
+                raise SpaceError(f"--folds {folds}: this study's [study] refit hands over its trials' fold "
+                                 "networks (members = \"folds\"), which needs folds = 2 or more.")
         if (lib is not None and params["lib"].value != "numpy") or (repeats or 1) > 1 or (folds or 1) > 1:
             changes["anneal"] = 0.0  # only NumPy continues a run, one network per trial
         if lib is not None and params["lib"].value != "numpy" and params["epochs"].resource_decay:
@@ -652,8 +652,7 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
         params.setdefault(key, Param(key, _PARAM_KINDS[key][0], value=default))
     objectives = _parse_objectives(f"{source}: [study].objectives", study.get("objectives"), task)
     if "refit" in defaults and not objectives:
-        study["refit"] = {"top": TABLE_REFIT,
-                          "members": TABLE_MEMBERS if int(dataset.get("folds", 1)) > 1 else "refit"}
+        study["refit"] = {"top": TABLE_REFIT, "members": _table_members(int(dataset.get("folds", 1)))}
     else:
         defaults = tuple(d for d in defaults if d != "refit")
     # The metric the loss plots and pictures speak of: the first validation objective.
@@ -725,6 +724,12 @@ def _parse_refit(value, where: str, objectives=()) -> int:
         raise SpaceError(f"{where}: a study with several objectives has no single best trial to refit; "
                          "refit one of its Pareto set with `python -m fcnn_opt refit --trial N`.")
     return top
+
+
+def _table_members(folds: int) -> str:
+    """What the table default hands over: :data:`TABLE_MEMBERS` where the study cross-validates,
+    else the refit (one split has no fold networks)."""
+    return TABLE_MEMBERS if folds > 1 else "refit"
 
 
 def _parse_members(value, where: str, folds: int) -> str:
