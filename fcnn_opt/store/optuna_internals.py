@@ -15,9 +15,8 @@ Private names relied on, and why:
   around it.
 - ``optuna.storages._rdb.models`` (``StudyModel``, ``StudyUserAttributeModel``, ``TrialModel``,
   ``TrialParamModel``, ``TrialUserAttributeModel``, ``TrialSystemAttributeModel``,
-  ``TrialValueModel``, ``TrialIntermediateValueModel``, ``TrialHeartbeatModel`` and their
-  ``find_or_raise_by_id``, ``intermediate_value_to_stored_repr``, ``where_trial_id``, and
-  their tables) and ``optuna.storages._rdb.storage._create_scoped_session``: one
+  ``TrialValueModel``, ``TrialIntermediateValueModel``, ``TrialHeartbeatModel``, their
+  tables, ``intermediate_value_to_stored_repr``, ``where_trial_id`` and ``NOT_FOUND_MSG``) and ``optuna.storages._rdb.storage._create_scoped_session``: one
   transaction for a batch of trials' creation, records, heartbeats or ends, and one query
   for the trial list (or for the trials changed since the last read, or for a study's user
   attributes, which hold its budget). A new trial's number is the study's last number plus
@@ -122,8 +121,9 @@ PUBLIC_API_ENV = "FCNN_OPT_PUBLIC_API"
 
 # Class- and module-level private names (instance attributes are checked on first use).
 _PRIVATE_NAMES = (
-    ("optuna.storages._rdb.models", "StudyModel.find_or_raise_by_id"),
-    ("optuna.storages._rdb.models", "TrialModel.find_or_raise_by_id"),
+    ("optuna.storages._rdb.models", "StudyModel"),
+    ("optuna.storages._rdb.models", "TrialModel"),
+    ("optuna.storages._rdb.models", "NOT_FOUND_MSG"),
     ("optuna.storages._rdb.models", "TrialParamModel"),
     ("optuna.storages._rdb.models", "StudyUserAttributeModel"),
     ("optuna.storages._rdb.models", "TrialUserAttributeModel"),
@@ -443,27 +443,18 @@ def _rdb_rows_since(backend, study_id: int, keys: tuple[str, ...], after_id: int
     statistics lagging behind a growing study, scans the whole study by its index when the
     query names it), then their attributes and heartbeats by trial id. Three short queries
     whose cost follows the rows asked for, not the study's size."""
-    import sqlalchemy as sa
-    from optuna.storages._rdb import models
-
-    trials = models.TrialModel.__table__
-    attrs = models.TrialSystemAttributeModel.__table__
-    beats = models.TrialHeartbeatModel.__table__
-    which = trials.c.trial_id > after_id
-    if reread:
-        which = sa.or_(which, trials.c.trial_id.in_(reread))
+    sql = _rdb_statements()
     with backend.engine.connect() as conn:
-        found = [r for r in conn.execute(sa.select(trials.c.trial_id, trials.c.number, trials.c.state,
-                                                   trials.c.study_id).where(which)).all() if r[3] == study_id]
+        found = conn.execute(sql["trials_since_or"], {"after": after_id, "reread": reread}) if reread \
+            else conn.execute(sql["trials_since"], {"after": after_id})
+        found = [r for r in found.all() if r[3] == study_id]
         ids = [r[0] for r in found]
         system: dict[int, dict] = {trial_id: {} for trial_id in ids}
         beat: dict[int, Any] = {}
         if ids:
-            for trial_id, key, value in conn.execute(sa.select(attrs.c.trial_id, attrs.c.key, attrs.c.value_json)
-                                                     .where(attrs.c.trial_id.in_(ids), attrs.c.key.in_(list(keys)))):
+            for trial_id, key, value in conn.execute(sql["system_attrs_of"], {"ids": ids, "keys": list(keys)}):
                 system[trial_id][key] = json.loads(value)
-            beat = dict(conn.execute(sa.select(beats.c.trial_id, beats.c.heartbeat).where(beats.c.trial_id.in_(ids)))
-                        .all())
+            beat = dict(conn.execute(sql["beats_of"], {"ids": ids}).all())
     return sorted((TrialRow(trial_id, number, state, system[trial_id], beat.get(trial_id))
                    for trial_id, number, state, _ in found), key=lambda r: r.number)
 
@@ -473,12 +464,8 @@ def study_user_attrs(backend, study_id: int) -> dict[str, Any]:
     study has none: then ask Optuna, which also says whether the study exists)."""
     if not fast_path():
         return {}
-    import sqlalchemy as sa
-    from optuna.storages._rdb import models
-
-    table = models.StudyUserAttributeModel.__table__
     with backend.engine.connect() as conn:
-        rows = conn.execute(sa.select(table.c.key, table.c.value_json).where(table.c.study_id == study_id)).all()
+        rows = conn.execute(_rdb_statements()["study_user_attrs"], {"sid": study_id}).all()
     return {key: json.loads(value) for key, value in rows}
 
 
@@ -603,56 +590,107 @@ def write_trial_records(storage, records: list[TrialRecords], finished: list[Fin
             storage.set_trial_state_values(trial_id, state, None if value is None else [value])
 
 
+@functools.cache
+def _rdb_statements():
+    """The statements of the trial writes below and of the trial list's reads above, built
+    once: SQLAlchemy builds a statement's
+    clauses and cache key at every construction, which costs three times its execution (the
+    values come as bound parameters)."""
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    def key_deletes(model, column):
+        table = model.__table__
+        return sa.delete(table).where(table.c.trial_id == sa.bindparam("tid"),
+                                      table.c[column].in_(sa.bindparam("keys", expanding=True)))
+
+    trials, studies, values = models.TrialModel.__table__, models.StudyModel.__table__, models.TrialValueModel.__table__
+    state = sa.select(trials.c.state).where(trials.c.trial_id == sa.bindparam("tid"))
+    earlier = (trials.c.study_id == sa.bindparam("sid")) & (trials.c.trial_id < sa.bindparam("tid"))
+    records = (models.TrialIntermediateValueModel, models.TrialUserAttributeModel, models.TrialSystemAttributeModel)
+    attrs, beats = models.TrialSystemAttributeModel.__table__, models.TrialHeartbeatModel.__table__
+    study_attrs = models.StudyUserAttributeModel.__table__
+    since, after = sa.select(trials.c.trial_id, trials.c.number, trials.c.state, trials.c.study_id), \
+        trials.c.trial_id > sa.bindparam("after")
+    return {
+        "lock_study": sa.select(studies.c.study_id).where(studies.c.study_id == sa.bindparam("sid")).with_for_update(),
+        "insert_trial": sa.insert(trials),
+        "number_trial": sa.update(trials).where(trials.c.trial_id == sa.bindparam("tid"))
+                          .values(number=sa.bindparam("new_number")),
+        "last_number": sa.select(trials.c.number).where(earlier).order_by(trials.c.trial_id.desc()).limit(1),
+        "count_earlier": sa.select(sa.func.count(trials.c.trial_id)).where(earlier),
+        "state": state,
+        "state_locked": state.with_for_update(),
+        "delete": {model: key_deletes(model, "step" if model is records[0] else "key") for model in records},
+        "insert": {model: sa.insert(model.__table__) for model in (*records, models.TrialParamModel)},
+        "update_value": sa.update(values).where(values.c.trial_id == sa.bindparam("tid"), values.c.objective == 0)
+                          .values(value=sa.bindparam("new_value"), value_type=sa.bindparam("new_kind")),
+        "insert_value": sa.insert(values),
+        "finish_trial": sa.update(trials).where(trials.c.trial_id == sa.bindparam("tid"))
+                          .values(state=sa.bindparam("new_state"), datetime_complete=sa.bindparam("done")),
+        # the trial list's incremental reads and a study's user attributes (see _rdb_rows_since)
+        "trials_since": since.where(after),
+        "trials_since_or": since.where(sa.or_(after, trials.c.trial_id.in_(sa.bindparam("reread", expanding=True)))),
+        "system_attrs_of": sa.select(attrs.c.trial_id, attrs.c.key, attrs.c.value_json).where(
+            attrs.c.trial_id.in_(sa.bindparam("ids", expanding=True)), attrs.c.key.in_(sa.bindparam("keys", expanding=True))),
+        "beats_of": sa.select(beats.c.trial_id, beats.c.heartbeat).where(
+            beats.c.trial_id.in_(sa.bindparam("ids", expanding=True))),
+        "study_user_attrs": sa.select(study_attrs.c.key, study_attrs.c.value_json).where(
+            study_attrs.c.study_id == sa.bindparam("sid")),
+    }
+
+
 def _write_rdb(backend, records, finished) -> None:
-    """Bulk rows through Optuna's own models, in one transaction: a check per trial, two
-    deletes and one insert batch for the records, then each finished trial's state, value
-    and completion time, as Optuna's ``set_trial_state_values`` sets them."""
-    import sqlalchemy
+    """Bulk rows in one transaction, as SQLAlchemy Core statements built once
+    (:func:`_rdb_statements`) on the session's connection, without ORM objects: a check per
+    trial, a delete per table for rows a retried write may have left, one insert batch per
+    table, then each finished trial's value row, state and completion time, as Optuna's
+    ``set_trial_state_values`` sets them."""
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
+    sql = _rdb_statements()
     values = models.TrialIntermediateValueModel
-    user = models.TrialUserAttributeModel
-    system_model = models.TrialSystemAttributeModel
     ending = {trial_id for trial_id, _, _ in finished}
-    found = {}  # trial id -> its row, read once (locked where the trial ends here)
     with _create_scoped_session(backend.scoped_session, True) as session:
-        value_rows, attr_rows, system_rows = [], [], []
+        connection = session.connection()
+        checked = set()
+
+        def check(trial_id: int) -> None:  # the trial exists and runs (its row locked where it ends here)
+            if trial_id not in checked:
+                row = connection.execute(sql["state_locked" if trial_id in ending else "state"], {"tid": trial_id}
+                                         ).first()
+                if row is None:
+                    raise KeyError(models.NOT_FOUND_MSG)
+                backend.check_trial_is_updatable(trial_id, row.state)
+                checked.add(trial_id)
+
+        rows: dict = {model: [] for model in sql["delete"]}
         for trial_id, intermediate, attrs, system in records:
-            trial = found[trial_id] = models.TrialModel.find_or_raise_by_id(trial_id, session,
-                                                                            for_update=trial_id in ending)
-            backend.check_trial_is_updatable(trial_id, trial.state)
-            # Rows a retried write may have left (Core deletes: no ORM objects are loaded)
-            for table, column, keys in ((values.__table__, "step", intermediate), (user.__table__, "key", attrs),
-                                        (system_model.__table__, "key", system)):
-                if keys:
-                    session.execute(sqlalchemy.delete(table).where(table.c.trial_id == trial_id,
-                                                                   table.c[column].in_(list(keys))))
+            check(trial_id)
+            for model, keys in zip(rows, (intermediate, attrs, system), strict=True):
+                if keys:  # rows a retried write may have left
+                    connection.execute(sql["delete"][model], {"tid": trial_id, "keys": list(keys)})
             for step, value in intermediate.items():
                 stored, kind = values.intermediate_value_to_stored_repr(value)
-                value_rows.append({"trial_id": trial_id, "step": step, "intermediate_value": stored,
-                                   "intermediate_value_type": kind})
-            attr_rows += [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-                          for key, value in attrs.items()]
-            system_rows += [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-                            for key, value in system.items()]
-        # Core inserts of plain rows: one executemany per table, without ORM objects.
-        for model, rows in ((values, value_rows), (user, attr_rows), (system_model, system_rows)):
-            if rows:
-                session.execute(sqlalchemy.insert(model.__table__), rows)
+                rows[values].append({"trial_id": trial_id, "step": step, "intermediate_value": stored,
+                                     "intermediate_value_type": kind})
+            rows[models.TrialUserAttributeModel] += [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                                                     for key, value in attrs.items()]
+            rows[models.TrialSystemAttributeModel] += [
+                {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in system.items()]
+        for model, batch in rows.items():  # one executemany per table
+            if batch:
+                connection.execute(sql["insert"][model], batch)
         for trial_id, state, value in finished:
-            trial = found.get(trial_id) or models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
-            backend.check_trial_is_updatable(trial_id, trial.state)
-            if value is not None:  # the value row, as Optuna's own setter writes it (Core: one row)
+            check(trial_id)
+            if value is not None:  # the value row, as Optuna's own setter writes it
                 stored, kind = models.TrialValueModel.value_to_stored_repr(value)
-                table = models.TrialValueModel.__table__
-                which = (table.c.trial_id == trial_id, table.c.objective == 0)
-                if session.execute(sqlalchemy.update(table).where(*which).values(value=stored, value_type=kind)
-                                   ).rowcount == 0:
-                    session.execute(sqlalchemy.insert(table).values(trial_id=trial_id, objective=0, value=stored,
-                                                                    value_type=kind))
-            trial.state = state
-            trial.datetime_complete = datetime.now()
+                if connection.execute(sql["update_value"], {"tid": trial_id, "new_value": stored, "new_kind": kind}
+                                      ).rowcount == 0:
+                    connection.execute(sql["insert_value"], {"trial_id": trial_id, "objective": 0, "value": stored,
+                                                             "value_type": kind})
+            connection.execute(sql["finish_trial"], {"tid": trial_id, "new_state": state, "done": datetime.now()})
 
 
 def _write_journal(storage, records, finished) -> None:
@@ -735,41 +773,47 @@ def create_trials(storage, study_id: int, templates: list) -> list[int]:
 
 
 def _create_rdb(backend, study_id: int, templates: list) -> list[int]:
-    import sqlalchemy
+    """The trials' rows in one transaction, as SQLAlchemy Core statements built once
+    (:func:`_rdb_statements`) on the session's connection: the study's row locked while
+    numbers are counted, each trial's row, then one insert batch per table for their
+    parameters and attributes."""
     from optuna.distributions import distribution_to_json
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
+    sql = _rdb_statements()
     ids = []
     with _create_scoped_session(backend.scoped_session) as session:
-        models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        connection = session.connection()
+        if connection.execute(sql["lock_study"], {"sid": study_id}).first() is None:
+            raise KeyError(models.NOT_FOUND_MSG)
         number = None
         rows: dict = {models.TrialParamModel: [], models.TrialUserAttributeModel: [],
                       models.TrialSystemAttributeModel: []}
         for t in templates:
-            trial = models.TrialModel(study_id=study_id, number=number, state=t.state,
-                                      datetime_start=t.datetime_start)
-            session.add(trial)
-            session.flush()
+            trial_id = connection.execute(sql["insert_trial"], {
+                "study_id": study_id, "number": number, "state": t.state, "datetime_start": t.datetime_start,
+            }).inserted_primary_key[0]
             if number is None:  # numbered after its row exists, as Optuna numbers a new trial
-                number = trial.number = _next_number(session, study_id, trial.trial_id)
+                number = _next_number(connection, study_id, trial_id)
+                connection.execute(sql["number_trial"], {"tid": trial_id, "new_number": number})
             rows[models.TrialParamModel] += [
-                {"trial_id": trial.trial_id, "param_name": name, "param_value": dist.to_internal_repr(t.params[name]),
+                {"trial_id": trial_id, "param_name": name, "param_value": dist.to_internal_repr(t.params[name]),
                  "distribution_json": distribution_to_json(dist)} for name, dist in t.distributions.items()]
             for model, attrs in ((models.TrialUserAttributeModel, t.user_attrs),
                                  (models.TrialSystemAttributeModel, t.system_attrs)):
-                rows[model] += [{"trial_id": trial.trial_id, "key": key, "value_json": json.dumps(value)}
+                rows[model] += [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
                                 for key, value in attrs.items()]
-            ids.append(trial.trial_id)
-            t.number, t._trial_id = number, trial.trial_id  # the template now stands for the trial
+            ids.append(trial_id)
+            t.number, t._trial_id = number, trial_id  # the template now stands for the trial
             number += 1
-        for model, values in rows.items():  # Core inserts of plain rows, one executemany per table
+        for model, values in rows.items():  # one executemany per table
             if values:
-                session.execute(sqlalchemy.insert(model.__table__), values)
+                connection.execute(sql["insert"][model], values)
     return ids
 
 
-def _next_number(session, study_id: int, trial_id: int) -> int:
+def _next_number(connection, study_id: int, trial_id: int) -> int:
     """The number of the study's new trial ``trial_id`` (its row already written in this
     transaction), as Optuna's ``count_past_trials`` gives it (how many of the study's trials
     have smaller ids), read as the number of the trial just before it plus one: it reads one
@@ -779,17 +823,13 @@ def _next_number(session, study_id: int, trial_id: int) -> int:
     and no other can come between (on a server database the study's row is locked too); a
     trial before it without a number yet (Optuna's own creation numbers after writing) is
     counted the way Optuna counts."""
-    import sqlalchemy as sa
-    from optuna.storages._rdb import models
-
-    trials = models.TrialModel.__table__
-    mine = (trials.c.study_id == study_id) & (trials.c.trial_id < trial_id)
-    last = session.execute(sa.select(trials.c.number).where(mine).order_by(trials.c.trial_id.desc()).limit(1)).first()
+    sql, ids = _rdb_statements(), {"sid": study_id, "tid": trial_id}
+    last = connection.execute(sql["last_number"], ids).first()
     if last is None:
         return 0
     if last[0] is not None:
         return last[0] + 1
-    return session.execute(sa.select(sa.func.count(trials.c.trial_id)).where(mine)).scalar()
+    return connection.execute(sql["count_earlier"], ids).scalar()
 
 
 # What Optuna's ``Trial.__init__`` reads and sets (4.3 to 5.1); another name there means a newer
