@@ -659,6 +659,8 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
     metric = next((name for name in objectives if OBJECTIVES.get(name).per_epoch), study.get("metric", "val_loss"))
     resource = params["epochs"].resource_min is not None
     default_pruner = "none" if objectives else ("sha" if resource else "median")
+    refit, members = _parse_refit(study.get("refit", False), f"{source}: [study].refit", objectives,
+                                  int(dataset.get("folds", 1)))
     spec = StudySpec(
         name=study.get("name", name or "fcnn_opt"),
         dataset=dataset,
@@ -673,9 +675,8 @@ def parse_spec(data: dict, source: str = "<dict>", name: str | None = None,
         objectives=objectives,
         timeout=float(timeout) if timeout is not None else None,
         anneal=_parse_anneal(study, params, objectives, source, dataset.get("folds", 1)),
-        refit=_parse_refit(study.get("refit", False), f"{source}: [study].refit", objectives),
-        refit_members=_parse_members(study.get("refit", False), f"{source}: [study].refit",
-                                     int(dataset.get("folds", 1))),
+        refit=refit,
+        refit_members=members,
         source=source,
         train_seed_fixed=train_seed_fixed,
         table_defaults=defaults,
@@ -709,38 +710,34 @@ def _table_defaults(dataset: dict, study: dict) -> tuple[str, ...]:
     return (() if folds_chosen else ("folds",)) + (() if "refit" in study else ("refit",))
 
 
-def _parse_refit(value, where: str, objectives=()) -> int:
-    """``[study] refit``: ``true`` (the best trial), ``{ top = k }`` (the k best, averaged;
-    ``members`` too, see :func:`_parse_members`) or ``false``; how many trials (0: none)."""
+def _parse_refit(value, where: str, objectives=(), folds: int = 1) -> tuple[int, str]:
+    """``[study] refit``: ``true`` (the best trial), ``{ top = k, members = ... }`` (the k best,
+    averaged) or ``false``. Returns how many trials (0: none) and what each hands over:
+    ``members = "refit"`` (the default: its settings trained again on every row) or
+    ``"folds"`` (the networks of its cross-validation, which needs ``[dataset] folds`` of 2
+    or more)."""
     if isinstance(value, bool):
-        top = int(value)
+        top, members = int(value), "refit"
     elif isinstance(value, dict) and set(value) <= {"top", "members"} and isinstance(value.get("top", 1), int) \
             and not isinstance(value.get("top"), bool) and 1 <= value.get("top", 1) <= MAX_REFIT:
-        top = value.get("top", 1)
+        top, members = value.get("top", 1), value.get("members", "refit")
     else:
         raise SpaceError(f"{where} must be true, false or {{ top = K, members = ... }} with K from 1 to "
                          f"{MAX_REFIT}, got {value!r}.")
     if top and objectives:
         raise SpaceError(f"{where}: a study with several objectives has no single best trial to refit; "
                          "refit one of its Pareto set with `python -m fcnn_opt refit --trial N`.")
-    return top
+    _check_choice(f"{where}.members", members, REFIT_MEMBERS)
+    if members == "folds" and folds < 2:
+        raise SpaceError(f"{where}.members = \"folds\" hands over the networks of each trial's cross-validation, "
+                         "and this study has none: set [dataset] folds = K (2 or more), or members = \"refit\".")
+    return top, members
 
 
 def _table_members(folds: int) -> str:
     """What the table default hands over: :data:`TABLE_MEMBERS` where the study cross-validates,
     else the refit (one split has no fold networks)."""
     return TABLE_MEMBERS if folds > 1 else "refit"
-
-
-def _parse_members(value, where: str, folds: int) -> str:
-    """``[study] refit = { members = ... }``: ``"refit"`` (default) or ``"folds"``, which needs
-    cross-validation (``[dataset] folds`` of 2 or more)."""
-    members = value.get("members", "refit") if isinstance(value, dict) else "refit"
-    _check_choice(f"{where}.members", members, REFIT_MEMBERS)
-    if members == "folds" and folds < 2:
-        raise SpaceError(f"{where}.members = \"folds\" hands over the networks of each trial's cross-validation, "
-                         "and this study has none: set [dataset] folds = K (2 or more), or members = \"refit\".")
-    return members
 
 
 def _parse_anneal(study: dict, params: dict[str, Param], objectives, source: str, folds: int = 1) -> float:
