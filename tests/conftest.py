@@ -78,6 +78,24 @@ def write_toml(path: Path, text: str) -> Path:
     return path
 
 
+def grid_study(name: str, epochs: int, units: list[int], lr: list[float] | float) -> str:
+    """A study file's text: a grid, no pruner, over ``units`` x ``lr`` on 400 points of xor
+    (``lr`` a number: one value, not searched)."""
+    return f"""
+[study]
+name = "{name}"
+sampler = "grid"
+pruner = "none"
+[dataset]
+name = "xor"
+n_points = 400
+[params]
+epochs = {epochs}
+units = {units}
+lr = {lr}
+"""
+
+
 def require_service(name: str, reason: str) -> None:
     """A test needs ``name`` (PostgreSQL, Chromium, ...) and it is missing: skip, except in CI
     (``FCNN_OPT_REQUIRE_SERVICES=1``, set by .ci/run), where a missing service is a failure."""

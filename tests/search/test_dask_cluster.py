@@ -27,6 +27,7 @@ from conftest import (
     FAST_TPE,
     cli_env,
     gate_env,
+    grid_study,
     held_trials,
     open_gate,
     require_service,
@@ -34,19 +35,7 @@ from conftest import (
     write_toml,
 )
 
-GRID6 = """
-[study]
-name = "grid6"
-sampler = "grid"
-pruner = "none"
-[dataset]
-name = "xor"
-n_points = 400
-[params]
-epochs = 100
-units = [2, 4, 8]
-lr = [0.03, 0.3]
-"""
+GRID6 = grid_study("grid6", epochs=100, units=[2, 4, 8], lr=[0.03, 0.3])
 
 
 def _distributed():
@@ -226,7 +215,7 @@ def test_a_dask_worker_killed_mid_trial_loses_nothing(tmp_path, pg_url, dask_clu
     import psutil
 
     cluster = dask_cluster
-    config = write_toml(tmp_path / "grid.toml", GRID6.replace('lr = [0.03, 0.3]', 'lr = 0.03'))  # 3 points
+    config = write_toml(tmp_path / "grid.toml", grid_study("grid6", epochs=100, units=[2, 4, 8], lr=0.03))  # 3 points
     proc = popen_cli("study", "--config", config, "--storage", pg_url, "--cluster", cluster.address,
                      "--workers", 3, "--no-progress", "--no-artifacts", cwd=tmp_path)
     held = held_by(cluster.gate, 3, proc)  # each of the three holds one point, RUNNING

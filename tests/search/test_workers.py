@@ -23,6 +23,7 @@ from conftest import (
     FAST_TPE,
     cli_env,
     gate_env,
+    grid_study,
     held_trials,
     history,
     open_gate,
@@ -31,19 +32,7 @@ from conftest import (
 )
 
 # Short heartbeats so a dead worker is noticed in seconds; every worker of a study shares them.
-GRID12 = """
-[study]
-name = "grid12"
-sampler = "grid"
-pruner = "none"
-[dataset]
-name = "xor"
-n_points = 400
-[params]
-epochs = 500
-units = [2, 3, 4, 6]
-lr = [0.003, 0.03, 0.3]
-"""
+GRID12 = grid_study("grid12", epochs=500, units=[2, 3, 4, 6], lr=[0.003, 0.03, 0.3])
 
 # A worker killed mid-trial: the test holds the victim's trial at a gate (tests/gate/).
 LONG = """
