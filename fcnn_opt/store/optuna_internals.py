@@ -16,10 +16,11 @@ Private names relied on, and why:
 - ``optuna.storages._rdb.models`` (``StudyModel``, ``StudyUserAttributeModel``, ``TrialModel``,
   ``TrialParamModel``, ``TrialUserAttributeModel``, ``TrialSystemAttributeModel``,
   ``TrialValueModel``, ``TrialIntermediateValueModel``, ``TrialHeartbeatModel``, their
-  tables, ``intermediate_value_to_stored_repr``, ``where_trial_id`` and ``NOT_FOUND_MSG``) and ``optuna.storages._rdb.storage._create_scoped_session``: one
-  transaction for a batch of trials' creation, records, heartbeats or ends, and one query
-  for the trial list (or for the trials changed since the last read, or for a study's user
-  attributes, which hold its budget). A new trial's number is the study's last number plus
+  tables, ``intermediate_value_to_stored_repr``, ``where_trial_id`` and ``NOT_FOUND_MSG``)
+  and ``optuna.storages._rdb.storage._create_scoped_session``: one transaction for a batch
+  of trials' creation, records, heartbeats or ends, and one query for the trial list (or for
+  the trials changed since the last read, or for a study's user attributes, which hold its
+  budget). A new trial's number is the study's last number plus
   one, the value Optuna's ``count_past_trials`` counts (see :func:`_next_number`).
 - ``TrialValueModel.value_to_stored_repr`` (in ``_rdb.models``): a trial's value inside that
   transaction, as ``set_trial_state_values`` stores it. (Optuna's own
@@ -593,9 +594,8 @@ def write_trial_records(storage, records: list[TrialRecords], finished: list[Fin
 @functools.cache
 def _rdb_statements():
     """The statements of the trial writes below and of the trial list's reads above, built
-    once: SQLAlchemy builds a statement's
-    clauses and cache key at every construction, which costs three times its execution (the
-    values come as bound parameters)."""
+    once, the values bound at each call: SQLAlchemy builds a statement's clauses and cache
+    key at every construction, which costs three times executing it."""
     import sqlalchemy as sa
     from optuna.storages._rdb import models
 
@@ -668,17 +668,17 @@ def _write_rdb(backend, records, finished) -> None:
         rows: dict = {model: [] for model in sql["delete"]}
         for trial_id, intermediate, attrs, system in records:
             check(trial_id)
-            for model, keys in zip(rows, (intermediate, attrs, system), strict=True):
+            kept = {values: intermediate, models.TrialUserAttributeModel: attrs, models.TrialSystemAttributeModel: system}
+            for model, keys in kept.items():
                 if keys:  # rows a retried write may have left
                     connection.execute(sql["delete"][model], {"tid": trial_id, "keys": list(keys)})
             for step, value in intermediate.items():
                 stored, kind = values.intermediate_value_to_stored_repr(value)
                 rows[values].append({"trial_id": trial_id, "step": step, "intermediate_value": stored,
                                      "intermediate_value_type": kind})
-            rows[models.TrialUserAttributeModel] += [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-                                                     for key, value in attrs.items()]
-            rows[models.TrialSystemAttributeModel] += [
-                {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in system.items()]
+            for model in (models.TrialUserAttributeModel, models.TrialSystemAttributeModel):
+                rows[model] += [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                                for key, value in kept[model].items()]
         for model, batch in rows.items():  # one executemany per table
             if batch:
                 connection.execute(sql["insert"][model], batch)
