@@ -246,12 +246,12 @@ def refit_model(study, artifact_dir=None, raw: bool = True) -> EnsembleModel | N
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     first = trials[attr["trials"][0]]
     scaling = first.user_attrs.get("scaling")
+    # every member was trained on the same rows, so one scaling serves them all
+    input_scaling, target_scaling = scaling_from_attr(scaling) if raw and scaling else (None, None)
     members = []
     for i, (number, activation) in enumerate(zip(attr["trials"], attr["activations"], strict=True)):
         weights = weights_from_arrays(arrays, repeat_prefix(i))
-        input_scaling = None
-        if raw and scaling:
-            input_scaling, target_scaling = scaling_from_attr(scaling)
+        if input_scaling is not None:
             weights = fold_scaling(weights, input_scaling, target_scaling)
         trial = trials[number]
         members.append(TrainedModel(weights=weights, activation=activation, task=_task_of(trial, study),
