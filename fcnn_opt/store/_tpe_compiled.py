@@ -80,46 +80,126 @@ def log_ndtr(a, squares):
 
 
 @njit(cache=True, nogil=True)
-def mixture_terms(base, cat_codes, cat_logw, x, lows, highs, mu, sigma, a, b, disc_at, disc_pair, disc_table):
+def mixture_terms(base, cat_codes, cat_logw, x, lows, highs, mu, sigma, xd, d_lows, d_highs, d_halves, d_log,
+                  d_mu, d_sigma):
     """Each kernel's weighted log density at each sample, ``(samples, kernels)``: the terms
-    Optuna's ``_MixtureOfProductDistribution.log_pdf`` sums before its log-sum-exp, added
-    kernel-contiguously in another order, without its (samples x kernels x dimensions)
-    temporaries (so equal to Optuna's to rounding, not bit for bit: see
+    Optuna's ``_MixtureOfProductDistribution.log_pdf`` sums in its log-sum-exp, added
+    kernel-contiguously in another order, in one call, without its (samples x kernels x
+    dimensions) temporaries (so equal to Optuna's to rounding, not bit for bit: see
     :func:`fcnn_opt.store.optuna_internals.fast_choice`).
 
-    ``base[k]``: kernel k's log weight plus every term that depends on the kernel alone;
-    ``cat_logw[d, c, k]``: categorical dimension d's log weight of choice c; ``x[i, d]`` a
-    continuous dimension's (transformed) sample, ``lows``, ``highs`` its bounds and ``mu``,
-    ``sigma``, ``a``, ``b`` (dimension, kernel) its kernels and standardised bounds, as Optuna's
-    ``_truncnorm.logpdf`` takes them (out of bounds: minus infinity, judged as Optuna judges it
-    where the sample is outside ``lows``..``highs``; inside, no kernel judges it out);
-    ``disc_table[d, u, p]`` a discrete dimension's log mass of the sample value
-    ``u = disc_at[i, d]`` under the kernel parameters ``p = disc_pair[d, k]``."""
+    ``base[k]``: kernel k's log weight; ``cat_logw[d, c, k]``: categorical dimension d's log
+    weight of choice c, the samples' choices in ``cat_codes``. Continuous dimensions: ``x[i,
+    d]`` the (transformed) sample, ``lows``, ``highs`` the bounds, ``mu``, ``sigma`` (dimension,
+    kernel) the kernels (out of bounds: minus infinity, judged as Optuna's ``_truncnorm.logpdf``
+    judges it where the sample is outside ``lows``..``highs``; inside, no kernel judges it out).
+    Discrete dimensions: ``xd[i, d]`` the sample (untransformed), ``d_lows``, ``d_highs`` the
+    adapted bounds, ``d_halves`` half the step, ``d_log`` whether on a log scale, ``d_mu``,
+    ``d_sigma`` the kernels: each kernel's mass over the sample's cell less its mass inside the
+    bounds, evaluated once per distinct (value, kernel parameters), as Optuna does."""
     n_samples, n_kernels = cat_codes.shape[0], base.shape[0]
+    kernel = base.copy()
+    for d in range(x.shape[1]):
+        for k in range(n_kernels):
+            s = sigma[d, k]
+            mass = _bounded_mass((lows[d] - mu[d, k]) / s, (highs[d] - mu[d, k]) / s)
+            kernel[k] -= _HALF_LOG_2PI + mass + math.log(s)
+    d_at = np.empty((xd.shape[1], n_samples), dtype=np.int64)
+    d_pair = np.empty((xd.shape[1], n_kernels), dtype=np.int64)
+    unsure = np.zeros(n_samples, dtype=np.bool_)
+    tables = []
+    for d in range(xd.shape[1]):
+        at, pair, table, inside, far = _discrete_masses(xd[:, d], d_mu[d], d_sigma[d], d_lows[d], d_highs[d],
+                                                        d_halves[d], d_log[d])
+        d_at[d], d_pair[d] = at, pair
+        tables.append(table)
+        for k in range(n_kernels):
+            kernel[k] -= inside[pair[k]]
+        for i in range(n_samples):
+            unsure[i] |= far[at[i]]
+    # a term left out as far (see _discrete_masses) is below the largest kernel constant by more than -FAR_LOG_MASS
+    floor = kernel.max() + FAR_LOG_MASS + math.log(n_kernels) + 37.0
+    inverse = 1.0 / sigma  # products, not quotients, in the loops below: these vectorise
     out = np.empty((n_samples, n_kernels))
     for i in range(n_samples):
-        row = out[i]
-        row[:] = base
+        out[i] = kernel
         for d in range(cat_codes.shape[1]):
-            weights = cat_logw[d, cat_codes[i, d]]
+            c = cat_codes[i, d]
             for k in range(n_kernels):
-                row[k] += weights[k]
+                out[i, k] += cat_logw[d, c, k]
         for d in range(x.shape[1]):
-            value, m, s = x[i, d], mu[d], sigma[d]
+            value = x[i, d]
             for k in range(n_kernels):
-                z = (value - m[k]) / s[k]
-                row[k] += -(z * z) / 2.0
+                z = (value - mu[d, k]) * inverse[d, k]
+                out[i, k] -= 0.5 * (z * z)
             if not lows[d] <= value <= highs[d]:
-                lo, hi = a[d], b[d]
                 for k in range(n_kernels):
-                    z = (value - m[k]) / s[k]
-                    if z < lo[k] or z > hi[k]:
-                        row[k] = -np.inf
-        for d in range(disc_at.shape[1]):
-            table, pair = disc_table[d, disc_at[i, d]], disc_pair[d]
+                    s = sigma[d, k]
+                    z = (value - mu[d, k]) / s
+                    if z < (lows[d] - mu[d, k]) / s or z > (highs[d] - mu[d, k]) / s:
+                        out[i, k] = -np.inf
+        for d in range(xd.shape[1]):
+            masses, pair = tables[d][d_at[d, i]], d_pair[d]
             for k in range(n_kernels):
-                row[k] += table[pair[k]]
+                out[i, k] += masses[pair[k]]
+        if unsure[i] and not out[i].max() > floor:  # what was left out might count: NaN, to defer to Optuna
+            out[i] = np.nan
     return out
+
+
+@njit(cache=True, nogil=True)
+def _discrete_masses(values, mu, sigma, low, high, half, is_log):
+    """One discrete dimension of :func:`mixture_terms`: each sample's index among the
+    distinct sample values, each kernel's among the distinct (mu, sigma) pairs, the log mass
+    of each pair over each distinct value's cell (value, pair), and each pair's log mass
+    between ``low`` and ``high``; and for each distinct value whether a cell was left out as
+    far: more than ``FAR`` of the pair's widths away from its centre (a log mass under
+    :data:`FAR_LOG_MASS`, held as minus infinity; :func:`mixture_terms` checks that it
+    cannot count, where the costliest arithmetic, the far tail's series, would go)."""
+    distinct = np.empty(values.size)
+    at = np.empty(values.size, dtype=np.int64)
+    n_distinct = 0
+    for i in range(values.size):
+        j = 0
+        while j < n_distinct and distinct[j] != values[i]:
+            j += 1
+        if j == n_distinct:
+            distinct[j] = values[i]
+            n_distinct += 1
+        at[i] = j
+    mus, sigmas, pair = unique_pairs(mu, sigma)
+    table = np.empty((n_distinct, mus.size))
+    far = np.zeros(n_distinct, dtype=np.bool_)
+    for j in range(n_distinct):
+        left, right = distinct[j] - half, distinct[j] + half
+        if is_log:
+            left, right = math.log(left), math.log(right)
+        for q in range(mus.size):
+            lo, hi = (left - mus[q]) / sigmas[q], (right - mus[q]) / sigmas[q]
+            if hi < -FAR or lo > FAR:
+                table[j, q] = -np.inf
+                far[j] = True
+            else:
+                table[j, q] = log_gauss_mass_one(lo, hi)
+    inside = np.empty(mus.size)
+    for q in range(mus.size):
+        inside[q] = _bounded_mass((low - mus[q]) / sigmas[q], (high - mus[q]) / sigmas[q])
+    return at, pair, table, inside, far
+
+
+FAR = 20.0  # standard deviations beyond which a discrete cell's mass is left out (see _discrete_masses)
+FAR_LOG_MASS = -200.0  # above log Phi(-20) (about -203.9): no cell left out has more
+WHOLE = 8.5  # a kernel whose bounds are this many widths away on both sides keeps all but 2e-17 of its mass
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bounded_mass(lo, hi):
+    """The log mass of a kernel between its bounds (standardised ``lo`` < 0 < ``hi``): 0 where
+    both lie beyond :data:`WHOLE` (the exact value is within 2e-17 of it, below the rounding of
+    the sums it enters), else :func:`log_gauss_mass_one`."""
+    if lo < -WHOLE and hi > WHOLE:
+        return 0.0
+    return log_gauss_mass_one(lo, hi)
 
 
 @njit(cache=True, nogil=True)
@@ -160,21 +240,14 @@ def _log_ndtr_one(v):
     return _far_left(v, v * v)
 
 
-@njit(cache=True, nogil=True)
-def log_gauss_mass(a, b):
-    """The log of the standard normal's mass between ``a`` and ``b`` (arrays of one shape),
-    by the cases of Optuna's ``_truncnorm._log_gauss_mass`` (left tail, right tail by
-    symmetry, centre) with the C library's ``erf``: equal to Optuna's to rounding, for the
-    compiled density of :func:`mixture_terms`'s callers."""
-    flat_a, flat_b = a.ravel(), b.ravel()
-    out = np.empty(flat_a.size)
-    for k in range(flat_a.size):
-        lo, hi = flat_a[k], flat_b[k]
-        if hi <= 0 or lo > 0:
-            if lo > 0:  # the right tail, mirrored into the left
-                lo, hi = -hi, -lo
-            log_hi, log_lo = _log_ndtr_one(hi), _log_ndtr_one(lo)
-            out[k] = log_hi + math.log1p(-math.exp(log_lo - log_hi))
-        else:
-            out[k] = math.log1p(-_ndtr(lo) - _ndtr(-hi))
-    return out.reshape(a.shape)
+@njit(cache=True, nogil=True, inline="always")
+def log_gauss_mass_one(lo, hi):
+    """The log of the standard normal's mass between ``lo`` and ``hi``, by the cases of
+    Optuna's ``_truncnorm._log_gauss_mass`` (left tail, right tail by symmetry, centre) with
+    the C library's ``erf``: equal to Optuna's to rounding, for :func:`mixture_terms`."""
+    if hi <= 0 or lo > 0:
+        if lo > 0:  # the right tail, mirrored into the left
+            lo, hi = -hi, -lo
+        log_hi, log_lo = _log_ndtr_one(hi), _log_ndtr_one(lo)
+        return log_hi + math.log1p(-math.exp(log_lo - log_hi))
+    return math.log1p(-_ndtr(lo) - _ndtr(-hi))

@@ -69,6 +69,15 @@ Private names relied on, and why:
   key for constraint values (:data:`CONSTRAINTS_KEY`) sends a study with constraints to
   Optuna's own path. :func:`missing_tpe_names` checks these; without them the mirror's TPE
   is Optuna's own.
+- On Optuna 5, :func:`parzen_estimator` builds ``_ParzenEstimator`` itself
+  (:func:`_optuna5_estimator`: ``_ParzenEstimatorParameters``' fields, the estimator's
+  ``_search_space``, ``_transform``, ``_call_weights_func`` and
+  ``_calculate_categorical_distributions``, ``parzen_estimator.EPS``,
+  ``sampler.default_weights``, the batched distributions of ``probability_distributions``
+  and ``_MixtureOfProductDistribution``), the numerical parameters' kernel widths operation
+  for operation as Optuna computes them but for one sort instead of two; the first build in
+  a process is compared with Optuna's own, array for array, and a difference sends every
+  later build to Optuna's class.
 - For the large "above" estimator, :func:`fast_choice` evaluates the density of the
   estimator's ``_mixture_distribution`` (its ``weights`` and distributions, as 5.x lays
   them out: ``_BatchedCategoricalDistributions`` and numerical ones with ``adapted_low``,
@@ -1089,18 +1098,17 @@ def fast_choice(mpe_below, mpe_above, samples: dict) -> int | None:
     acquisition = below - above
     if not np.all(np.isfinite(acquisition)):
         return None
-    rows = np.column_stack([np.asarray(v, dtype=float) for v in samples.values()])
-    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    if not np.array_equal(acquisition, acquisition[first][inverse]):  # identical candidates, unequal values
-        return None
-    values = acquisition[first]
+    first = {}  # each distinct candidate: the index of its first occurrence
+    for i, row in enumerate(zip(*(np.asarray(v, dtype=float).tolist() for v in samples.values()), strict=True)):
+        if first.setdefault(row, i) != i and acquisition[i] != acquisition[first[row]]:
+            return None  # identical candidates, unequal values
+    values = acquisition[list(first.values())]
     order = np.argsort(values)
     if len(order) > 1:
         top, second = values[order[-1]], values[order[-2]]
         if top - second <= TIE * max(1.0, abs(top), abs(second)):
             return None
-    return int(first[order[-1]])
+    return list(first.values())[order[-1]]
 
 
 def _compiled_log_pdf(mpe, samples: dict):
@@ -1109,11 +1117,11 @@ def _compiled_log_pdf(mpe, samples: dict):
     import numpy as np
     from optuna.samplers._tpe.probability_distributions import _BatchedCategoricalDistributions
 
-    from fcnn_opt.store._tpe_compiled import log_gauss_mass, mixture_terms, unique_pairs
+    from fcnn_opt.store._tpe_compiled import mixture_terms
 
     mixture = mpe._mixture_distribution
     x = np.asarray(mpe._transform(samples), dtype=float)
-    n, n_kernels = len(x), len(mixture.weights)
+    n_kernels = len(mixture.weights)
     cats, conts, discs = [], [], []
     for i, d in enumerate(mixture.distributions):
         if isinstance(d, _BatchedCategoricalDistributions):
@@ -1124,42 +1132,27 @@ def _compiled_log_pdf(mpe, samples: dict):
             (conts if d.step == 0.0 else discs).append((i, d))
     with np.errstate(divide="ignore"):
         base = np.log(np.asarray(mixture.weights, dtype=float))
-        width = max([d.weights.shape[1] for _, d in cats], default=1)
-        cat_logw = np.full((len(cats), width, n_kernels), -np.inf)
+        cat_logw = np.full((len(cats), max([d.weights.shape[1] for _, d in cats], default=1), n_kernels), -np.inf)
         for j, (_, d) in enumerate(cats):
             cat_logw[j, :d.weights.shape[1]] = np.log(d.weights).T
-    cat_codes = np.ascontiguousarray(np.stack([x[:, i].astype(np.int64) for i, _ in cats], axis=1)
-                                     if cats else np.zeros((n, 0), dtype=np.int64))
-    if conts:
-        xs = np.stack([np.log(x[:, i]) if d.is_log else x[:, i] for i, d in conts], axis=1)
-        lows = np.asarray([d.adapted_low for _, d in conts], dtype=float)
-        highs = np.asarray([d.adapted_high for _, d in conts], dtype=float)
-        mus = np.stack([d.mu for _, d in conts]).astype(float)
-        sigmas = np.stack([d.sigma for _, d in conts]).astype(float)
-        a, b = (lows[:, None] - mus) / sigmas, (highs[:, None] - mus) / sigmas  # Optuna's, transposed
-        base = base - (0.5 * math.log(2 * math.pi) + log_gauss_mass(a, b) + np.log(sigmas)).sum(axis=0)
-    else:
-        xs, lows, highs, mus, sigmas, a, b = (np.zeros((n, 0)), np.zeros(0), np.zeros(0),
-                                              *(np.zeros((0, n_kernels)) for _ in range(4)))
-    tables, at, pairs = [], [], []
-    for i, d in discs:
-        values, value_at = np.unique(x[:, i], return_inverse=True)
-        mu, sigma, pair = unique_pairs(*(np.ascontiguousarray(v, dtype=float) for v in (d.mu, d.sigma)))
-        half = d.step / 2
-        left = np.log(values - half) if d.is_log else values - half
-        right = np.log(values + half) if d.is_log else values + half
-        tables.append(log_gauss_mass((left[:, None] - mu) / sigma, (right[:, None] - mu) / sigma))
-        base = base - log_gauss_mass((d.adapted_low - mu) / sigma, (d.adapted_high - mu) / sigma)[pair]
-        at.append(value_at.reshape(-1))
-        pairs.append(pair)
-    table = np.zeros((len(discs), max([t.shape[0] for t in tables], default=1),
-                      max([t.shape[1] for t in tables], default=1)))
-    for j, t in enumerate(tables):
-        table[j, :t.shape[0], :t.shape[1]] = t
-    disc_at = np.stack(at, axis=1).astype(np.int64) if discs else np.zeros((n, 0), dtype=np.int64)
-    disc_pair = np.stack(pairs).astype(np.int64) if discs else np.zeros((0, n_kernels), dtype=np.int64)
-    terms = mixture_terms(*[np.ascontiguousarray(v) for v in (base, cat_codes, cat_logw, xs, lows, highs, mus,
-                                                               sigmas, a, b, disc_at, disc_pair, table)])
+    cat_codes = x[:, [i for i, _ in cats]].astype(np.int64)
+
+    def columns(dists):
+        """The samples, bounds and kernels of ``dists``, a dimension a row (a column for samples)."""
+        return (x[:, [i for i, _ in dists]], np.asarray([d.adapted_low for _, d in dists], dtype=float),
+                np.asarray([d.adapted_high for _, d in dists], dtype=float),
+                np.asarray([d.mu for _, d in dists], dtype=float).reshape(len(dists), n_kernels),
+                np.asarray([d.sigma for _, d in dists], dtype=float).reshape(len(dists), n_kernels))
+
+    xs, lows, highs, mus, sigmas = columns(conts)
+    xs[:, [j for j, (_, d) in enumerate(conts) if d.is_log]] = np.log(xs[:, [j for j, (_, d) in enumerate(conts)
+                                                                             if d.is_log]])
+    xd, d_lows, d_highs, d_mus, d_sigmas = columns(discs)
+    d_halves = np.asarray([d.step / 2 for _, d in discs], dtype=float)
+    d_log = np.asarray([d.is_log for _, d in discs], dtype=np.bool_)
+    terms = mixture_terms(*[np.ascontiguousarray(v) for v in (
+        base, cat_codes, cat_logw, xs, lows, highs, mus, sigmas, xd, d_lows, d_highs, d_halves, d_log, d_mus,
+        d_sigmas)])
     # Optuna's log-sum-exp, with terms more than 700 below a sample's largest (under 1e-304 of
     # it) lifted to that: NumPy's exp is slow where it underflows
     top = terms.max(axis=1)
@@ -1171,6 +1164,129 @@ def _compiled_log_pdf(mpe, samples: dict):
     density = np.log(terms.sum(axis=1)) + top
     density[empty] = -np.inf
     return density
+
+
+def parzen_estimator(cls, observations: dict, search_space: dict, parameters):
+    """``cls(observations, search_space, parameters)``, Optuna's Parzen estimator; where
+    ``cls`` is Optuna 5's own ``_ParzenEstimator``, built by :func:`_optuna5_estimator`
+    (the same arrays, bit for bit, for less) once the first such build in this process has
+    been checked against Optuna's own."""
+    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
+
+    checked = _own_estimator_checked()
+    if cls is not _ParzenEstimator or checked is False or parameters.prior_weight < 0:
+        return cls(observations, search_space, parameters)
+    if checked:
+        return _optuna5_estimator(observations, search_space, parameters)
+    optunas = cls(observations, search_space, parameters)
+    try:
+        mine = _optuna5_estimator(observations, search_space, parameters)
+        _ESTIMATOR_CHECK["same"] = _same_mixture(mine, optunas)
+    except (AttributeError, ImportError, TypeError):  # a name this Optuna lacks
+        _ESTIMATOR_CHECK["same"] = False
+    return optunas
+
+
+_ESTIMATOR_CHECK: dict[str, bool] = {}  # "same": whether the first build equalled Optuna's
+
+
+def _own_estimator_checked() -> bool | None:
+    """Whether :func:`_optuna5_estimator` may stand for Optuna's class: None until its first
+    build was compared with Optuna's (and never on Optuna 4, whose estimator differs)."""
+    if optuna_version() < (5, 0) or not hasattr(parzen_estimator_parameters_type(), "_fields") \
+            or set(parzen_estimator_parameters_type()._fields) != _OPTUNA5_PARAMETERS:
+        return False
+    return _ESTIMATOR_CHECK.get("same")
+
+
+_OPTUNA5_PARAMETERS = {"prior_weight", "consider_magic_clip", "consider_endpoints", "weights", "multivariate"}
+
+
+@functools.cache
+def parzen_estimator_parameters_type():
+    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimatorParameters
+
+    return _ParzenEstimatorParameters
+
+
+def _same_mixture(mine, optunas) -> bool:
+    """Whether two Parzen estimators hold the same mixture, array for array, bit for bit."""
+    import numpy as np
+
+    a, b = mine._mixture_distribution, optunas._mixture_distribution
+    if mine._search_space != optunas._search_space or not np.array_equal(a.weights, b.weights) \
+            or len(a.distributions) != len(b.distributions):
+        return False
+    for x, y in zip(a.distributions, b.distributions, strict=True):
+        if type(x) is not type(y) or len(x) != len(y):
+            return False
+        for u, v in zip(x, y, strict=True):
+            if isinstance(u, np.ndarray) or isinstance(v, np.ndarray):
+                if not (np.shape(u) == np.shape(v) and np.asarray(u).dtype == np.asarray(v).dtype
+                        and np.array_equal(u, v)):
+                    return False
+            elif not (type(u) is type(v) and u == v):
+                return False
+    return True
+
+
+def _optuna5_estimator(observations: dict, search_space: dict, parameters):
+    """Optuna 5's ``_ParzenEstimator(observations, search_space, parameters)``, its
+    operations one for one, but that each numerical parameter's kernel widths are put back
+    in trial order by a scatter through the sorting permutation instead of a second sort (the
+    same values: a permutation's inverse), and the categorical ones come from Optuna's own
+    method. At 3,000 trials a sort is the costliest step of building the "above" estimator,
+    built afresh at every draw."""
+    import numpy as np
+    from optuna.distributions import CategoricalDistribution
+    from optuna.samplers._tpe import probability_distributions as batched
+    from optuna.samplers._tpe.parzen_estimator import EPS, _ParzenEstimator
+    from optuna.samplers._tpe.sampler import default_weights
+
+    estimator = _ParzenEstimator.__new__(_ParzenEstimator)
+    estimator._search_space = search_space
+    transformed = estimator._transform(observations)
+    n = len(transformed)
+    if parameters.weights is default_weights:  # Optuna's own: its checks of a user's function cannot fail
+        weights = np.array(default_weights(n))[:n]
+    else:
+        weights = _ParzenEstimator._call_weights_func(parameters.weights, n)
+    weights = np.array([1.0]) if n == 0 else np.append(weights, [parameters.prior_weight])
+    weights /= weights.sum()
+    distributions = []
+    for i, (name, dist) in enumerate(search_space.items()):
+        if isinstance(dist, CategoricalDistribution):
+            distributions.append(estimator._calculate_categorical_distributions(transformed[:, i], name, dist,
+                                                                                parameters))
+            continue
+        mus, low, high = transformed[:, i], dist.low, dist.high
+        if dist.step is not None:
+            low -= dist.step / 2
+            high += dist.step / 2
+        if dist.log:
+            mus, low, high = np.log(mus), np.log(low), np.log(high)
+        order = np.argsort(mus)
+        ends = np.empty(len(mus) + 2, dtype=float)
+        ends[0], ends[1:-1], ends[-1] = low, mus[order], high
+        sorted_sigmas = np.maximum(ends[1:-1] - ends[0:-2], ends[2:] - ends[1:-1])
+        if not parameters.consider_endpoints and ends.shape[0] >= 4:
+            sorted_sigmas[0] = ends[2] - ends[1]
+            sorted_sigmas[-1] = ends[-2] - ends[-3]
+        sigmas = np.empty_like(sorted_sigmas)
+        sigmas[order] = sorted_sigmas
+        minsigma = (high - low) / min(100.0, (1.0 + n + 1)) if parameters.consider_magic_clip else EPS
+        sigmas = np.asarray(np.clip(sigmas, minsigma, high - low))
+        mus, sigmas = np.append(mus, [0.5 * (low + high)]), np.append(sigmas, [high - low])
+        if dist.step is None:
+            kind = batched._BatchedTruncLogNormDistributions if dist.log else batched._BatchedTruncNormDistributions
+            distributions.append(kind(mus, sigmas, dist.low, dist.high))
+        else:
+            kind = (batched._BatchedDiscreteTruncLogNormDistributions if dist.log
+                    else batched._BatchedDiscreteTruncNormDistributions)
+            distributions.append(kind(mus, sigmas, dist.low, dist.high, dist.step))
+    estimator._mixture_distribution = batched._MixtureOfProductDistribution(weights=weights,
+                                                                            distributions=distributions)
+    return estimator
 
 
 @functools.cache
@@ -1251,8 +1367,8 @@ def _indexed_tpe_class():
                 numbers, observed_above = self._with_running(study, trial, search_space, numbers, observed_above)
             estimators = []
             for observed in (observed_below, observed_above):
-                estimator = self._parzen_estimator_cls(_optuna_arrays(observed, index.categorical), search_space,
-                                                       self._parzen_estimator_parameters)
+                estimator = parzen_estimator(self._parzen_estimator_cls, _optuna_arrays(observed, index.categorical),
+                                             search_space, self._parzen_estimator_parameters)
                 if not isinstance(estimator, _ParzenEstimator):
                     raise RuntimeError("_parzen_estimator_cls must override _ParzenEstimator.")
                 estimators.append(estimator)

@@ -176,6 +176,101 @@ def test_the_compiled_pick_is_optunas_or_defers():
         assert picked >= 20 and deferred >= 10  # below and above are one estimator up to n = 25: all tie
 
 
+def test_the_estimator_built_here_is_optunas_bit_for_bit():
+    """On Optuna 5 the mirror's TPE builds its Parzen estimators itself (one sort a parameter
+    instead of two): every array equals Optuna's own, ties, log scales, steps, choices, empty
+    and tiny observation sets, each setting of the parameters; on Optuna 4 it builds none."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator, _ParzenEstimatorParameters
+    from optuna.samplers._tpe.sampler import default_weights
+
+    if internals.optuna_version() < (5, 0):
+        assert internals._own_estimator_checked() is False
+        return
+    space = {"a": CategoricalDistribution(["x", "y", "z"]), "lr": FloatDistribution(1e-4, 1e-1, log=True),
+             "n": IntDistribution(1, 3), "u": IntDistribution(2, 64, log=True), "v": FloatDistribution(-1, 1),
+             "q": FloatDistribution(0, 1, step=0.1), "s": IntDistribution(0, 10, step=2)}
+    rng = np.random.RandomState(3)
+    compared = 0
+    for prior_weight, clip, endpoints, weights in ((1.0, True, False, default_weights),
+                                                   (0.0, False, True, lambda n: np.arange(1.0, n + 1)),
+                                                   (2.5, True, True, default_weights)):
+        parameters = _ParzenEstimatorParameters(prior_weight=prior_weight, consider_magic_clip=clip,
+                                                consider_endpoints=endpoints, weights=weights, multivariate=True)
+        for n in (0, 1, 2, 3, 30, 300, 3000):
+            seen = {"a": rng.randint(0, 3, n), "lr": np.exp(rng.uniform(np.log(1e-4), np.log(1e-1), n)),
+                    "n": rng.randint(1, 4, n).astype(float), "u": rng.randint(2, 65, n).astype(float),
+                    "v": rng.choice([-1.0, 0.0, 0.25, 1.0], n), "q": rng.randint(0, 11, n) / 10,
+                    "s": 2.0 * rng.randint(0, 6, n)}
+            mine = internals._optuna5_estimator(seen, space, parameters)
+            assert internals._same_mixture(mine, _ParzenEstimator(seen, space, parameters)), (prior_weight, n)
+            compared += 1
+            built = internals.parzen_estimator(_ParzenEstimator, seen, space, parameters)
+            assert internals._same_mixture(built, mine)
+    assert compared == 21 and internals._own_estimator_checked() is True
+    # a tie's order decides which kernels get the wide widths: a scatter of a different sort would differ
+    tied = {"n": np.array([2.0] * 40 + [1.0] * 40 + [3.0] * 40)}
+    mine = internals._optuna5_estimator(tied, {"n": IntDistribution(1, 3)}, parameters)
+    assert internals._same_mixture(mine, _ParzenEstimator(tied, {"n": IntDistribution(1, 3)}, parameters))
+
+
+def test_the_compiled_density_is_optunas_to_rounding():
+    """The compiled mixture density equals Optuna's ``log_pdf`` to 1e-12 (relative), samples
+    inside and outside the bounds of every kind of dimension."""
+    pytest.importorskip("numba")
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
+
+    if internals.optuna_version() < (5, 0):
+        pytest.skip("Optuna 4 lays its mixture out otherwise: its own arithmetic decides")
+    space = {"a": CategoricalDistribution(["x", "y", "z"]), "lr": FloatDistribution(1e-4, 1e-1, log=True),
+             "n": IntDistribution(1, 3), "u": IntDistribution(2, 64, log=True), "v": FloatDistribution(-1, 1),
+             "q": FloatDistribution(0, 1, step=0.1)}
+    parameters = optuna.samplers.TPESampler(seed=0)._parzen_estimator_parameters
+    rng = np.random.RandomState(5)
+    for n in (0, 5, 400):
+        seen = {"a": rng.randint(0, 3, n), "lr": np.exp(rng.uniform(np.log(1e-4), np.log(1e-1), n)),
+                "n": rng.randint(1, 4, n).astype(float), "u": rng.randint(2, 65, n).astype(float),
+                "v": rng.uniform(-1, 1, n), "q": rng.randint(0, 11, n) / 10}
+        estimator = _ParzenEstimator(seen, space, parameters)
+        samples = estimator.sample(rng, 24)
+        samples["v"][:3] = [-1.5, 1.5, 1.0]  # outside the bounds, and on one
+        exact = estimator.log_pdf(samples)
+        compiled = internals._compiled_log_pdf(estimator, samples)
+        finite = np.isfinite(exact)
+        assert np.array_equal(finite, np.isfinite(compiled)) and not finite[:2].any() and finite.sum() >= 20
+        np.testing.assert_allclose(compiled[finite], exact[finite], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero encountered in log")  # Optuna's log of the prior's weight 0
+def test_far_cells_left_out_defer_where_they_could_count():
+    """The compiled density leaves out discrete cells more than 20 widths from a kernel; where
+    every kernel is that far from a sample (no prior kernel, all trials at one end), what was
+    left out is all there is: the density is NaN there and the pick goes to Optuna's own
+    evaluation, never a wrong candidate."""
+    pytest.importorskip("numba")
+    from optuna.distributions import IntDistribution
+    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator, _ParzenEstimatorParameters
+    from optuna.samplers._tpe.sampler import default_weights
+
+    if internals.optuna_version() < (5, 0) or not internals._compiled_tails_on():
+        pytest.skip("the compiled density runs on Optuna 5 with Numba loaded")
+    space = {"u": IntDistribution(2, 64, log=True)}
+    parameters = _ParzenEstimatorParameters(prior_weight=0.0, consider_magic_clip=True, consider_endpoints=False,
+                                            weights=default_weights, multivariate=True)
+    above = _ParzenEstimator({"u": np.full(400, 2.0)}, space, parameters)
+    below = _ParzenEstimator({"u": np.array([60.0, 62.0, 64.0] * 3)}, space, parameters)
+    samples = {"u": np.array([2.0, 3.0, 64.0, 60.0])}
+    exact = above.log_pdf(samples)
+    compiled = internals._compiled_log_pdf(above, samples)
+    assert np.all(np.isfinite(exact))
+    np.testing.assert_allclose(compiled[:2], exact[:2], rtol=1e-12, atol=1e-12)  # near the kernels: computed
+    assert np.all(np.isnan(compiled[2:]))  # only far cells: left out, so NaN
+    samples = below.sample(np.random.RandomState(0), 24)
+    pick = internals.fast_choice(below, above, samples)
+    assert pick is None or pick == int(np.argmax(below.log_pdf(samples) - above.log_pdf(samples)))
+
+
 def test_two_workers_mirrors_hold_what_a_rebuild_holds(sqlite_url):
     """Two mirrors of one SQLite study, each drawing and finishing trials and reading the
     other's through its trial list: each copy's index equals a rebuild of that copy, and
