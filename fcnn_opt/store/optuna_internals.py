@@ -70,10 +70,13 @@ Private names relied on, and why:
   Optuna's own path. :func:`missing_tpe_names` checks these; without them the mirror's TPE
   is Optuna's own.
 - On Optuna 5, :func:`parzen_estimator` builds ``_ParzenEstimator`` itself
-  (:func:`_optuna5_estimator`: ``_ParzenEstimatorParameters``' fields, the estimator's
+  (:func:`_optuna5_estimator`: ``_ParzenEstimatorParameters``, whose ``_fields`` must be
+  Optuna 5's, the estimator's
   ``_search_space``, ``_transform``, ``_call_weights_func`` and
   ``_calculate_categorical_distributions``, ``parzen_estimator.EPS``,
-  ``sampler.default_weights``, the batched distributions of ``probability_distributions``
+  ``sampler.default_weights``, and from ``probability_distributions``
+  ``_BatchedTruncNormDistributions``, ``_BatchedTruncLogNormDistributions``,
+  ``_BatchedDiscreteTruncNormDistributions``, ``_BatchedDiscreteTruncLogNormDistributions``
   and ``_MixtureOfProductDistribution``), the numerical parameters' kernel widths operation
   for operation as Optuna computes them but for one sort instead of two; the first build in
   a process is compared with Optuna's own, array for array, and a difference sends every
@@ -1193,20 +1196,16 @@ _ESTIMATOR_CHECK: dict[str, bool] = {}  # "same": whether the first build equall
 def _own_estimator_checked() -> bool | None:
     """Whether :func:`_optuna5_estimator` may stand for Optuna's class: None until its first
     build was compared with Optuna's (and never on Optuna 4, whose estimator differs)."""
-    if optuna_version() < (5, 0) or not hasattr(parzen_estimator_parameters_type(), "_fields") \
-            or set(parzen_estimator_parameters_type()._fields) != _OPTUNA5_PARAMETERS:
+    if optuna_version() < (5, 0):
+        return False
+    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimatorParameters
+
+    if set(getattr(_ParzenEstimatorParameters, "_fields", ())) != _OPTUNA5_PARAMETERS:
         return False
     return _ESTIMATOR_CHECK.get("same")
 
 
 _OPTUNA5_PARAMETERS = {"prior_weight", "consider_magic_clip", "consider_endpoints", "weights", "multivariate"}
-
-
-@functools.cache
-def parzen_estimator_parameters_type():
-    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimatorParameters
-
-    return _ParzenEstimatorParameters
 
 
 def _same_mixture(mine, optunas) -> bool:

@@ -28,6 +28,23 @@ def quiet():
     optuna.logging.set_verbosity(level)
 
 
+def mixed_space():
+    """A search space with every kind of dimension TPE models: a choice, a log-scale float,
+    integers on a linear and a log scale, a float and a stepped float."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    return {"a": CategoricalDistribution(["x", "y", "z"]), "lr": FloatDistribution(1e-4, 1e-1, log=True),
+            "n": IntDistribution(1, 3), "u": IntDistribution(2, 64, log=True), "v": FloatDistribution(-1, 1),
+            "q": FloatDistribution(0, 1, step=0.1)}
+
+
+def mixed_observations(rng, n: int) -> dict:
+    """``n`` trials' values of :func:`mixed_space`, as TPE's observation arrays (ties on the integers)."""
+    return {"a": rng.randint(0, 3, n), "lr": np.exp(rng.uniform(np.log(1e-4), np.log(1e-1), n)),
+            "n": rng.randint(1, 4, n).astype(float), "u": rng.randint(2, 65, n).astype(float),
+            "v": rng.uniform(-1, 1, n), "q": rng.randint(0, 11, n) / 10}
+
+
 def suggest(trial) -> float:
     """W2's space in small: a log float, a depth with per-layer widths, two categoricals."""
     lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
@@ -144,21 +161,16 @@ def test_the_compiled_pick_is_optunas_or_defers():
     """The compiled density of the above estimator picks Optuna's candidate, or defers (None)
     where candidates tie (or on Optuna 4); never another one."""
     pytest.importorskip("numba")
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
     from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
 
     if not internals.fast_path():
         pytest.skip("the public path")
-    space = {"a": CategoricalDistribution(["x", "y", "z"]), "lr": FloatDistribution(1e-4, 1e-1, log=True),
-             "n": IntDistribution(1, 3), "u": IntDistribution(2, 64, log=True), "v": FloatDistribution(-1, 1),
-             "q": FloatDistribution(0, 1, step=0.1)}
+    space = mixed_space()
     parameters = optuna.samplers.TPESampler(seed=0)._parzen_estimator_parameters
     rng = np.random.RandomState(1)
     picked = deferred = 0
     for n in (0, 3, 30, 300, 3000):
-        seen = {"a": rng.randint(0, 3, n), "lr": np.exp(rng.uniform(np.log(1e-4), np.log(1e-1), n)),
-                "n": rng.randint(1, 4, n).astype(float), "u": rng.randint(2, 65, n).astype(float),
-                "v": rng.uniform(-1, 1, n), "q": rng.randint(0, 11, n) / 10}
+        seen = mixed_observations(rng, n)
         below = _ParzenEstimator({k: v[:25] for k, v in seen.items()}, space, parameters)
         above = _ParzenEstimator(seen, space, parameters)
         for _ in range(10):
@@ -218,20 +230,15 @@ def test_the_compiled_density_is_optunas_to_rounding():
     """The compiled mixture density equals Optuna's ``log_pdf`` to 1e-12 (relative), samples
     inside and outside the bounds of every kind of dimension."""
     pytest.importorskip("numba")
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
     from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
 
     if internals.optuna_version() < (5, 0):
         pytest.skip("Optuna 4 lays its mixture out otherwise: its own arithmetic decides")
-    space = {"a": CategoricalDistribution(["x", "y", "z"]), "lr": FloatDistribution(1e-4, 1e-1, log=True),
-             "n": IntDistribution(1, 3), "u": IntDistribution(2, 64, log=True), "v": FloatDistribution(-1, 1),
-             "q": FloatDistribution(0, 1, step=0.1)}
+    space = mixed_space()
     parameters = optuna.samplers.TPESampler(seed=0)._parzen_estimator_parameters
     rng = np.random.RandomState(5)
     for n in (0, 5, 400):
-        seen = {"a": rng.randint(0, 3, n), "lr": np.exp(rng.uniform(np.log(1e-4), np.log(1e-1), n)),
-                "n": rng.randint(1, 4, n).astype(float), "u": rng.randint(2, 65, n).astype(float),
-                "v": rng.uniform(-1, 1, n), "q": rng.randint(0, 11, n) / 10}
+        seen = mixed_observations(rng, n)
         estimator = _ParzenEstimator(seen, space, parameters)
         samples = estimator.sample(rng, 24)
         samples["v"][:3] = [-1.5, 1.5, 1.0]  # outside the bounds, and on one
