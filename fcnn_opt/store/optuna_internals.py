@@ -588,7 +588,13 @@ def write_trial_records(storage, records: list[TrialRecords], finished: list[Fin
         return
     backend = rdb_backend(storage)
     if fast_path() and backend is not None:
-        _write_rdb(backend, records, finished)
+        import sqlalchemy.exc
+
+        try:  # the rows are new, as they nearly always are
+            _write_rdb(backend, records, finished, replace=False)
+        except sqlalchemy.exc.IntegrityError:  # some were written before (a retried write): rolled back, so replace them
+            REPLACED_WRITES.append(len(records))
+            _write_rdb(backend, records, finished, replace=True)
     elif fast_path() and is_journal(storage):
         _write_journal(storage, records, finished)
     else:
@@ -652,19 +658,23 @@ def _rdb_statements():
     }
 
 
-def _write_rdb(backend, records, finished) -> None:
+REPLACED_WRITES: list[int] = []  # for tests: each write that replaced rows, by its number of trials
+
+
+def _write_rdb(backend, records, finished, replace: bool) -> None:
     """Bulk rows in one transaction, as SQLAlchemy Core statements built once
     (:func:`_rdb_statements`) on the session's connection, without ORM objects: a check per
-    trial, a delete per table for rows a retried write may have left, one insert batch per
-    table, then each finished trial's value row, state and completion time, as Optuna's
-    ``set_trial_state_values`` sets them."""
+    trial, with ``replace`` a delete per table for the rows' keys (rows a retried write may
+    have left; without it such a row fails the write with an IntegrityError, and nothing of
+    it is kept), one insert batch per table, then each finished trial's value row, state and
+    completion time, as Optuna's ``set_trial_state_values`` sets them."""
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
     sql = _rdb_statements()
     values = models.TrialIntermediateValueModel
     ending = {trial_id for trial_id, _, _ in finished}
-    with _create_scoped_session(backend.scoped_session, True) as session:
+    with _create_scoped_session(backend.scoped_session, replace) as session:
         connection = session.connection()
         checked = set()
 
@@ -682,7 +692,7 @@ def _write_rdb(backend, records, finished) -> None:
             check(trial_id)
             kept = {values: intermediate, models.TrialUserAttributeModel: attrs, models.TrialSystemAttributeModel: system}
             for model, keys in kept.items():
-                if keys:  # rows a retried write may have left
+                if keys and replace:  # rows a retried write may have left
                     connection.execute(sql["delete"][model], {"tid": trial_id, "keys": list(keys)})
             for step, value in intermediate.items():
                 stored, kind = values.intermediate_value_to_stored_repr(value)

@@ -242,3 +242,31 @@ def test_bulk_journal_writes_to_a_trial_failed_meanwhile_raise_once_and_leave_no
         write_trial_records(ours, records, [(trial._trial_id, TrialState.COMPLETE, 0.2)])
     assert [t.state for t in ours.get_all_trials(study._study_id)] == [TrialState.FAIL]
     assert study.trials[0].intermediate_values == {} and study.trials[0].user_attrs == {}
+
+
+@pytest.mark.parametrize("url_fixture", ["sqlite_url", pytest.param("pg_url", marks=pytest.mark.postgres), "mysql_url"])
+def test_a_bulk_write_repeated_after_its_commit_replaces_its_rows(request, url_fixture):
+    """A write retried after a commit whose answer was lost finds its rows already there: the
+    first try fails on them and is rolled back, the second replaces them; a write of new rows
+    takes one try. Every value reads back as last written, through Optuna's own API."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from fcnn_opt.store import optuna_internals as internals
+    from fcnn_opt.store.storages import open_storage
+
+    url = request.getfixturevalue(url_fixture)
+    study = optuna.create_study(storage=open_storage(url, heartbeat=False), study_name="w")
+    trial = study.ask()
+    storage, trial_id = internals.storage_of(study), trial._trial_id
+    first = [(trial_id, {0: 1.0, 1: 0.5}, {"a": 1}, {"s": "x"})]
+    replaced = len(internals.REPLACED_WRITES)
+    internals.write_trial_records(storage, first)
+    assert len(internals.REPLACED_WRITES) == replaced  # new rows: one try
+    again = [(trial_id, {0: 1.0, 1: 0.25, 2: 0.125}, {"a": 2, "b": [3]}, {"s": "y"})]
+    internals.write_trial_records(storage, again, [(trial_id, TrialState.COMPLETE, 0.125)])
+    assert len(internals.REPLACED_WRITES) == replaced + 1
+    stored = optuna.load_study(study_name="w", storage=url).trials[0]
+    assert stored.state == TrialState.COMPLETE and stored.value == 0.125
+    assert stored.intermediate_values == {0: 1.0, 1: 0.25, 2: 0.125}
+    assert stored.user_attrs == {"a": 2, "b": [3]} and stored.system_attrs["s"] == "y"
