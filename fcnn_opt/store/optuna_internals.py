@@ -71,10 +71,9 @@ Private names relied on, and why:
   is Optuna's own.
 - On Optuna 5, :func:`parzen_estimator` builds ``_ParzenEstimator`` itself
   (:func:`_optuna5_estimator`: ``_ParzenEstimatorParameters``, whose ``_fields`` must be
-  Optuna 5's, the estimator's
-  ``_search_space``, ``_transform``, ``_call_weights_func`` and
-  ``_calculate_categorical_distributions``, ``parzen_estimator.EPS``,
-  ``sampler.default_weights``, and from ``probability_distributions``
+  Optuna 5's; the estimator's ``_search_space``, ``_transform``, ``_call_weights_func`` and
+  ``_calculate_categorical_distributions``; ``parzen_estimator.EPS``,
+  ``sampler.default_weights``; and from ``probability_distributions``
   ``_BatchedTruncNormDistributions``, ``_BatchedTruncLogNormDistributions``,
   ``_BatchedDiscreteTruncNormDistributions``, ``_BatchedDiscreteTruncLogNormDistributions``
   and ``_MixtureOfProductDistribution``), the numerical parameters' kernel widths operation
