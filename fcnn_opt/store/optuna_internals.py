@@ -1114,13 +1114,14 @@ def fast_choice(mpe_below, mpe_above, samples: dict) -> int | None:
     for i, row in enumerate(zip(*(np.asarray(v, dtype=float).tolist() for v in samples.values()), strict=True)):
         if first.setdefault(row, i) != i and acquisition[i] != acquisition[first[row]]:
             return None  # identical candidates, unequal values
-    values = acquisition[list(first.values())]
+    distinct = list(first.values())
+    values = acquisition[distinct]
     order = np.argsort(values)
     if len(order) > 1:
         top, second = values[order[-1]], values[order[-2]]
         if top - second <= TIE * max(1.0, abs(top), abs(second)):
             return None
-    return list(first.values())[order[-1]]
+    return distinct[order[-1]]
 
 
 def _compiled_log_pdf(mpe, samples: dict):
@@ -1157,8 +1158,8 @@ def _compiled_log_pdf(mpe, samples: dict):
                 np.asarray([d.sigma for _, d in dists], dtype=float).reshape(len(dists), n_kernels))
 
     xs, lows, highs, mus, sigmas = columns(conts)
-    xs[:, [j for j, (_, d) in enumerate(conts) if d.is_log]] = np.log(xs[:, [j for j, (_, d) in enumerate(conts)
-                                                                             if d.is_log]])
+    logged = [j for j, (_, d) in enumerate(conts) if d.is_log]
+    xs[:, logged] = np.log(xs[:, logged])
     xd, d_lows, d_highs, d_mus, d_sigmas = columns(discs)
     d_halves = np.asarray([d.step / 2 for _, d in discs], dtype=float)
     d_log = np.asarray([d.is_log for _, d in discs], dtype=np.bool_)
@@ -1205,13 +1206,18 @@ _ESTIMATOR_CHECK: dict[str, bool] = {}  # "same": whether the first build equall
 def _own_estimator_checked() -> bool | None:
     """Whether :func:`_optuna5_estimator` may stand for Optuna's class: None until its first
     build was compared with Optuna's (and never on Optuna 4, whose estimator differs)."""
+    return _ESTIMATOR_CHECK.get("same") if _optuna5_estimator_layout() else False
+
+
+@functools.cache
+def _optuna5_estimator_layout() -> bool:
+    """Whether the installed Optuna is 5.x with the estimator parameters
+    :func:`_optuna5_estimator` reads (decided once: the draws ask at every estimator)."""
     if optuna_version() < (5, 0):
         return False
     from optuna.samplers._tpe.parzen_estimator import _ParzenEstimatorParameters
 
-    if set(getattr(_ParzenEstimatorParameters, "_fields", ())) != _OPTUNA5_PARAMETERS:
-        return False
-    return _ESTIMATOR_CHECK.get("same")
+    return set(getattr(_ParzenEstimatorParameters, "_fields", ())) == _OPTUNA5_PARAMETERS
 
 
 _OPTUNA5_PARAMETERS = {"prior_weight", "consider_magic_clip", "consider_endpoints", "weights", "multivariate"}

@@ -31,7 +31,7 @@ from conftest import (
     write_toml,
 )
 
-# Short heartbeats so a dead worker is noticed in seconds; every worker of a study shares them.
+# Twelve grid points for several workers to share.
 GRID12 = grid_study("grid12", epochs=500, units=[2, 3, 4, 6], lr=[0.003, 0.03, 0.3])
 
 # A worker killed mid-trial: the test holds the victim's trial at a gate (tests/gate/).

@@ -192,16 +192,14 @@ def test_the_estimator_built_here_is_optunas_bit_for_bit():
     """On Optuna 5 the mirror's TPE builds its Parzen estimators itself (one sort a parameter
     instead of two): every array equals Optuna's own, ties, log scales, steps, choices, empty
     and tiny observation sets, each setting of the parameters; on Optuna 4 it builds none."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import IntDistribution
     from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator, _ParzenEstimatorParameters
     from optuna.samplers._tpe.sampler import default_weights
 
     if internals.optuna_version() < (5, 0):
         assert internals._own_estimator_checked() is False
         return
-    space = {"a": CategoricalDistribution(["x", "y", "z"]), "lr": FloatDistribution(1e-4, 1e-1, log=True),
-             "n": IntDistribution(1, 3), "u": IntDistribution(2, 64, log=True), "v": FloatDistribution(-1, 1),
-             "q": FloatDistribution(0, 1, step=0.1), "s": IntDistribution(0, 10, step=2)}
+    space = {**mixed_space(), "s": IntDistribution(0, 10, step=2)}
     rng = np.random.RandomState(3)
     compared = 0
     for prior_weight, clip, endpoints, weights in ((1.0, True, False, default_weights),
@@ -210,9 +208,7 @@ def test_the_estimator_built_here_is_optunas_bit_for_bit():
         parameters = _ParzenEstimatorParameters(prior_weight=prior_weight, consider_magic_clip=clip,
                                                 consider_endpoints=endpoints, weights=weights, multivariate=True)
         for n in (0, 1, 2, 3, 30, 300, 3000):
-            seen = {"a": rng.randint(0, 3, n), "lr": np.exp(rng.uniform(np.log(1e-4), np.log(1e-1), n)),
-                    "n": rng.randint(1, 4, n).astype(float), "u": rng.randint(2, 65, n).astype(float),
-                    "v": rng.choice([-1.0, 0.0, 0.25, 1.0], n), "q": rng.randint(0, 11, n) / 10,
+            seen = {**mixed_observations(rng, n), "v": rng.choice([-1.0, 0.0, 0.25, 1.0], n),  # ties on floats too
                     "s": 2.0 * rng.randint(0, 6, n)}
             mine = internals._optuna5_estimator(seen, space, parameters)
             assert internals._same_mixture(mine, _ParzenEstimator(seen, space, parameters)), (prior_weight, n)
