@@ -1097,11 +1097,18 @@ def fast_choice(mpe_below, mpe_above, samples: dict) -> int | None:
     wins) leads the next by more than ``TIE`` relative, a thousand times that: then it is the
     candidate Optuna's own evaluation picks. Otherwise, when a value is not finite, where Numba
     is not loaded, on a mixture laid out otherwise than in Optuna 5 (4.x keeps its bounds in
-    other fields), or below :data:`COMPILED_FROM` kernels (where NumPy's arrays are small and
-    Optuna's own evaluation costs less), None."""
+    other fields), below :data:`COMPILED_FROM` kernels (where NumPy's arrays are small and
+    Optuna's own evaluation costs less), or while the compiled density is still being compiled
+    (in the background, from half that: see :func:`~fcnn_opt.store._tpe_compiled.mixture_terms_ready`),
+    None."""
     import numpy as np
 
-    if not _compiled_tails_on() or len(mpe_above._mixture_distribution.weights) < COMPILED_FROM:
+    kernels = len(mpe_above._mixture_distribution.weights)
+    if not _compiled_tails_on() or kernels < COMPILED_FROM // 2:
+        return None
+    from fcnn_opt.store._tpe_compiled import mixture_terms_ready
+
+    if not mixture_terms_ready() or kernels < COMPILED_FROM:  # compiled in the background from half way
         return None
     above = _compiled_log_pdf(mpe_above, samples)
     below = _compiled_log_pdf(mpe_below, samples) if above is not None else None

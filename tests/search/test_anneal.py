@@ -150,67 +150,90 @@ def test_successive_halving_decided_in_memory_equals_optunas_own(tmp_path):
     assert [t.system_attrs.get(rung) for t in fast] == [t.system_attrs.get(rung) for t in plain]
 
 
-BUDGETED = """
-[study]
-name = "anneal"
-sampler = "tpe"
-timeout = 8
-anneal = 0.5
+ANNEALED = {
+    "study": {"name": "anneal", "sampler": "tpe", "anneal": 0.5, "seed": 0},
+    "dataset": {"name": "circles", "n_points": 400},
+    "params": {"epochs": {"max": 60, "min": 3}, "lr": {"low": 1e-3, "high": 1e-1, "log": True},
+               "units": [4, 8, 16], "batch_size": 64},
+}
 
-seed = 0
-[dataset]
-name = "circles"
-n_points = 400
-[params]
-epochs = {{ max = 60, min = 3, decay = {decay} }}
-lr = {{ low = 1e-3, high = 1e-1, log = true }}
-units = [4, 8, 16]
-batch_size = 64
-"""
+
+def _annealed_spec(decay: int, **study):
+    data = {**ANNEALED, "study": {**ANNEALED["study"], **study},
+            "params": {**ANNEALED["params"], "epochs": {**ANNEALED["params"]["epochs"], "decay": decay}}}
+    return parse_spec(data)
 
 
 @pytest.mark.parametrize("decay", [15, 0])
-def test_a_time_budget_ends_by_continuing_the_best_trials(tmp_path, decay):
-    """With a falling rate, continuations start from the state before the fall; with a constant
-    one (decay = 0), from the end."""
+def test_a_continuation_trains_on_from_the_best_trials_state(tmp_path, decay):
+    """With a falling rate, a continuation starts from the state before the fall; with a constant
+    one (decay = 0), from the end. Its history is that of one uninterrupted run. Trial budgets
+    only: nothing here depends on how fast the machine is."""
+    from fcnn_opt.search import anneal
+    from fcnn_opt.search.runner import run_study
     from fcnn_opt.store.artifact_files import load_histories, load_weights
 
-    # Half of 8 s for continuing: the search's last trial may straddle the turn on a busy
-    # machine, and what is left must still hold a continuation of at least min epochs.
-    cfg = write_toml(tmp_path / "a.toml", BUDGETED.format(decay=decay))
+    spec = _annealed_spec(decay, n_trials=20)
     url = f"sqlite:///{tmp_path / 'a.db'}"
-    run = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    assert "continued the best" in run.stdout
+    run_study(spec, storage=url, progress=False)
     study = optuna.load_study(study_name="anneal", storage=url)
-    states = {t.state.name for t in study.trials}
-    assert "RUNNING" not in states and "WAITING" not in states
-    continued = [t for t in study.trials if CONTINUES_ATTR in t.user_attrs]
-    assert continued and all(t.state.name == "COMPLETE" for t in continued)
-    parents = [t.user_attrs[CONTINUES_ATTR]["trial"] for t in continued]
-    assert len(set(parents)) == len(parents)  # each trial is continued once
-    first = continued[0]
-    parent = study.trials[parents[0]]
+    step = anneal.continue_best(study, spec, seconds_left=60.0)
+    assert isinstance(step, anneal.Continuation)
+    run_study(spec.with_overrides(n_trials=21), storage=url, progress=False)
+    study = optuna.load_study(study_name="anneal", storage=url)
+    first = study.trials[-1]
+    assert first.state.name == "COMPLETE" and first.user_attrs[CONTINUES_ATTR] == {"trial": step.trial,
+                                                                                   "epochs": step.epochs}
+    parent = study.trials[step.trial]
     assert parent.state.name == "COMPLETE" and len(parent.intermediate_values) == 60
     # The continuation is the best complete trial when it was queued, its own steps follow its parent's.
-    earlier = [t for t in study.trials if t.number < first.number and t.state.name == "COMPLETE"]
-    assert parent.value == min(t.value for t in earlier)
+    assert parent.value == min(t.value for t in study.trials[:-1] if t.state.name == "COMPLETE")
     # It trains on from its parent's state before the rate fell (epoch 60 - decay), to at least
     # min epochs more than the parent in all, the rate falling over the same share.
-    epochs = first.user_attrs[CONTINUES_ATTR]["epochs"]
-    start = 60 - decay
+    epochs, start = step.epochs, 60 - decay
     assert 63 <= epochs <= 120 and sorted(first.intermediate_values) == list(range(start + 1, epochs + 1))
     assert first.params == parent.params and first.value == pytest.approx(first.intermediate_values[epochs])
     # Its whole history equals one uninterrupted run of the same network with that schedule.
     config = TrainConfig.from_dict(first.user_attrs["config"])
     assert config.epochs == epochs and config.decay_epochs == (round(epochs / 4) if decay else epochs - 60)
-    data = make_dataset("circles", n_points=400, seed=0)
-    whole = train(data, config)
+    whole = train(make_dataset("circles", n_points=400, seed=0), config)
     np.testing.assert_allclose(load_histories(first)["val_loss"], whole.val_loss, atol=1e-5, rtol=0)
     np.testing.assert_allclose(load_weights(first)[0][0], whole.weights()[0][0], atol=1e-5)
+    # A trial is continued once: the next continuation is of another one.
+    assert anneal.next_continuation(study, spec, seconds_left=60.0).trial != step.trial
+    assert anneal.next_continuation(study, spec, seconds_left=1e-6) is anneal.NextStep.STOP  # too little time
+
+
+def test_a_time_budget_ends_by_continuing_the_best_trials(tmp_path):
+    """The runner turns from drawing trials to continuing the best ones when the last ``anneal``
+    share of its time budget begins, and a second run continues others.
+
+    Speed: a trial here takes about 10 ms and a continuation of at least min epochs fits in
+    20 ms, against 3 s of search and 3 s of continuing. The compiled kernels (training, TPE) are
+    compiled or loaded before the clock starts, by a short trial-budgeted run in this process: on a
+    fresh clone, compiling them takes seconds, which would eat a budget this short."""
+    from fcnn_opt.cli.text import run_summary
+    from fcnn_opt.search.runner import run_study
+
+    run_study(_annealed_spec(0, n_trials=15), storage=f"sqlite:///{tmp_path / 'warm.db'}", progress=False)
+    spec = _annealed_spec(0, timeout=6)
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    summary = run_study(spec, storage=url, progress=False)
+    assert summary.continued and "anneal    continued the best" in run_summary(summary)
+    study = optuna.load_study(study_name="anneal", storage=url)
+    states = {t.state.name for t in study.trials}
+    assert "RUNNING" not in states and "WAITING" not in states
+    continued = [t for t in study.trials if CONTINUES_ATTR in t.user_attrs]
+    assert [t.user_attrs[CONTINUES_ATTR]["trial"] for t in continued] == [n for n, _ in summary.continued]
+    assert all(t.state.name == "COMPLETE" for t in continued)
+    # The first continuation starts only after the search's share of the time.
+    first_continued = continued[0].datetime_start
+    # (counted from the first trial, which starts a little after the clock: hence not 3 s)
+    assert (first_continued - study.trials[0].datetime_start).total_seconds() >= 2.5
+    parents = [t.user_attrs[CONTINUES_ATTR]["trial"] for t in continued]
+    assert len(set(parents)) == len(parents)  # each trial is continued once
     # Resumable: the next run continues other trials, never the same one twice.
-    second = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", cwd=tmp_path)
-    assert second.returncode == 0, second.stderr
+    run_study(spec, storage=url, progress=False)
     again = [t.user_attrs[CONTINUES_ATTR]["trial"] for t in optuna.load_study(study_name="anneal", storage=url).trials
              if CONTINUES_ATTR in t.user_attrs]
     assert len(again) > len(parents) and len(set(again)) == len(again)

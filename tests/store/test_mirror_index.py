@@ -165,6 +165,9 @@ def test_the_compiled_pick_is_optunas_or_defers():
 
     if not internals.fast_path():
         pytest.skip("the public path")
+    from fcnn_opt.store._tpe_compiled import mixture_terms_ready
+
+    mixture_terms_ready(wait=True)
     space = mixed_space()
     parameters = optuna.samplers.TPESampler(seed=0)._parzen_estimator_parameters
     rng = np.random.RandomState(1)
@@ -186,6 +189,9 @@ def test_the_compiled_pick_is_optunas_or_defers():
         assert picked == 0
     else:
         assert picked >= 20 and deferred >= 10  # below and above are one estimator up to n = 25: all tie
+    from fcnn_opt.store._tpe_compiled import mixture_terms
+
+    assert len(mixture_terms.signatures) == 1  # compiled beforehand for the very types the picks passed
 
 
 def test_the_estimator_built_here_is_optunas_bit_for_bit():
