@@ -16,8 +16,8 @@ classification, RMSE for regression. The systems:
 
 - ``fcnn_opt``: ``studies/digits.toml``'s search (its sampler, pruner and ``[params]``, read as
   shipped) on ``train.csv`` with no test split, the file saying nothing of folds or refit: the
-  table defaults cross-validate each trial on 5 folds and refit the best trials (up to 10) on
-  every row; run as a user runs it (``python -m fcnn_opt study --no-artifacts``)
+  table defaults cross-validate each trial on 5 folds and hand over the fold networks of the
+  best trials that ensemble selection chooses (up to 10); run as a user runs it (``python -m fcnn_opt study --no-artifacts``)
   with the budget less 5 s as its timeout, then ``fcnn_opt.load_model`` predicts;
 - ``mlp_defaults``: scikit-learn's ``MLPClassifier`` (``MLPRegressor``) behind a
   ``StandardScaler``, its defaults, no search;
@@ -28,6 +28,11 @@ classification, RMSE for regression. The systems:
   no seed, so only the split, the folds and the networks' initialisation change with it);
 - ``smac``: SMAC3's ``MultiFidelityFacade`` (Hyperband over ``max_iter``, 5 to 200 epochs,
   200 being the default the other scikit-learn systems train to), 5 folds.
+
+Digits' 64 features are pixels, one unit for all (``ONE_UNIT``): there every system scales
+them with one mean and one deviation over every value (fcnn_opt with ``[dataset] scaling =
+"shared"``, as ``studies/digits.toml`` does; the scikit-learn systems with the same scaler in
+place of ``StandardScaler``), so the comparison stays one of tuners, not of preprocessing.
 
 The tuned systems search one space: 1-2 hidden layers of 16-256 units (log), L2 1e-6..1e-1,
 learning rate 1e-4..1e-1 (log), batch size 32/64/128, relu or tanh. For regression the
@@ -58,6 +63,7 @@ PACKAGES = ("fcnn_opt", "optuna", "scikit-learn", "numpy", "numba", "flaml", "sm
 SEARCH_SHARE = 0.85  # the peers stop searching here and train their choice on every row
 FCNN_ALLOWANCE = 5.0  # seconds of fcnn_opt's budget kept for starting the command, loading, predicting
 SMAC_BUDGETS = (5, 200)  # max_iter: Hyperband's smallest and largest budget
+ONE_UNIT = {"digits"}  # tables whose features share one unit (pixels): every system scales them as one
 NOT_INSTALLED = 3  # a child's exit status when an import fails
 
 # the shipped search a user starts from (its sampler, pruner and [params]; the rest is set here)
@@ -73,16 +79,39 @@ def _mlp_params(config: dict, **extra) -> dict:
             "batch_size": int(config["batch_size"]), "activation": str(config["activation"]), **extra}
 
 
+SCALING = {"scaling": "columns"}  # this child's table: "shared" where its features share one unit (ONE_UNIT)
+
+
+def _scaler():
+    """``StandardScaler()``, or for a table whose features share one unit a scaler with one mean
+    and one deviation over every value, as fcnn_opt's ``[dataset] scaling = "shared"``."""
+    from sklearn.base import BaseEstimator, TransformerMixin
+    from sklearn.preprocessing import StandardScaler
+
+    if SCALING["scaling"] != "shared":
+        return StandardScaler()
+
+    class SharedScaler(TransformerMixin, BaseEstimator):
+        def fit(self, X, y=None):
+            self.mean_, self.scale_ = float(X.mean()), float(X.std()) or 1.0
+            return self
+
+        def transform(self, X):
+            return (X - self.mean_) / self.scale_
+
+    return SharedScaler()
+
+
 def _pipeline(task: str, seed: int, **params):
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     if task == "classify":
-        return make_pipeline(StandardScaler(), MLPClassifier(random_state=seed, **params))
+        return make_pipeline(_scaler(), MLPClassifier(random_state=seed, **params))
     from sklearn.compose import TransformedTargetRegressor
 
-    return TransformedTargetRegressor(make_pipeline(StandardScaler(), MLPRegressor(random_state=seed, **params)),
+    return TransformedTargetRegressor(make_pipeline(_scaler(), MLPRegressor(random_state=seed, **params)),
                                       transformer=StandardScaler())
 
 
@@ -189,10 +218,11 @@ def run_smac(task, seed, folder, X, y, n_classes, deadline, started):
     return pred, len(smac.runhistory), note
 
 
-def study_file(path: Path, task: str, seed: int, timeout: float) -> str:
+def study_file(path: Path, task: str, seed: int, timeout: float, scaling: str = "columns") -> str:
     """The study a user writes for ``train.csv``: ``studies/digits.toml``'s search (its sampler,
-    pruner and ``[params]``) on the file, no test split, within ``timeout``. It says nothing
-    of folds or refit, so the table defaults choose them (5 folds, a refit of the 10 best)."""
+    pruner and ``[params]``) on the file, no test split, within ``timeout``, its features scaled
+    as ``scaling`` says. It says nothing of folds or refit, so the table defaults choose them
+    (5 folds, the fold networks of the best trials)."""
     import tomllib
 
     text = SHIPPED[task].read_text()
@@ -202,6 +232,7 @@ def study_file(path: Path, task: str, seed: int, timeout: float) -> str:
     lines = ["[study]", 'name = "tables"', *(f"{k} = {json.dumps(v)}" for k, v in kept.items()),
              f"timeout = {timeout:.1f}", f"seed = {seed}", "",
              "[dataset]", f"path = {json.dumps(str(path))}", 'target = "y"',
+             *([f"scaling = {json.dumps(scaling)}"] if scaling != "columns" else []),
              *([] if task == "classify" else ['task = "regress"']), ""]
     return "\n".join(lines) + "\n" + text[text.index("[params]"):]
 
@@ -211,7 +242,7 @@ def run_fcnn_opt(task, seed, folder, X, y, n_classes, deadline, started):
 
     config, url = Path(folder) / "study.toml", f"sqlite:///{folder}/s.db"
     timeout = max(deadline - time.time() - FCNN_ALLOWANCE, 1.0)
-    config.write_text(study_file(Path(folder) / "train.csv", task, seed, timeout))
+    config.write_text(study_file(Path(folder) / "train.csv", task, seed, timeout, SCALING["scaling"]))
     done = subprocess.run([sys.executable, "-m", "fcnn_opt", "study", "--config", str(config), "--storage", url,
                            "--no-progress", "--no-artifacts"], cwd=folder, capture_output=True, text=True)
     if done.returncode != 0:
@@ -245,10 +276,14 @@ IMPORTS = {"fcnn_opt": ("fcnn_opt", "optuna"), "flaml": ("flaml", "sklearn"),
            "mlp_defaults": ("sklearn",)}
 
 
-def child(system: str, folder: str, task: str, seed: int, n_classes: int, started: float, seconds: float) -> int:
-    """Run one system on ``folder/train.csv``; write its test predictions and what it reports."""
+def child(system: str, folder: str, task: str, seed: int, n_classes: int, started: float, seconds: float,
+          scaling: str = "columns") -> int:
+    """Run one system on ``folder/train.csv``, its features scaled as ``scaling`` says; write its
+    test predictions and what it reports."""
     import importlib
     import warnings
+
+    SCALING["scaling"] = scaling
 
     warnings.filterwarnings("ignore")  # convergence and experimental-feature warnings of every system
     try:
@@ -292,7 +327,7 @@ def prepare(name: str, seed: int, folder: Path) -> dict:
     np.save(folder / "test_X.npy", X_test)
     n_classes = int(len(np.unique(y))) if task == "classify" else 0
     return {"task": task, "y_test": y_test, "n_classes": n_classes, "rows": len(X), "features": X.shape[1],
-            "train": len(X_train), "test": len(X_test)}
+            "train": len(X_train), "test": len(X_test), "scaling": "shared" if name in ONE_UNIT else "columns"}
 
 
 def run_system(system: str, python: str, split: dict, seed: int, seconds: float, folder: Path) -> dict:
@@ -300,7 +335,7 @@ def run_system(system: str, python: str, split: dict, seed: int, seconds: float,
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     started = time.time()
     args = [python, str(Path(__file__).resolve()), "--child", system, str(folder), split["task"], str(seed),
-            str(split["n_classes"]), repr(started), repr(seconds)]
+            str(split["n_classes"]), repr(started), repr(seconds), split["scaling"]]
     proc = subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -397,8 +432,8 @@ def _choice(text: str, valid: tuple[str, ...], what: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
-        system, folder, task, seed, n_classes, started, seconds = argv[1:8]
-        sys.exit(child(system, folder, task, int(seed), int(n_classes), float(started), float(seconds)))
+        system, folder, task, seed, n_classes, started, seconds, scaling = argv[1:9]
+        sys.exit(child(system, folder, task, int(seed), int(n_classes), float(started), float(seconds), scaling))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60, help="wall time of each run (default 60)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated split and search seeds")

@@ -43,6 +43,7 @@ from fcnn_opt.search.pruners import PRUNERS, RUNG_FACTOR
 from fcnn_opt.search.samplers import SAMPLERS
 from fcnn_opt.training import tables
 from fcnn_opt.training.config import ACTIVATIONS, LIB_ALIASES, LIBS, OPTIMIZERS, TrainConfig
+from fcnn_opt.training.data import SCALINGS
 from fcnn_opt.training.datasets import _spec, check_arguments, list_datasets
 from fcnn_opt.training.folds import MAX_FOLDS
 from fcnn_opt.training.tables import is_table
@@ -68,8 +69,9 @@ _PARAM_DEFAULTS = {"lib": "numpy", "n_layers": 1, "units": 8, "activation": "rel
 _DATASET_KEYS = {"name": str, "n_points": int, "noise": float, "val_fraction": float,
                  "test_fraction": float, "seed": int, "folds": int,
                  # your own data (fcnn_opt.training.tables): a file or a scikit-learn dataset
-                 "path": str, "target": str, "features": list, "task": str, "sklearn": str, "sha256": str}
-_TABLE_KEYS = {"path", "target", "features", "task", "sklearn", "sha256"}
+                 "path": str, "target": str, "features": list, "task": str, "sklearn": str, "sha256": str,
+                 "scaling": str}
+_TABLE_KEYS = {"path", "target", "features", "task", "sklearn", "sha256", "scaling"}
 _BUILTIN_ONLY = {"name", "n_points", "noise"}
 _CLUSTER_KEYS = {"address": str, "resources": dict}
 _STUDY_KEYS = {"name": str, "sampler": str, "pruner": str, "metric": str, "n_trials": int,
@@ -443,6 +445,7 @@ def _check_dataset(data: dict, where: str, base: Path | None = None) -> str:
         if not _of_type(value, expected):
             raise SpaceError(f"{where}: [dataset].{key} must be {expected.__name__}, got {value!r}.")
     _check_folds(data, where)
+    _check_scaling(data, where)
     if tables.is_table(data):
         _check_table(data, where, base)
     elif data.get("name") not in list_datasets():
@@ -470,13 +473,28 @@ def _check_folds(data: dict, where: str) -> None:
                          "fold in turn is the validation split.")
 
 
+def _check_scaling(data: dict, where: str) -> None:
+    """``[dataset] scaling``: how a table's features are standardised (see
+    fcnn_opt.training.data). Absent at "columns", so a study that leaves it keeps its fingerprint."""
+    if "scaling" not in data:
+        return
+    if data["scaling"] not in SCALINGS:
+        raise SpaceError(f"{where}: [dataset].scaling must be one of {', '.join(map(repr, SCALINGS))}, "
+                         f"got {data['scaling']!r}.")
+    if not tables.is_table(data):
+        raise SpaceError(f"{where}: [dataset].scaling applies to your own data (path or sklearn); the built-in "
+                         "datasets are generated on one scale.")
+    if data["scaling"] == "columns":
+        data.pop("scaling")
+
+
 def _check_table(data: dict, where: str, base: Path | None) -> None:
     """Your own data: ``path`` or ``sklearn``, never with a built-in dataset's keys; the file's
     path made absolute and its hash recorded, or checked against the hash the study stored."""
     mixed = sorted(_BUILTIN_ONLY & set(data))
     if mixed:
         raise SpaceError(f"{where}: [dataset] {', '.join(mixed)} belong to the built-in datasets; with "
-                         "path or sklearn, give target, features, task, val_fraction, test_fraction, seed.")
+                         "path or sklearn, give target, features, task, scaling, val_fraction, test_fraction, seed.")
     if "path" in data and "sklearn" in data:
         raise SpaceError(f"{where}: [dataset] takes path or sklearn, not both.")
     if "features" in data and not all(isinstance(f, str) for f in data["features"]):

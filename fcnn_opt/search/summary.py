@@ -149,8 +149,9 @@ def data_summary(spec: StudySpec, objective: Objective) -> str:
         return folds[2:]
     data = objective.dataset
     classes = f", classes {', '.join(data.class_names)}" if data.class_names else ""
+    shared = ", on one scale for all (scaling = \"shared\")" if spec.dataset.get("scaling") == "shared" else ""
     return (f"{data.name}: {data.n_rows:,} rows x {data.n_features} features, {data.task} ({data.task_note})"
-            f"{classes}; features standardised on the training split{folds}{defaults_note(spec)}")
+            f"{classes}; features standardised on the training split{shared}{folds}{defaults_note(spec)}")
 
 
 def defaults_note(spec: StudySpec) -> str:

@@ -17,7 +17,12 @@ What is done to your own data, always the same way:
 - features are standardised with the mean and standard deviation of the *training* split,
   and a regression target likewise; both are kept (``input_scaling``, ``target_scaling``)
   and stored with each trial, so a loaded or exported model takes raw inputs and gives raw
-  outputs (the scaling is folded into its first and last layer);
+  outputs (the scaling is folded into its first and last layer). By default each column
+  has its own mean and deviation (``scaling = "columns"``); ``scaling = "shared"`` takes one
+  mean and one deviation over every feature value, for features measured in one unit
+  (pixels, counts of one kind, a spectrum): per-column standardisation would blow up the
+  columns that barely vary (a digit image's border pixels) to the spread of the ones that
+  carry the shape, while one shared scale keeps their sizes relative to each other;
 - missing values (NaN, empty cells) are refused, naming the column and how many rows.
 
     >>> import numpy as np
@@ -40,6 +45,7 @@ ASKED_TASKS = ("classify", "regress")  # what a user may ask for
 MAX_INFERRED_CLASSES = 20
 MAX_ROWS = 1_000_000  # larger tables need allow_large
 MAX_COLUMNS = 10_000
+SCALINGS = ("columns", "shared")  # how the features are standardised (see the module docstring)
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,7 +206,7 @@ class DataError(ValueError):
 def from_arrays(X, y, *, task: str | None = None, name: str = "arrays",
                 feature_names: Sequence[str] | None = None, val_fraction: float = 0.2,
                 test_fraction: float = 0.0, seed: int = 0, allow_large: bool = False,
-                target_text: Sequence[str] | None = None) -> Dataset:
+                target_text: Sequence[str] | None = None, scaling: str = "columns") -> Dataset:
     """A dataset from a feature matrix ``X`` (n x d, numbers) and a target ``y`` (n values).
 
     Args:
@@ -211,10 +217,14 @@ def from_arrays(X, y, *, task: str | None = None, name: str = "arrays",
         allow_large: accept more than :data:`MAX_ROWS` rows or :data:`MAX_COLUMNS` columns.
         target_text: the target as a file writes it, one text per row: classes are named by
             it (see :func:`class_labels`).
+        scaling: ``"columns"`` (each feature standardised on its own) or ``"shared"`` (one
+            mean and deviation for every feature, for features in one unit); see above.
 
     Raises:
         DataError: a shape, a missing value, a target with one class, or a size out of bounds.
     """
+    if scaling not in SCALINGS:
+        raise DataError(f"{name}: scaling must be one of {', '.join(map(repr, SCALINGS))}, got {scaling!r}.")
     X = np.asarray(X)
     if X.ndim == 1:
         X = X.reshape(-1, 1)
@@ -242,7 +252,7 @@ def from_arrays(X, y, *, task: str | None = None, name: str = "arrays",
             raise DataError(f"{name}: the target has one class ({class_names[0]!r}); classification needs two "
                             "or more.")
         task = BINARY if len(class_names) == 2 else MULTICLASS
-    return _split(X, targets, task, name, names, class_names, note, val_fraction, test_fraction, seed)
+    return _split(X, targets, task, name, names, class_names, note, val_fraction, test_fraction, seed, scaling)
 
 
 def class_labels(y, written: Sequence[str] | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -370,7 +380,8 @@ def split_sizes(n: int, val_fraction: float, test_fraction: float, *, min_train:
     return n_val, n_test
 
 
-def _split(X, targets, task, name, names, class_names, note, val_fraction, test_fraction, seed) -> Dataset:
+def _split(X, targets, task, name, names, class_names, note, val_fraction, test_fraction, seed,
+           scaling: str = "columns") -> Dataset:
     n = len(X)
     try:  # two training rows at least: their spread scales the features
         n_val, n_test = split_sizes(n, val_fraction, test_fraction, min_train=2, unit="rows")
@@ -379,7 +390,10 @@ def _split(X, targets, task, name, names, class_names, note, val_fraction, test_
     order = np.random.default_rng([seed, 2]).permutation(n)
     X, targets = X[order], targets[order]
     train = slice(n_val + n_test, None)
-    mean, std = X[train].mean(axis=0), X[train].std(axis=0)
+    if scaling == "shared":  # one mean and deviation over every value, as one per column
+        mean, std = np.full(X.shape[1], X[train].mean()), np.full(X.shape[1], X[train].std())
+    else:
+        mean, std = X[train].mean(axis=0), X[train].std(axis=0)
     std = np.where(std > 0, std, 1.0)
     Xs = ((X - mean) / std).astype(np.float32)
     target_scaling = None

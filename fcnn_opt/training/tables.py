@@ -240,7 +240,7 @@ def build(args: dict, allow_large: bool = True) -> Dataset:
         return make_dataset(**args)
     key = _read_key(args)
     if key not in _READ:
-        common = {k: args[k] for k in ("task", "val_fraction", "test_fraction", "seed") if k in args}
+        common = {k: args[k] for k in ("task", "val_fraction", "test_fraction", "seed", "scaling") if k in args}
         common["allow_large"] = True  # the limits are checked below, on what was read
         if "sklearn" in args:
             data = load_sklearn(args["sklearn"], **common)

@@ -158,6 +158,9 @@ def test_the_shipped_breast_cancer_study_runs(tmp_path):
     ("[dataset]\npath = \"nope.csv\"\ntarget = \"y\"\n", "no such file"),
     ("[dataset]\nsklearn = \"mnist\"\n", "expected one of {iris, wine, breast_cancer, digits, diabetes}"),
     ("[dataset]\nsklearn = \"iris\"\nn_points = 10\n", "belong to the built-in datasets"),
+    ("[dataset]\nsklearn = \"iris\"\nscaling = \"global\"\n",
+     "[dataset].scaling must be one of 'columns', 'shared', got 'global'"),
+    ("[dataset]\nname = \"circles\"\nscaling = \"shared\"\n", "[dataset].scaling applies to your own data"),
 ])
 def test_sizes_and_sources_are_checked_before_anything_is_written(tmp_path, text, message):
     cfg = write_toml(tmp_path / "s.toml", text)
@@ -166,6 +169,30 @@ def test_sizes_and_sources_are_checked_before_anything_is_written(tmp_path, text
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr and not db.exists()
+
+
+def test_a_shared_scale_is_kept_with_the_study_and_folded_into_its_model(table):
+    """``scaling = "shared"``: one mean and deviation for every feature, stored with each trial,
+    used again by the refit, and folded into the loaded model, which takes raw rows."""
+    from fcnn_opt.training.tables import build
+
+    folder, X, kind = table
+    cfg = write_toml(folder / "own.toml", CSV_STUDY.replace('target = "kind"', 'target = "kind"\nscaling = "shared"'))
+    url = f"sqlite:///{folder / 'own.db'}"
+    run = run_cli("study", "--config", cfg, "--storage", url, "--no-progress", cwd=folder / "data")
+    assert run.returncode == 0, run.stderr
+    assert 'features standardised on the training split, on one scale for all (scaling = "shared")' in run.stdout
+    study = optuna.load_study(study_name="own", storage=url)
+    scaling = study.best_trial.user_attrs["scaling"]
+    data = build(study.user_attrs["dataset"])
+    raw_train = data.X_train * data.input_scaling[1] + data.input_scaling[0]
+    assert scaling["input_mean"] == pytest.approx([raw_train.mean()] * 3, rel=1e-6)
+    assert scaling["input_std"] == pytest.approx([raw_train.std()] * 3, rel=1e-6)
+    evaluation = fcnn_opt.evaluate(url, "own")
+    model = fcnn_opt.load_model(url, "own")
+    raw_val = data.X_val * data.input_scaling[1] + data.input_scaling[0]
+    assert evaluation.validation["loss"][0] == pytest.approx(study.best_value, rel=1e-4)
+    assert np.mean(model.predict(raw_val) == data.y_val) == pytest.approx(evaluation.validation["accuracy"][0])
 
 
 def test_what_cannot_fit_in_memory_is_refused_even_when_large_is_allowed(tmp_path):
@@ -211,6 +238,7 @@ def test_the_shipped_digits_study_cross_validates_and_hands_over_a_fold_ensemble
 
     spec = load_spec(STUDIES / "digits.toml")
     assert (spec.folds, spec.refit, spec.refit_members, spec.timeout) == (5, 10, "folds", 60)
+    assert spec.dataset["scaling"] == "shared"  # pixels: one unit
     url = f"sqlite:///{tmp_path / 'digits.db'}"
     run = run_cli("study", "--config", STUDIES / "digits.toml", "--timeout", 3, "--storage", url, "--no-progress",
                   "--no-artifacts", cwd=tmp_path)

@@ -43,6 +43,25 @@ def test_arrays_become_a_standardised_split_dataset_with_named_classes():
     assert np.array_equal(labels, data.y_val)
 
 
+def test_a_shared_scaling_takes_one_mean_and_deviation_over_every_feature():
+    """``scaling = "shared"``: the training rows' mean and deviation over all their values, the
+    same for every column, so the columns keep their sizes relative to each other;
+    ``"columns"`` is the default, bit for bit; anything else is refused in one line."""
+    X, y = _table()
+    data = Dataset.from_arrays(X, y, test_fraction=0.2, seed=1, scaling="shared")
+    mean, std = data.input_scaling
+    raw_train = data.X_train.astype(np.float64) * std + mean
+    assert np.allclose(mean, raw_train.mean(), rtol=1e-6) and np.allclose(std, raw_train.std(), rtol=1e-5)
+    assert np.allclose(data.X_train.std(axis=0) / data.X_train.std(axis=0)[0],
+                       raw_train.std(axis=0) / raw_train.std(axis=0)[0], rtol=1e-4)  # 5 : 0.1 : 1 kept
+    default = Dataset.from_arrays(X, y, test_fraction=0.2, seed=1)
+    columns = Dataset.from_arrays(X, y, test_fraction=0.2, seed=1, scaling="columns")
+    assert np.array_equal(default.X_train, columns.X_train) and np.array_equal(default.X_test, columns.X_test)
+    assert all(np.array_equal(a, b) for a, b in zip(default.input_scaling, columns.input_scaling, strict=True))
+    with pytest.raises(DataError, match="scaling must be one of 'columns', 'shared', got 'global'"):
+        Dataset.from_arrays(X, y, scaling="global")
+
+
 @pytest.mark.parametrize("y, task, expected", [
     (np.arange(300) % 3, None, "multiclass"),  # a few integers: classes
     (np.linspace(0, 1, 300), None, "regression"),  # many values: regression
@@ -164,14 +183,15 @@ def test_scikit_learns_tables_load_without_a_download(name, task, n_features):
     assert build({"sklearn": name}).n_features == n_features
 
 
-def test_folding_the_scaling_gives_a_model_on_raw_inputs_and_outputs():
+@pytest.mark.parametrize("scaling", ["columns", "shared"])
+def test_folding_the_scaling_gives_a_model_on_raw_inputs_and_outputs(scaling):
     """Every backend trains on the standardised arrays; the folded weights compute the same
     predictions from raw inputs, in the target's own units."""
     from fcnn_opt.training.backends._numpy import NumpyNet
 
     rng = np.random.default_rng(0)
     X = rng.normal(loc=50, scale=[10, 0.01], size=(300, 2))
-    data = Dataset.from_arrays(X, 3 * X[:, 0] + 1000, task="regress")
+    data = Dataset.from_arrays(X, 3 * X[:, 0] + 1000, task="regress", scaling=scaling)
     result = train(data, TrainConfig(dims=(8,), epochs=20, lr=0.02))
     raw_X = data.X_val * data.input_scaling[1] + data.input_scaling[0]
     folded = NumpyNet(fold_scaling(result.weights(), data.input_scaling, data.target_scaling), "relu",
