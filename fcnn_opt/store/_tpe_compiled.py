@@ -277,7 +277,6 @@ def mixture_terms_ready(wait: bool = False) -> bool:
     return bool(mixture_terms.signatures)
 
 
-
 def _compile_mixture_terms() -> None:
     """Compile :func:`mixture_terms` for the argument types its caller passes (C-contiguous
     float64 arrays, int64 choices, booleans), by calling it on one kernel and one sample with

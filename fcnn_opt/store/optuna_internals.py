@@ -1104,7 +1104,7 @@ def fast_choice(mpe_below, mpe_above, samples: dict) -> int | None:
     import numpy as np
 
     kernels = len(mpe_above._mixture_distribution.weights)
-    if not _compiled_tails_on() or kernels < COMPILED_FROM // 2:
+    if not _compiled_tails_on() or kernels < COMPILED_FROM // 2 or optuna_version() < (5, 0):
         return None
     from fcnn_opt.store._tpe_compiled import mixture_terms_ready
 
