@@ -592,7 +592,6 @@ def write_trial_records(storage, records: list[TrialRecords], finished: list[Fin
         try:  # the rows are new, as they nearly always are
             _write_rdb(backend, records, finished, replace=False)
         except sqlalchemy.exc.IntegrityError:  # some were written before (a retried write): rolled back, so replace them
-            REPLACED_WRITES.append(len(records))
             _write_rdb(backend, records, finished, replace=True)
     elif fast_path() and is_journal(storage):
         _write_journal(storage, records, finished)
@@ -655,9 +654,6 @@ def _rdb_statements():
         "study_user_attrs": sa.select(study_attrs.c.key, study_attrs.c.value_json).where(
             study_attrs.c.study_id == sa.bindparam("sid")),
     }
-
-
-REPLACED_WRITES: list[int] = []  # for tests: each write that replaced rows, by its number of trials
 
 
 def _write_rdb(backend, records, finished, replace: bool) -> None:

@@ -3,20 +3,10 @@ and bad arguments refused in one line before anything runs."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
-from conftest import ROOT, run_cli
+from conftest import benchmark_module, run_cli
 
-
-def _anytime():
-    spec = importlib.util.spec_from_file_location("anytime", ROOT / "benchmarks" / "anytime.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_verdict = _anytime()._verdict
+_verdict = benchmark_module("anytime")._verdict
 
 
 def _runs(*columns):

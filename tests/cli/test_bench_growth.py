@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 
 import pytest
-from conftest import ROOT, run_cli
-
-
-def growth():
-    spec = importlib.util.spec_from_file_location("growth", ROOT / "benchmarks" / "growth.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import benchmark_module, run_cli
 
 
 @pytest.mark.parametrize("args,expected", [
@@ -31,13 +23,13 @@ def test_bad_arguments_exit_2_with_one_line(args, expected):
 def test_a_cell_is_the_wall_time_per_trial_and_worker_less_training():
     # 4 trials ending 10 ms apart after a start at 0; 1 ms of training each
     result = {"first": 0.0, "ends": [0.010, 0.020, 0.030, 0.040], "training": [0.001] * 4, "wall": 1.0}
-    module = growth()
+    module = benchmark_module("growth")
     assert module.overheads(result, [2, 4, 8], workers=1, window=2) == [9.0, 9.0, None]
     assert module.overheads(result, [4], workers=2, window=4) == [19.0]  # two workers: each took 20 ms a trial
 
 
 def test_a_short_run_prints_its_table():
-    module = growth()
+    module = benchmark_module("growth")
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         assert module.main(["--trials", "6,12", "--storages", "sqlite", "--ways", "tpe", "--workers", "1",

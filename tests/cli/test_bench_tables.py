@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run_cli
+from conftest import benchmark_module, run_cli
 
 
 @pytest.mark.parametrize("args,expected", [
@@ -17,17 +17,6 @@ def test_bad_arguments_exit_2_with_one_line(args, expected):
     assert done.stdout == ""
 
 
-def _tables():
-    import importlib.util
-
-    from conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location("tables", ROOT / "benchmarks" / "tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_digits_pixels_are_scaled_on_one_scale_by_every_system(tmp_path):
     """Digits' features share one unit: fcnn_opt's study says scaling = "shared", and the
     scikit-learn systems' scaler takes one mean and deviation too; other tables scale per column."""
@@ -35,7 +24,7 @@ def test_digits_pixels_are_scaled_on_one_scale_by_every_system(tmp_path):
 
     from fcnn_opt.search.space import load_spec
 
-    tables = _tables()
+    tables = benchmark_module("tables")
     (tmp_path / "wine").mkdir()
     splits = {"digits": tables.prepare("digits", 0, tmp_path), "wine": tables.prepare("wine", 0, tmp_path / "wine")}
     assert splits["digits"]["scaling"] == "shared" and splits["wine"]["scaling"] == "columns"

@@ -245,7 +245,7 @@ def test_bulk_journal_writes_to_a_trial_failed_meanwhile_raise_once_and_leave_no
 
 
 @pytest.mark.parametrize("url_fixture", ["sqlite_url", pytest.param("pg_url", marks=pytest.mark.postgres), "mysql_url"])
-def test_a_bulk_write_repeated_after_its_commit_replaces_its_rows(request, url_fixture):
+def test_a_bulk_write_repeated_after_its_commit_replaces_its_rows(request, url_fixture, monkeypatch):
     """A write retried after a commit whose answer was lost finds its rows already there: the
     first try fails on them and is rolled back, the second replaces them; a write of new rows
     takes one try. Every value reads back as last written, through Optuna's own API."""
@@ -259,13 +259,19 @@ def test_a_bulk_write_repeated_after_its_commit_replaces_its_rows(request, url_f
     study = optuna.create_study(storage=open_storage(url, heartbeat=False), study_name="w")
     trial = study.ask()
     storage, trial_id = internals.storage_of(study), trial._trial_id
+    tries, write = [], internals._write_rdb  # each try's replace argument
+
+    def counted(*args, replace):
+        tries.append(replace)
+        return write(*args, replace=replace)
+
+    monkeypatch.setattr(internals, "_write_rdb", counted)
     first = [(trial_id, {0: 1.0, 1: 0.5}, {"a": 1}, {"s": "x"})]
-    replaced = len(internals.REPLACED_WRITES)
     internals.write_trial_records(storage, first)
-    assert len(internals.REPLACED_WRITES) == replaced  # new rows: one try
+    assert tries == [False]  # new rows: one try
     again = [(trial_id, {0: 1.0, 1: 0.25, 2: 0.125}, {"a": 2, "b": [3]}, {"s": "y"})]
     internals.write_trial_records(storage, again, [(trial_id, TrialState.COMPLETE, 0.125)])
-    assert len(internals.REPLACED_WRITES) == replaced + 1
+    assert tries == [False, False, True]  # the repeat: a failed try, then one that replaces
     stored = optuna.load_study(study_name="w", storage=url).trials[0]
     assert stored.state == TrialState.COMPLETE and stored.value == 0.125
     assert stored.intermediate_values == {0: 1.0, 1: 0.25, 2: 0.125}
