@@ -25,13 +25,23 @@ split), which are at least as confident for the same epochs; and on a small tabl
 held-out predictions are all right, a fit that sharpens them has nothing to stop it but the
 few rows it sees, and one wrong row on new data then costs a lot.
 
+Held-out predictions that are all right cannot show that a model is too sure, and on a small
+table that is where it is most often wrong: every one of wine's 142 rows right out of fold,
+the one wrong row of its test split given a probability under 1e-5. So the temperature has a
+floor (:func:`floor_temperature`): having seen ``n`` held-out rows, the model must still
+expect at least one error in ``n + 2`` new ones (Laplace's rule of succession), its expected
+error being the mean of ``1 - max p`` over the held-out rows; where it expects fewer, the
+smallest temperature that makes it expect that many is used. Where the held-out predictions
+hold errors of their own (digits, breast cancer), the model already expects more and the
+floor changes nothing.
+
 ``members = "folds"`` (``[study] refit = { top = k, members = "folds" }``, the table
 default) trains nothing: each trial the selection chose hands over the networks its
 cross-validation trained, one per fold, which share its weight (AutoGluon's bagged models).
 On a small table they beat the refit: averaging K networks that each saw a different
 (K-1)/K of the rows smooths what one network trained on all rows is too sure of, and the
-search keeps the time a refit would take. No temperature is fitted for them (see
-:func:`_fold_ensemble`).
+search keeps the time a refit would take. No temperature is fitted for them, only the floor
+applies (see :func:`_fold_ensemble`).
 
 The refit is stored with the study: its networks in one run file in the study's artifact
 folder, and what it is (trials, epochs, rows, temperature, log loss before and after) in the
@@ -98,6 +108,30 @@ def fit_temperature(task: str, p: np.ndarray, y: np.ndarray) -> float:
     return best if loss(task, apply_temperature(task, p, best), y) < loss(task, p, y) - 1e-9 else 1.0
 
 
+def expected_error(task: str, p: np.ndarray) -> float:
+    """The share of rows that probabilities ``p`` expect to get wrong: the mean of ``1 - max p``
+    (binary ``p`` are of class 1)."""
+    p = np.asarray(p, dtype=np.float64)
+    sure = np.maximum(p, 1.0 - p) if task == BINARY else p.max(axis=1)
+    return float(np.mean(1.0 - sure))
+
+
+def floor_temperature(task: str, p: np.ndarray) -> float:
+    """The smallest temperature in :data:`TEMPERATURE_BOUNDS` at which held-out probabilities
+    ``p`` of ``n`` rows expect at least one error in ``n + 2`` rows (see the module's docstring);
+    1 where they already do, and for regression."""
+    if task not in (BINARY, MULTICLASS):
+        return 1.0
+    from scipy.optimize import brentq
+
+    target = 1.0 / (len(p) + 2)
+    short = lambda t: expected_error(task, apply_temperature(task, p, t)) - target  # noqa: E731
+    if short(1.0) >= 0:
+        return 1.0
+    high = TEMPERATURE_BOUNDS[1]
+    return high if short(high) < 0 else float(brentq(short, 1.0, high, xtol=1e-4))
+
+
 @dataclass
 class RefitSummary:
     """What :func:`refit` did, for the command line and the study's attribute."""
@@ -130,7 +164,11 @@ class RefitSummary:
         if self.asked > len(self.trials):
             out.append(f"          the {len(self.trials)} heaviest of the {self.asked} chosen: the time budget "
                        "allowed no more")
-        if self.calibrated_on:
+        if self.calibrated_on and "floor" in self.attr:
+            out.append(f"softened  temperature {self.temperature:.3g}, the floor: the {self.calibrated_on} predictions "
+                       f"expected fewer errors than one in {self.attr['floor']} rows; log loss on them "
+                       f"{self.loss_before:.5g} -> {self.loss_after:.5g}")
+        elif self.calibrated_on:
             out.append(f"calibrated temperature {self.temperature:.3g}, fitted on the {self.calibrated_on} predictions: "
                        f"log loss {self.loss_before:.5g} -> {self.loss_after:.5g}")
         out.append("model     load_model, best, evaluate and export use it now (--trial N: a trial's own network)")
@@ -187,7 +225,8 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1, m
         else:
             weights, order = np.full(len(candidates), 1.0 / len(candidates)), list(range(len(candidates)))
         if members == "folds":
-            return _fold_ensemble(study, candidates, weights, order, selects, storage, artifact_dir, started)
+            return _fold_ensemble(study, candidates, weights, order, selects, storage, artifact_dir, started,
+                                  data, held_out)
         networks, epochs, refit_ones = [], [], []
         per_epoch = None  # seconds one epoch of a refit took: what the next member would cost
         for number, i in enumerate(order):
@@ -207,9 +246,9 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1, m
         shares = weights[refit_ones] / weights[refit_ones].sum()
         folds = None if held_out is None else [held_out[i] for i in refit_ones]
         p, y, source = _held_out_predictions(study, chosen, shares, data, folds, artifact_dir)
-        temperature, before, after = 1.0, None, None
+        temperature, before, after, floor = 1.0, None, None, {}
         if source:
-            temperature = fit_temperature(data.task, p, y)
+            temperature, floor = _calibrated(data.task, p, fit_temperature(data.task, p, y))
             before = loss(data.task, p, y)
             after = loss(data.task, apply_temperature(data.task, p, temperature), y)
         run_file = save_run(_folder_of(chosen[0], storage, artifact_dir), networks[0], {}, repeats=networks[1:])
@@ -218,7 +257,7 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1, m
                 "temperature": temperature, "calibrated_on": source,
                 "loss_before": before, "loss_after": after,
                 "activations": [(t.user_attrs.get("config") or {}).get("activation", "relu") for t in chosen],
-                RUN_FILE_ATTR: run_file}
+                RUN_FILE_ATTR: run_file, **floor}
         if selects:
             attr["weights"] = [round(float(w), 6) for w in shares]
             attr["selected"] = len(order)  # members the selection chose (more than refit when time ran out)
@@ -228,7 +267,8 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1, m
                         time.perf_counter() - started, attr)
 
 
-def _fold_ensemble(study, candidates, weights, order, selects, storage, artifact_dir, started) -> RefitSummary:
+def _fold_ensemble(study, candidates, weights, order, selects, storage, artifact_dir, started,
+                   data, held_out) -> RefitSummary:
     """``members = "folds"``: the chosen trials' fold networks as one ensemble, stored as a refit.
 
     Each chosen trial counts with its selection weight, shared equally by its K fold networks,
@@ -236,7 +276,9 @@ def _fold_ensemble(study, candidates, weights, order, selects, storage, artifact
     and no temperature is fitted: the only held-out predictions are the out-of-fold ones, one
     network per row, which are surer than the average of K networks the ensemble predicts
     with, so a temperature fitted on them would soften it too far (on digits, 1.17 raised the
-    test log loss of a fold ensemble from 0.071 to 0.084).
+    test log loss of a fold ensemble from 0.071 to 0.084). Only the floor applies
+    (:func:`floor_temperature`), on the chosen trials' out-of-fold predictions averaged with
+    their weights.
     """
     networks, trials, epochs, activations, shares = [], [], [], [], []
     try:
@@ -252,16 +294,32 @@ def _fold_ensemble(study, candidates, weights, order, selects, storage, artifact
         raise ModelError(str(exc)) from None
     total = sum(shares)
     folder = _folder_of(candidates[order[0]], storage, artifact_dir)
-    attr = {"trials": trials, "epochs": epochs, "rows": 0, "temperature": 1.0, "calibrated_on": "",
-            "loss_before": None, "loss_after": None, "activations": activations,
+    temperature, source, before, after, floor = 1.0, "", None, None, {}
+    if data.task in (BINARY, MULTICLASS):
+        chosen = np.asarray([weights[i] for i in order]) / sum(weights[i] for i in order)
+        p, y = np.tensordot(chosen, np.asarray([held_out[i] for i in order]), axes=1), pooled_rows(data)[1]
+        temperature, floor = _calibrated(data.task, p, 1.0)
+        if floor:
+            source, before = "out-of-fold", loss(data.task, p, y)
+            after = loss(data.task, apply_temperature(data.task, p, temperature), y)
+    attr = {"trials": trials, "epochs": epochs, "rows": 0, "temperature": temperature, "calibrated_on": source,
+            "loss_before": before, "loss_after": after, "activations": activations,
             "weights": [round(w / total, 6) for w in shares], "members": "folds",
-            RUN_FILE_ATTR: save_run(folder, networks[0], {}, repeats=networks[1:])}
+            RUN_FILE_ATTR: save_run(folder, networks[0], {}, repeats=networks[1:]), **floor}
     if selects:
         attr["selected"] = len(order)
         attr["candidates"] = len(candidates)
     study.set_user_attr(REFIT_ATTR, attr)
-    return RefitSummary(study.study_name, trials, epochs, 0, len(order), 1.0, "", None, None,
+    return RefitSummary(study.study_name, trials, epochs, 0, len(order), temperature, source, before, after,
                         time.perf_counter() - started, attr)
+
+
+def _calibrated(task: str, p: np.ndarray, fitted: float) -> tuple[float, dict]:
+    """The temperature to use, ``fitted`` or the floor (:func:`floor_temperature`) where that
+    is softer, and what the stored refit says of the floor (``{"floor": rows}``: one error
+    expected in ``rows`` new rows) when it decided."""
+    floor = floor_temperature(task, p)
+    return (floor, {"floor": len(p) + 2}) if floor > fitted else (fitted, {})
 
 
 def _folder_of(trial, storage, artifact_dir) -> Path:
@@ -350,4 +408,4 @@ def _as_output(task: str, predictions: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["EnsembleModel", "REFIT_ATTR", "RefitSummary", "apply_temperature", "choose_trials",
-           "fit_temperature", "refit", "refit_model", "select_ensemble"]
+           "expected_error", "fit_temperature", "floor_temperature", "refit", "refit_model", "select_ensemble"]

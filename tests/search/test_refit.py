@@ -15,7 +15,9 @@ from fcnn_opt.search.refit import (
     REFIT_ATTR,
     EnsembleModel,
     apply_temperature,
+    expected_error,
     fit_temperature,
+    floor_temperature,
     refit,
     refit_model,
     select_ensemble,
@@ -213,6 +215,86 @@ def test_calibration_never_sharpens():
     sure = np.full((60, 3), 0.2)
     sure[np.arange(60), labels] = 0.6
     assert fit_temperature("multiclass", sure, labels) == 1.0
+
+
+def test_held_out_predictions_all_right_are_softened_until_they_expect_one_error_in_n_plus_2():
+    """The floor: 60 rows all right and all but certain expect far fewer than one error in 62
+    new rows, so they are softened until they expect exactly that, and a wrong new row costs
+    less; predictions that already expect more keep T = 1, and so does regression."""
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, size=60).astype(np.float32)
+    certain = np.where(y > 0, 1 - 1e-6, 1e-6)
+    t = floor_temperature("binary", certain)
+    assert t > 1 and expected_error("binary", certain) < 1e-5
+    assert expected_error("binary", apply_temperature("binary", certain, t)) == pytest.approx(1 / 62, rel=1e-3)
+    wrong_row = np.array([1e-6]), np.array([1.0], dtype=np.float32)  # a new row, sure and wrong
+    assert loss("binary", apply_temperature("binary", wrong_row[0], t), wrong_row[1]) < loss("binary", *wrong_row) - 5
+    labels = rng.integers(0, 3, size=60)
+    sure = np.full((60, 3), 1e-7)
+    sure[np.arange(60), labels] = 1 - 2e-7
+    t3 = floor_temperature("multiclass", sure)
+    assert t3 > 1 and expected_error("multiclass", apply_temperature("multiclass", sure, t3)) == pytest.approx(1 / 62, rel=1e-3)
+    timid = np.where(y > 0, 0.9, 0.1)  # expects 10 % wrong: more than one in 62
+    assert floor_temperature("binary", timid) == 1.0
+    assert floor_temperature("regression", np.asarray(y)) == 1.0
+
+
+SEPARATED = """
+[study]
+name = "blobs"
+sampler = "random"
+pruner = "none"
+n_trials = 3
+seed = 0
+refit = {{ top = 3, members = "folds" }}
+
+[dataset]
+path = "{path}"
+target = "kind"
+test_fraction = 0.2
+folds = 3
+
+[params]
+epochs = 150
+units = 16
+lr = {{ low = 0.03, high = 0.1, log = true }}
+"""
+
+
+def test_a_fold_ensemble_whose_out_of_fold_rows_are_all_right_is_softened_by_the_floor(tmp_path):
+    """Two blobs far apart: every out-of-fold prediction is right and all but certain, so the
+    ensemble handed over gets the floor's temperature, which every command shows."""
+    from fcnn_opt.search.objective import OUT_OF_FOLD
+    from fcnn_opt.store.artifact_files import load_run_array
+
+    rng = np.random.default_rng(0)
+    kind = np.arange(100) % 2
+    X = rng.normal(scale=0.3, size=(100, 2)) + np.where(kind[:, None] > 0, 4.0, -4.0)
+    np.savetxt(tmp_path / "blobs.csv", np.column_stack([X, kind]), delimiter=",", header="a,b,kind", comments="",
+               fmt=["%.6f", "%.6f", "%d"])
+    config = write_toml(tmp_path / "blobs.toml", SEPARATED.format(path=tmp_path / "blobs.csv"))
+    url = f"sqlite:///{tmp_path / 'blobs.db'}"
+    done = run_cli("study", "--config", config, "--storage", url, "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="blobs", storage=url)
+    attr = study.user_attrs[REFIT_ATTR]
+    numbers = list(dict.fromkeys(attr["trials"]))
+    shares = np.array([sum(w for t, w in zip(attr["trials"], attr["weights"], strict=True) if t == n) for n in numbers])
+    shares /= shares.sum()  # stored to 6 digits
+    trials = {t.number: t for t in study.trials}
+    oof = np.tensordot(shares, [load_run_array(trials[n], OUT_OF_FOLD)[:, 0] for n in numbers], axes=1)
+    rows = len(oof)
+    assert rows == 80 and expected_error("binary", oof) < 1 / (rows + 2)  # all right, all but certain
+    assert attr["floor"] == rows + 2 and attr["calibrated_on"] == "out-of-fold" and attr["temperature"] > 1
+    softened = apply_temperature("binary", oof, attr["temperature"])
+    assert expected_error("binary", softened) == pytest.approx(1 / (rows + 2), rel=1e-3)
+    assert attr["loss_after"] > attr["loss_before"]  # on rows it got right, softer costs a little
+    assert "softened  temperature" in done.stdout and f"one in {rows + 2} rows" in done.stdout
+    model = fcnn_opt.load_model(url, "blobs")
+    assert model.temperature == attr["temperature"]
+    shown = run_cli("evaluate", "--study-name", "blobs", "--storage", url, cwd=tmp_path)
+    assert shown.returncode == 0 and f"the floor: the out-of-fold predictions expected fewer errors than one in " \
+        f"{rows + 2} rows" in shown.stdout
 
 
 @pytest.fixture(scope="module")
