@@ -35,6 +35,7 @@ from fcnn_opt.search.models import (
 )
 from fcnn_opt.search.objective import FOLDS_ATTR, OUT_OF_FOLD
 from fcnn_opt.store.artifact_files import load_run_array, local_data_args
+from fcnn_opt.store.optuna_internals import complete_trials
 from fcnn_opt.training.backends._base import accuracy, loss
 from fcnn_opt.training.folds import pooled_rows
 from fcnn_opt.training.tables import build
@@ -176,7 +177,7 @@ def refit_lines(study, artifact_dir=None) -> list[str]:
     if model is None:
         return []
     attr = study.user_attrs[REFIT_ATTR]
-    first = next(t for t in study.get_trials(deepcopy=False) if t.number == model.trials[0])
+    first = next(t for t in complete_trials(study) if t.number == model.trials[0])
     data = build(local_data_args(dataset_args(first, study), study.user_attrs, artifact_dir))
     lines = [f"model       {model.description}"]
     if not data.has_test:

@@ -26,6 +26,7 @@ from fcnn_opt.store.artifact_files import (
     repeat_prefix,
     weights_from_arrays,
 )
+from fcnn_opt.store.optuna_internals import complete_trials
 from fcnn_opt.store.storages import open_storage
 from fcnn_opt.training.backends._numpy import NumpyNet
 from fcnn_opt.training.datasets import BINARY, MULTICLASS, _spec
@@ -243,7 +244,7 @@ def refit_model(study, artifact_dir=None, raw: bool = True) -> EnsembleModel | N
         arrays = read_run_file(attr[RUN_FILE_ATTR], artifact_dir, f"Study {study.study_name!r}'s refit")
     except WeightsNotFound as exc:
         raise ModelError(str(exc)) from None
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    trials = {t.number: t for t in complete_trials(study)}  # every member's settings are a complete trial's
     first = trials[attr["trials"][0]]
     scaling = first.user_attrs.get("scaling")
     # every member was trained on the same rows, so one scaling serves them all
@@ -282,20 +283,19 @@ def load_study(storage, study_name: str):
 def pick_trial(study, trial: int | None, allow_partial: bool = False):
     """Trial number ``trial`` of ``study`` (None: the best), refused unless it completed or
     ``allow_partial``."""
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if trial is None:
-        complete = [t for t in trials.values() if t.state.name == "COMPLETE"]
-        if not complete:
+        if not complete_trials(study):
             raise ModelError(f"Study {study.study_name!r} has no complete trial yet.")
         if len(study.directions) > 1:
             front = sorted(t.number for t in study.best_trials)
             raise ModelError(f"Study {study.study_name!r} has several objectives, so no single best trial; "
                              f"choose one of its Pareto set with --trial N: {', '.join(map(str, front))}.")
         chosen = study.best_trial
-    elif trial not in trials:
-        raise ModelError(f"Study {study.study_name!r} has no trial {trial}. "
-                         f"Trials: 0..{max(trials, default=-1)}.")
     else:
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        if trial not in trials:
+            raise ModelError(f"Study {study.study_name!r} has no trial {trial}. "
+                             f"Trials: 0..{max(trials, default=-1)}.")
         chosen = trials[trial]
     if chosen.state.name != "COMPLETE" and not allow_partial:
         raise ModelError(f"Trial {chosen.number} is {chosen.state.name.lower()}, not complete; "

@@ -84,6 +84,7 @@ from fcnn_opt.store.artifact_files import (
     save_run,
 )
 from fcnn_opt.store.artifact_files import artifact_dir as default_folder
+from fcnn_opt.store.optuna_internals import complete_trials
 from fcnn_opt.training.backends._base import loss
 from fcnn_opt.training.config import TrainConfig
 from fcnn_opt.training.datasets import BINARY, MULTICLASS
@@ -184,7 +185,7 @@ def choose_trials(study, trial: int | None, top: int) -> list:
     if len(study.directions) > 1:
         raise ModelError(f"Study {study.study_name!r} has several objectives, so no single best trial; "
                          "refit one of its Pareto set with --trial N.")
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.value is not None]
+    complete = [t for t in complete_trials(study) if t.value is not None]
     if not complete:
         raise ModelError(f"Study {study.study_name!r} has no complete trial yet.")
     maximize = study.direction.name == "MAXIMIZE"

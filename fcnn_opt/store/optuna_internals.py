@@ -374,6 +374,20 @@ def rdb_backend(storage):
     return storage if isinstance(storage, optuna.storages.RDBStorage) else None
 
 
+def complete_trials(study) -> list:
+    """The complete trials of ``study``. On a database, one query for those alone: Optuna's
+    cache in front of it reads every trial first, a long study's pruned ones and their
+    intermediate values included (2 s for 805 trials of diabetes, 35 of them complete), and
+    filters afterwards. Public path: ``study.get_trials(states=...)``."""
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE,)
+    backend = rdb_backend(study._storage) if fast_path() else None
+    if backend is None:
+        return study.get_trials(deepcopy=False, states=states)
+    return backend.get_all_trials(study._study_id, deepcopy=False, states=states)
+
+
 def is_journal(storage) -> bool:
     """Whether ``storage`` is Optuna's journal storage (a journal file, or Redis)."""
     import optuna

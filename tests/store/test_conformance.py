@@ -229,6 +229,22 @@ def test_fast_path_studies_read_back_through_optunas_own_tools(storage_url, path
         assert {a["key"] for a in row["user_attrs"]} == set(trial.user_attrs)
 
 
+def test_complete_trials_read_alone_are_the_public_paths(storage_url, path_switch):
+    """``complete_trials`` (what refit, load_model and evaluate read) queries the complete
+    trials alone on a database: the same trials, everything in them, as the public path's
+    ``study.get_trials(states=...)``."""
+    path_switch(public=False)
+    run("tpe", storage_url, "complete")
+    study = load(storage_url, "complete")
+    by_number = lambda trials: sorted(trials, key=lambda t: t.number)  # noqa: E731
+    fast = by_number(internals.complete_trials(study))
+    assert fast and len(fast) < len(study.trials)  # the pruned trials are left out
+    expected = snapshot([t for t in study.trials if t.state.name == "COMPLETE"])
+    assert snapshot(fast) == expected
+    path_switch(public=True)
+    assert snapshot(by_number(internals.complete_trials(load(storage_url, "complete")))) == expected
+
+
 def open_storage_for(url: str):
     from fcnn_opt.store.storages import open_storage
 
