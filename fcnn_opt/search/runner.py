@@ -46,7 +46,7 @@ from fcnn_opt.search.summary import (
     fill_final,
     new_summary,
 )
-from fcnn_opt.search.trial_source import TrialSource, database_pause
+from fcnn_opt.search.trial_source import TrialSource, database_pause, raise_if_lost
 from fcnn_opt.show.artifacts import TrialPictures, picture_mode
 from fcnn_opt.store import optuna_internals as internals
 from fcnn_opt.store.artifact_files import (
@@ -90,10 +90,14 @@ def create_or_load(spec: StudySpec, storage: BaseStorage, study_name: str, *,
     import optuna
 
     plan = RunPlan.of(spec)
-    study = retrying(  # safe to repeat: a study created by a lost commit is loaded
-        optuna.create_study, storage=storage, study_name=study_name, directions=spec.directions,
-        load_if_exists=True, sampler=make_sampler(spec.sampler, spec.seed, spec, concurrent=concurrent),
-        pruner=make_pruner(spec.pruner, spec), what="creating the study")
+    try:
+        study = retrying(  # safe to repeat: a study created by a lost commit is loaded
+            optuna.create_study, storage=storage, study_name=study_name, directions=spec.directions,
+            load_if_exists=True, sampler=make_sampler(spec.sampler, spec.seed, spec, concurrent=concurrent),
+            pruner=make_pruner(spec.pruner, spec), what="creating the study")
+    except Exception as exc:
+        raise_if_lost(exc)  # failing past the retries (a server gone, a file that cannot be written): one line
+        raise
     internals.attach(study, storage)
     attrs = study.user_attrs
     stored = attrs.get(SPEC_ATTR)

@@ -42,7 +42,8 @@ def raise_if_lost(exc: Exception) -> None:
     connection; otherwise return."""
     if is_transient(exc):
         reason = str(exc.__cause__ or exc).strip().splitlines()
-        raise DatabaseLost(mask_url(f"lost the database and gave up retrying: "
+        raise DatabaseLost(mask_url(f"the database kept failing and retrying gave up "
+                                    f"($FCNN_OPT_DB_RETRY = {db_retry_seconds()} s): "
                                     f"{reason[0] if reason else type(exc).__name__}")) from None
 
 

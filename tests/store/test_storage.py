@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run_cli, write_toml
+from conftest import ROOT, run_cli, write_toml
 
 SECRET = "hunter2-s3cret"
 
@@ -276,3 +276,25 @@ def test_a_bulk_write_repeated_after_its_commit_replaces_its_rows(request, url_f
     assert stored.state == TrialState.COMPLETE and stored.value == 0.125
     assert stored.intermediate_values == {0: 1.0, 1: 0.25, 2: 0.125}
     assert stored.user_attrs == {"a": 2, "b": [3]} and stored.system_attrs["s"] == "y"
+
+
+def test_a_database_that_refuses_writes_ends_the_study_with_one_line(tmp_path):
+    """A storage that opens but cannot be written (a SQLite file opened read-only): creating
+    the study is retried for $FCNN_OPT_DB_RETRY seconds, then one line and exit code 1, never
+    a traceback; the file keeps the study it held."""
+    import optuna
+
+    config = tmp_path / "s.toml"
+    config.write_text((ROOT / "studies" / "seed_grid.toml").read_text())
+    made = run_cli("study", "--config", config, "--storage", f"sqlite:///{tmp_path / 's.db'}", "--create-only",
+                   cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    read_only = f"sqlite:///file:{tmp_path / 's.db'}?mode=ro&uri=true"
+    done = run_cli("study", "--config", ROOT / "studies" / "minute.toml", "--storage", read_only,
+                   "--n-trials", "2", "--no-progress", cwd=tmp_path, FCNN_OPT_DB_RETRY="1")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == ("fcnn_opt study: error: the database kept failing and retrying gave up ($FCNN_OPT_DB_RETRY = 1 s): "
+                    "(sqlite3.OperationalError) attempt to write a readonly database")
+    names = [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 's.db'}")]
+    assert names == ["seed_grid"]
