@@ -73,7 +73,7 @@ from fcnn_opt.search.models import (
     pick_trial,
     refit_model,
 )
-from fcnn_opt.search.objective import OUT_OF_FOLD
+from fcnn_opt.search.objective import FOLDS_ATTR, OUT_OF_FOLD
 from fcnn_opt.search.space import MAX_REFIT as MAX_TOP
 from fcnn_opt.store.artifact_files import (
     RUN_FILE_ATTR,
@@ -152,7 +152,8 @@ class RefitSummary:
     def lines(self) -> list[str]:
         """The summary as the command line prints it."""
         if self.attr.get("members") == "folds":
-            out = [f"ensemble  {fold_ensemble_text(self.trials, self.attr.get('weights'))} (one per fold), "
+            each = "one per fold and seed" if self.attr.get("repeats", 1) > 1 else "one per fold"
+            out = [f"ensemble  {fold_ensemble_text(self.trials, self.attr.get('weights'))} ({each}), "
                    f"averaged: nothing trained after the search ({self.seconds:.1f} s)"]
         else:
             which = (f"trial {self.trials[0]}" if len(self.trials) == 1
@@ -307,6 +308,9 @@ def _fold_ensemble(study, candidates, weights, order, selects, storage, artifact
             "loss_before": before, "loss_after": after, "activations": activations,
             "weights": [round(w / total, 6) for w in shares], "members": "folds",
             RUN_FILE_ATTR: save_run(folder, networks[0], {}, repeats=networks[1:]), **floor}
+    repeats = max((candidates[i].user_attrs.get(FOLDS_ATTR) or {}).get("repeats", 1) for i in order)
+    if repeats > 1:  # each trial hands over K x R networks
+        attr["repeats"] = repeats
     if selects:
         attr["selected"] = len(order)
         attr["candidates"] = len(candidates)

@@ -175,6 +175,19 @@ def test_a_fold_ensemble_is_the_weighted_mean_of_the_chosen_trials_fold_networks
     assert model.description.startswith(f"the {len(model.members)} cross-validation networks of ")
 
 
+def test_a_fold_ensemble_of_repeated_trials_holds_every_fold_and_seed(tmp_path):
+    """With ``repeats = 2`` and 3 folds each chosen trial hands over its 6 networks, and the
+    summary says they are one per fold and seed."""
+    url, done = run_study(tmp_path, refit_line='repeats = 2\nrefit = { top = 3, members = "folds" }')
+    study = optuna.load_study(study_name="table", storage=url)
+    attr = study.user_attrs[REFIT_ATTR]
+    chosen = set(attr["trials"])
+    assert attr["repeats"] == 2 and len(attr["trials"]) == 6 * len(chosen)
+    assert all(attr["trials"].count(n) == 6 for n in chosen)
+    assert "cross-validation networks of " in done.stdout and "(one per fold and seed), averaged" in done.stdout
+    assert len(fcnn_opt.load_model(url, "table").members) == 6 * len(chosen)
+
+
 def test_a_fold_ensemble_needs_cross_validated_trials(tmp_path):
     refused = write_toml(tmp_path / "r.toml", STUDY.format(table="wine", folds="folds = 1",
                                                            refit='refit = { top = 2, members = "folds" }'))
