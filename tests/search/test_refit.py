@@ -259,7 +259,7 @@ sampler = "random"
 pruner = "none"
 n_trials = 3
 seed = 0
-refit = {{ top = 3, members = "folds" }}
+refit = {{ top = 3, members = "{members}" }}
 
 [dataset]
 path = "{path}"
@@ -274,9 +274,11 @@ lr = {{ low = 0.03, high = 0.1, log = true }}
 """
 
 
-def test_a_fold_ensemble_whose_out_of_fold_rows_are_all_right_is_softened_by_the_floor(tmp_path):
+@pytest.mark.parametrize("members", ["folds", "refit"])
+def test_an_ensemble_whose_out_of_fold_rows_are_all_right_is_softened_by_the_floor(tmp_path, members):
     """Two blobs far apart: every out-of-fold prediction is right and all but certain, so the
-    ensemble handed over gets the floor's temperature, which every command shows."""
+    ensemble handed over (fold networks, or refit ones, whose fitted temperature is 1) gets
+    the floor's temperature, which every command shows."""
     from fcnn_opt.search.objective import OUT_OF_FOLD
     from fcnn_opt.store.artifact_files import load_run_array
 
@@ -285,7 +287,7 @@ def test_a_fold_ensemble_whose_out_of_fold_rows_are_all_right_is_softened_by_the
     X = rng.normal(scale=0.3, size=(100, 2)) + np.where(kind[:, None] > 0, 4.0, -4.0)
     np.savetxt(tmp_path / "blobs.csv", np.column_stack([X, kind]), delimiter=",", header="a,b,kind", comments="",
                fmt=["%.6f", "%.6f", "%d"])
-    config = write_toml(tmp_path / "blobs.toml", SEPARATED.format(path=tmp_path / "blobs.csv"))
+    config = write_toml(tmp_path / "blobs.toml", SEPARATED.format(path=tmp_path / "blobs.csv", members=members))
     url = f"sqlite:///{tmp_path / 'blobs.db'}"
     done = run_cli("study", "--config", config, "--storage", url, "--no-progress", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
