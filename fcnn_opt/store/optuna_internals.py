@@ -12,7 +12,8 @@ Private names relied on, and why:
 - ``Study._storage``, ``Study._study_id``, ``Trial._trial_id``, ``FrozenTrial._trial_id``:
   a study's storage and ids, to write trials without going through ``Trial`` objects.
 - ``_CachedStorage._backend``: the ``RDBStorage`` inside the cache ``create_study`` wraps
-  around it.
+  around it; also to read a study's complete trials alone (:func:`complete_trials`: the cache
+  reads every trial, then filters by state).
 - ``optuna.storages._rdb.models`` (``StudyModel``, ``StudyUserAttributeModel``, ``TrialModel``,
   ``TrialParamModel``, ``TrialUserAttributeModel``, ``TrialSystemAttributeModel``,
   ``TrialValueModel``, ``TrialIntermediateValueModel``, ``TrialHeartbeatModel``, their
