@@ -193,12 +193,10 @@ def refit_lines(study, artifact_dir=None) -> list[str]:
     seen_by = "search" if attr.get("members") == "folds" else "search or the refit"
     lines.append(f"  test        {text(calibrated)}  ({len(data.X_test)} points, held out, never seen by the "
                  f"{seen_by})")
-    if model.temperature != 1.0 and "floor" in attr:
-        lines.append(f"  uncalibrated {text(plain)}  (temperature {model.temperature:.3g}, the floor: the "
-                     f"{attr.get('calibrated_on')} predictions expected fewer errors than one in {attr['floor']} rows)")
-    elif model.temperature != 1.0:
-        lines.append(f"  uncalibrated {text(plain)}  (temperature {model.temperature:.3g}, fitted on the "
-                     f"{attr.get('calibrated_on')} predictions)")
+    if model.temperature != 1.0:
+        why = (f"the floor: the {attr.get('calibrated_on')} predictions expected fewer errors than one in "
+               f"{attr['floor']} rows" if "floor" in attr else f"fitted on the {attr.get('calibrated_on')} predictions")
+        lines.append(f"  uncalibrated {text(plain)}  (temperature {model.temperature:.3g}, {why})")
     elif attr.get("calibrated_on"):
         lines.append(f"  calibration none: the {attr['calibrated_on']} predictions asked for no softer "
                      "temperature (it never sharpens)")

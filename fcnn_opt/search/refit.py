@@ -250,9 +250,7 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1, m
         p, y, source = _held_out_predictions(study, chosen, shares, data, folds, artifact_dir)
         temperature, before, after, floor = 1.0, None, None, {}
         if source:
-            temperature, floor = _calibrated(data.task, p, fit_temperature(data.task, p, y))
-            before = loss(data.task, p, y)
-            after = loss(data.task, apply_temperature(data.task, p, temperature), y)
+            temperature, before, after, floor = _calibrated(data.task, p, y, fit_temperature(data.task, p, y))
         run_file = save_run(_folder_of(chosen[0], storage, artifact_dir), networks[0], {}, repeats=networks[1:])
         rows = len(data.X_train) + len(data.X_val)
         attr = {"trials": [t.number for t in chosen], "epochs": epochs, "rows": rows,
@@ -297,13 +295,12 @@ def _fold_ensemble(study, candidates, weights, order, selects, storage, artifact
     total = sum(shares)
     folder = _folder_of(candidates[order[0]], storage, artifact_dir)
     temperature, source, before, after, floor = 1.0, "", None, None, {}
-    if data.task in (BINARY, MULTICLASS):
-        chosen = np.asarray([weights[i] for i in order]) / sum(weights[i] for i in order)
-        p, y = np.tensordot(chosen, np.asarray([held_out[i] for i in order]), axes=1), pooled_rows(data)[1]
-        temperature, floor = _calibrated(data.task, p, 1.0)
-        if floor:
-            source, before = "out-of-fold", loss(data.task, p, y)
-            after = loss(data.task, apply_temperature(data.task, p, temperature), y)
+    chosen = np.asarray([weights[i] for i in order]) / sum(weights[i] for i in order)
+    p, y, held = _held_out_predictions(study, None, chosen, data, [held_out[i] for i in order], artifact_dir)
+    if held:
+        softer, loss_before, loss_after, said = _calibrated(data.task, p, y, 1.0)
+        if said:  # only the floor calibrates a fold ensemble
+            temperature, source, before, after, floor = softer, held, loss_before, loss_after, said
     attr = {"trials": trials, "epochs": epochs, "rows": 0, "temperature": temperature, "calibrated_on": source,
             "loss_before": before, "loss_after": after, "activations": activations,
             "weights": [round(w / total, 6) for w in shares], "members": "folds",
@@ -319,12 +316,14 @@ def _fold_ensemble(study, candidates, weights, order, selects, storage, artifact
                         time.perf_counter() - started, attr)
 
 
-def _calibrated(task: str, p: np.ndarray, fitted: float) -> tuple[float, dict]:
-    """The temperature to use, ``fitted`` or the floor (:func:`floor_temperature`) where that
-    is softer, and what the stored refit says of the floor (``{"floor": rows}``: one error
+def _calibrated(task: str, p: np.ndarray, y: np.ndarray, fitted: float) -> tuple[float, float, float, dict]:
+    """The temperature to use for held-out probabilities ``p`` of labels ``y``, ``fitted`` or
+    the floor (:func:`floor_temperature`) where that is softer; their log loss before and
+    after it; and what the stored refit says of the floor (``{"floor": rows}``: one error
     expected in ``rows`` new rows) when it decided."""
     floor = floor_temperature(task, p)
-    return (floor, {"floor": len(p) + 2}) if floor > fitted else (fitted, {})
+    temperature, said = (floor, {"floor": len(p) + 2}) if floor > fitted else (fitted, {})
+    return temperature, loss(task, p, y), loss(task, apply_temperature(task, p, temperature), y), said
 
 
 def _folder_of(trial, storage, artifact_dir) -> Path:
