@@ -41,7 +41,8 @@ def run_batch(study: optuna.Study, trials: list[optuna.Trial], objective: Object
             except ValueError as exc:  # includes SpaceError: the study's own settings are wrong
                 configs.append(None)
                 errors[i] = Outcome(_fail(), None, f"{type(exc).__name__}: {exc}", exc)
-        watches = [EpochWatch(r, objective.spec.metric, report=not objective.spec.multi) for r in reporters]
+        watches = [EpochWatch(r, objective.spec.metric, report=not objective.spec.multi,
+                              last_epoch=None if c is None else c.epochs) for r, c in zip(reporters, configs, strict=True)]
         together = [i for i, c in enumerate(configs) if c is not None and trains_together(c)]
         results = {}
         try:

@@ -11,7 +11,8 @@ Use it in any study of your own::
     study.optimize(objective, n_trials=20)
 
 After every epoch the objective calls ``trial.report(metric, epoch)`` and
-``trial.should_prune()``, and raises :class:`optuna.TrialPruned` when told to. Each trial
+``trial.should_prune()`` (after the last one, only ``report``: the network is trained and
+the trial completes), and raises :class:`optuna.TrialPruned` when told to. Each trial
 keeps its loss histories, the original's legend string, the library, the dataset, seconds
 per epoch and the final weights as user attributes.
 """
@@ -157,7 +158,8 @@ class Objective:
         if plan is not None:
             return self.continue_run(trial, reporter, plan)
         config = self.config_for(reporter.params_trial)
-        watch = EpochWatch(reporter, self.spec.metric, report=not self.spec.multi, stop_at=self.stop_at)
+        watch = EpochWatch(reporter, self.spec.metric, report=not self.spec.multi, stop_at=self.stop_at,
+                           last_epoch=config.epochs)
         result = self.train(config, watch)
         if watch.out_of_time:
             reporter.store({STOPPED_ATTR: "the time budget ended"})
@@ -320,12 +322,18 @@ class EpochWatch:
     each value without asking the pruner (a continuation runs to its end). Past ``stop_at``
     (a ``time.perf_counter()`` value) a run that reports and may be pruned stops after
     reporting the epoch, as if pruned, and ``out_of_time`` is set.
+
+    ``last_epoch`` (the run's schedule, ``config.epochs``): that epoch's value is recorded
+    without asking the pruner, and the clock is not looked at. The network is trained by
+    then, and stopping it saves nothing: a pruner that would judge it there (successive
+    halving's last rung is often the last epoch) would throw away a finished network and
+    hide its value from the sampler, so a run that reaches its last epoch completes.
     """
 
     def __init__(self, reporter, metric: str, report: bool = True, prune: bool = True,
-                 stop_at: float | None = None):
+                 stop_at: float | None = None, last_epoch: int | None = None):
         self.reporter, self.metric, self.reports, self.prunes = reporter, metric, report, prune
-        self.stop_at = stop_at
+        self.stop_at, self.last_epoch = stop_at, last_epoch
         self.pruned_at: int | None = None
         self.out_of_time = False
 
@@ -333,7 +341,7 @@ class EpochWatch:
         value = metrics[self.metric]
         if value is None or not math.isfinite(value):
             return True
-        if self.reports and not self.prunes:
+        if self.reports and (not self.prunes or epoch == self.last_epoch):
             self.reporter.record(value, epoch)
         elif self.reports and self.reporter.report(value, epoch):
             self.pruned_at = epoch
