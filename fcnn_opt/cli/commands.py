@@ -34,6 +34,7 @@ from fcnn_opt.show.figures._common import objective_names
 from fcnn_opt.show.report import build_report
 from fcnn_opt.store.artifact_files import artifact_dir as default_artifact_dir
 from fcnn_opt.store.artifact_files import open_artifact_store
+from fcnn_opt.store.optuna_internals import complete_trials
 from fcnn_opt.store.storages import (
     DEFAULT_STORAGE,
     StorageError,
@@ -494,8 +495,7 @@ def cmd_best(args) -> int:
     """``best``: print the best trial (or a multi-objective study's Pareto set), its test
     estimate and the study's refit; returns the exit code."""
     study = _load_study(args)
-    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    if not complete:
+    if not complete_trials(study):
         raise UsageError(f"Study {args.study_name!r} has no complete trial yet.")
     if len(study.directions) > 1:
         return _print_pareto(study)
