@@ -37,7 +37,9 @@ place of ``StandardScaler``), so the comparison stays one of tuners, not of prep
 The tuned systems search one space: 1-2 hidden layers of 16-256 units (log), L2 1e-6..1e-1,
 learning rate 1e-4..1e-1 (log), batch size 32/64/128, relu or tanh. For regression the
 scikit-learn systems also standardise the target (``TransformedTargetRegressor``), as fcnn_opt
-does. Each cell is the median over the seeds and their range; trials are as each system counts
+does. Each cell is the median over the seeds and their range; ``fcnn_opt lower`` counts the
+splits on which fcnn_opt's test log loss (RMSE) was below the row's system, split by split (the
+medians of a few small test splits compare one split's luck with another's); trials are as each system counts
 them (fcnn_opt: trials finished, pruned ones included; SMAC: evaluations at one budget). flaml
 and smac come with ``pip install 'fcnn_opt[bench]'``; a system whose packages the Python lacks
 is reported, not run. Prints one Markdown table per dataset; never a test.
@@ -381,20 +383,34 @@ def markdown(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
+def head_to_head(key: str, ours: list[dict], theirs: list[dict]) -> str:
+    """On how many splits fcnn_opt's ``key`` (a loss: log loss, RMSE) was lower than another
+    system's, of the splits both finished: ``"2 of 3"``. Runs are in the seeds' order, so run
+    ``i`` of each system saw the same split. A median over a few splits compares one split's
+    result with another's; this compares them split by split."""
+    pairs = [(a[key], b[key]) for a, b in zip(ours, theirs, strict=True) if key in a and key in b]
+    return f"{sum(a < b for a, b in pairs)} of {len(pairs)}" if pairs else "-"
+
+
 def table_rows(task: str, systems: list[str], runs: dict[str, list[dict]],
                seconds: float) -> tuple[list[str], list[list[str]]]:
     metrics = [("accuracy", "test accuracy", 4), ("log_loss", "test log loss", 4)] if task == "classify" \
         else [("rmse", "test RMSE", 2)]
-    headers = ["system", *[label for _, label, _ in metrics], "trials", "wall s", "notes"]
+    loss_key = metrics[-1][0]
+    paired = "fcnn_opt" in systems and len(systems) > 1
+    headers = ["system", *[label for _, label, _ in metrics], *(["fcnn_opt lower"] if paired else []),
+               "trials", "wall s", "notes"]
     rows = []
     for system in systems:
         good = [r for r in runs[system] if "wall" in r]
         bad = [r for r in runs[system] if "wall" not in r]
+        against = ([head_to_head(loss_key, runs["fcnn_opt"], runs[system]) if system != "fcnn_opt" else ""]
+                   if paired else [])
         if not good:
             first = bad[0]
             why = ("not installed (pip install 'fcnn_opt[bench]')" if "missing" in first
                    else "error: " + first["error"])
-            rows.append([system, *["-"] * len(metrics), "-", "-", why])
+            rows.append([system, *["-"] * len(metrics), *against, "-", "-", why])
             continue
         trials = [r["trials"] for r in good if r["trials"] is not None]
         notes = sorted({r["note"] for r in good if r["note"]})
@@ -403,7 +419,7 @@ def table_rows(task: str, systems: list[str], runs: dict[str, list[dict]],
             notes.append(f"{len(over)} run(s) over the budget by up to {max(over):.0f} s")
         if bad:
             notes.append(f"{len(bad)} of {len(runs[system])} runs failed: {bad[0].get('error', bad[0].get('missing'))}")
-        rows.append([system, *[_cell([r[key] for r in good], digits) for key, _, digits in metrics],
+        rows.append([system, *[_cell([r[key] for r in good], digits) for key, _, digits in metrics], *against,
                      _cell(trials, 0) if trials else "-", _cell([r["wall"] for r in good], 1), "; ".join(notes)])
     return headers, rows
 
@@ -471,8 +487,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n### {name}: {split['rows']:,} rows, {split['features']} features, {kind}; "
               f"{split['train']:,} training rows, {split['test']:,} test rows\n")
         print(markdown(*table_rows(split["task"], systems, runs, args.seconds)), flush=True)
-    print(f"\nEach cell: the median over the seeds (min-max); wall s: each run's whole process, started with "
-          f"{args.seconds:g} s of budget (imports, search, the final fit and the predictions included).")
+    print(f"\nEach cell: the median over the seeds (min-max); fcnn_opt lower: on how many of the splits "
+          f"fcnn_opt's test log loss (RMSE) was below that system's, split by split; wall s: each run's whole "
+          f"process, started with {args.seconds:g} s of budget (imports, search, the final fit and the predictions "
+          f"included).")
 
 
 if __name__ == "__main__":

@@ -40,3 +40,20 @@ def test_digits_pixels_are_scaled_on_one_scale_by_every_system(tmp_path):
         tables.SCALING["scaling"] = "columns"
     assert np.allclose(shared, (X - X.mean()) / X.std())
     assert np.allclose(tables._scaler().fit(X).transform(X), [[-1, -1], [1, 1]])  # StandardScaler
+
+
+def test_fcnn_opt_lower_counts_the_splits_one_by_one():
+    """The medians of three splits can favour a peer that fcnn_opt beats on two of them: the
+    paired column counts splits, skipping any a system failed, and only beside fcnn_opt."""
+    tables = benchmark_module("tables")
+    run = lambda rmse: {"trials": 5, "note": "", "wall": 60.0, "rmse": rmse}  # noqa: E731
+    runs = {"fcnn_opt": [run(57.7), run(61.0), run(54.5)],
+            "optuna_sklearn": [run(58.4), run(56.2), run(57.1)],
+            "flaml": [run(50.0), {"error": "boom"}, run(60.0)]}
+    headers, rows = tables.table_rows("regress", list(runs), runs, 60)
+    column = headers.index("fcnn_opt lower")
+    by_system = {row[0]: row[column] for row in rows}
+    assert by_system == {"fcnn_opt": "", "optuna_sklearn": "2 of 3", "flaml": "1 of 2"}
+    assert rows[1][headers.index("test RMSE")] == "57.10 (56.20-58.40)"  # its median is the lower one
+    headers, _ = tables.table_rows("regress", ["optuna_sklearn"], {"optuna_sklearn": runs["optuna_sklearn"]}, 60)
+    assert "fcnn_opt lower" not in headers
