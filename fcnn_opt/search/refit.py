@@ -15,7 +15,10 @@ class probabilities, or the values): the cheapest large gain in log loss when ma
 trials are at hand. Where every one of them was cross-validated, greedy ensemble selection
 on their out-of-fold predictions (:func:`select_ensemble`) chooses the members and their
 weights, so a trial that does not lower the loss of the average is left out and the best
-ones count more; otherwise the k best count equally. For classification one temperature ``T`` is then fitted to the chosen trials'
+ones count more; otherwise the k best count equally. For classification each candidate's
+predictions are first softened to the floor described below (:func:`select_at_the_floor`),
+so that where the held-out rows are all right the selection does not simply hand over the
+surest candidate. For classification one temperature ``T`` is then fitted to the chosen trials'
 held-out predictions (out of fold with ``[dataset] folds``, the validation split otherwise;
 never the test split) by minimising their log loss: probabilities ``p`` become
 ``softmax(log p / T)`` (binary: ``sigmoid(logit(p) / T)``). ``T > 1`` softens an
@@ -222,7 +225,7 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1, m
                              "was not cross-validated ([dataset] folds = 1): use members = refit.")
         selects = held_out is not None and len(candidates) > 1
         if selects:  # every candidate was cross-validated: choose members and weights on it
-            weights = select_ensemble(data.task, held_out, pooled_rows(data)[1])
+            weights = select_at_the_floor(data.task, held_out, pooled_rows(data)[1])
             order = sorted((i for i in range(len(candidates)) if weights[i] > 0), key=lambda i: (-weights[i], i))
         else:
             weights, order = np.full(len(candidates), 1.0 / len(candidates)), list(range(len(candidates)))
@@ -359,6 +362,22 @@ def select_ensemble(task: str, predictions: list[np.ndarray], y: np.ndarray,
     return counts / rounds
 
 
+def select_at_the_floor(task: str, predictions: list[np.ndarray], y: np.ndarray) -> np.ndarray:
+    """:func:`select_ensemble` on the candidates' held-out predictions, each first softened to
+    its own floor (:func:`floor_temperature`; the identity where the floor does not bind, and
+    for regression).
+
+    Where a candidate gets every held-out row right, or all but one, its log loss measures
+    little but how sure it is, and selection on it hands over the surest candidate alone: on a
+    small, nearly separable table, the one that costs most on the first new row it gets wrong
+    (docs/performance.md, "Twelve splits"). Softened to the floor, every such candidate
+    expects the same share of errors, so selection compares where each puts its doubt, not
+    how much of it it has. The members' weights are chosen on the softened predictions; the
+    ensemble still averages the members' own outputs, and the floor is then applied to it."""
+    softened = [apply_temperature(task, p, floor_temperature(task, p)) for p in predictions]
+    return select_ensemble(task, softened, y)
+
+
 def _data_of(study, trial, artifact_dir):
     return build(local_data_args(dataset_args(trial, study), study.user_attrs, artifact_dir))
 
@@ -412,4 +431,5 @@ def _as_output(task: str, predictions: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["EnsembleModel", "REFIT_ATTR", "RefitSummary", "apply_temperature", "choose_trials",
-           "expected_error", "fit_temperature", "floor_temperature", "refit", "refit_model", "select_ensemble"]
+           "expected_error", "fit_temperature", "floor_temperature", "refit", "refit_model", "select_at_the_floor",
+           "select_ensemble"]

@@ -20,6 +20,7 @@ from fcnn_opt.search.refit import (
     floor_temperature,
     refit,
     refit_model,
+    select_at_the_floor,
     select_ensemble,
 )
 from fcnn_opt.training.backends._base import loss
@@ -96,7 +97,7 @@ def test_an_ensemble_predicts_the_weighted_mean_of_its_members_calibrated_on_out
     best_three = sorted((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: (t.value, t.number))[:3]
     # the members and weights are ensemble selection's on the three best trials' out-of-fold predictions
     y = pooled_rows(load_sklearn("breast_cancer", test_fraction=0.2))[1]
-    chosen = select_ensemble("binary", [load_run_array(t, OUT_OF_FOLD)[:, 0] for t in best_three], y)
+    chosen = select_at_the_floor("binary", [load_run_array(t, OUT_OF_FOLD)[:, 0] for t in best_three], y)
     expected = sorted((i for i in range(3) if chosen[i] > 0), key=lambda i: (-chosen[i], i))
     assert summary.trials == [best_three[i].number for i in expected] and summary.calibrated_on == "out-of-fold"
     model = fcnn_opt.load_model(url, "table")  # the refit, by default
@@ -129,6 +130,31 @@ def test_ensemble_selection_leaves_out_what_does_not_help_and_weighs_what_does()
     assert list(select_ensemble("binary", [noisy_a, noisy_a.copy()], y)) == [1.0, 0.0]
 
 
+def test_selection_at_the_floor_does_not_hand_over_the_surest_candidate_alone():
+    """Two candidates get every held-out row right. The first is surer on every row, so its raw
+    log loss is lower and raw selection hands it over alone; but it is far surer of some rows
+    than of others, and at the floor (both softened to expect one error in n + 2 rows) the
+    evenly sure one has the lower loss and is chosen first."""
+    n = 40
+    y = np.arange(n) % 3
+    uneven = np.where(np.arange(n) < n - 4, 1 - 1e-9, 1 - 5e-4)  # p of the true class
+    even = np.full(n, 1 - 1e-4)
+    as_probabilities = lambda p_true: np.where(np.eye(3, dtype=bool)[y], p_true[:, None],  # noqa: E731
+                                               ((1 - p_true) / 2)[:, None])
+    sure, evenly = as_probabilities(uneven), as_probabilities(even)
+    assert loss("multiclass", sure, y) < loss("multiclass", evenly, y)
+    assert list(select_ensemble("multiclass", [sure, evenly], y)) == [1.0, 0.0]
+    weights = select_at_the_floor("multiclass", [sure, evenly], y)
+    assert weights[1] > weights[0]
+    at_floor = [apply_temperature("multiclass", p, floor_temperature("multiclass", p)) for p in (sure, evenly)]
+    assert loss("multiclass", at_floor[1], y) < loss("multiclass", at_floor[0], y)
+    # candidates the floor leaves alone (they already expect enough errors) are selected as before
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, size=400).astype(np.float64)
+    noisy = [np.clip(np.where(labels > 0, 0.8, 0.2) + rng.normal(0, 0.15, 400), 0.02, 0.98) for _ in range(2)]
+    assert select_at_the_floor("binary", noisy, labels).tolist() == select_ensemble("binary", noisy, labels).tolist()
+
+
 def test_a_spent_time_budget_refits_the_best_trial_only(cv_study):
     import time
 
@@ -157,7 +183,7 @@ def test_a_fold_ensemble_is_the_weighted_mean_of_the_chosen_trials_fold_networks
     study = optuna.load_study(study_name="table", storage=url)
     best_three = sorted((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: (t.value, t.number))[:3]
     y = pooled_rows(load_sklearn("breast_cancer", test_fraction=0.2))[1]
-    chosen = select_ensemble("binary", [load_run_array(t, OUT_OF_FOLD)[:, 0] for t in best_three], y)
+    chosen = select_at_the_floor("binary", [load_run_array(t, OUT_OF_FOLD)[:, 0] for t in best_three], y)
     expected = sorted((i for i in range(3) if chosen[i] > 0), key=lambda i: (-chosen[i], i))
     assert summary.trials == [best_three[i].number for i in expected for _ in range(3)]
     assert summary.temperature == 1.0 and summary.calibrated_on == ""
