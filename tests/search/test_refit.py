@@ -155,6 +155,32 @@ def test_selection_at_the_floor_does_not_hand_over_the_surest_candidate_alone():
     assert select_at_the_floor("binary", noisy, labels).tolist() == select_ensemble("binary", noisy, labels).tolist()
 
 
+def test_a_study_on_a_nearly_separable_table_selects_its_members_at_the_floor(tmp_path):
+    """Wine, 3 folds, 10 trials: raw selection would hand over the best trial alone; the
+    study's refit holds what selection at the floor chooses, which here is another trial."""
+    from fcnn_opt.search.models import load_study, opened_storage
+    from fcnn_opt.search.refit import _data_of, _out_of_fold, choose_trials
+    from fcnn_opt.training.folds import pooled_rows
+
+    text = STUDY.format(table="wine", folds="folds = 3", refit="").replace("n_trials = 5", "n_trials = 10")
+    text = text.replace("epochs = 8", "epochs = 80").replace("units = [4, 8]", "units = [16, 32]")
+    text = text.replace("lr = { low = 3e-3, high = 3e-2, log = true }",
+                        "lr = { low = 1e-2, high = 5e-2, log = true }\nl2 = { low = 1e-6, high = 1e-3, log = true }")
+    url = f"sqlite:///{tmp_path / 'wine.db'}"
+    done = run_cli("study", "--config", write_toml(tmp_path / "wine.toml", text), "--storage", url, "--no-progress",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with opened_storage(url) as storage:
+        study = load_study(storage, "table")
+        candidates = choose_trials(study, None, 10)
+        y = pooled_rows(_data_of(study, candidates[0], None))[1]
+        held_out = _out_of_fold(candidates, "multiclass", None)
+        raw, at_floor = select_ensemble("multiclass", held_out, y), select_at_the_floor("multiclass", held_out, y)
+        assert raw.tolist() != at_floor.tolist()  # the case this test is about: the floor changes the choice
+        chosen = sorted(candidates[i].number for i in range(len(candidates)) if at_floor[i] > 0)
+        assert sorted(set(study.user_attrs["refit"]["trials"])) == chosen
+
+
 def test_a_spent_time_budget_refits_the_best_trial_only(cv_study):
     import time
 
