@@ -18,7 +18,7 @@ weights, so a trial that does not lower the loss of the average is left out and 
 ones count more; otherwise the k best count equally. For classification each candidate's
 predictions are first softened to the floor described below (:func:`select_at_the_floor`),
 so that where the held-out rows are all right the selection does not simply hand over the
-surest candidate. For classification one temperature ``T`` is then fitted to the chosen trials'
+surest candidate. One temperature ``T`` is then fitted to the chosen trials'
 held-out predictions (out of fold with ``[dataset] folds``, the validation split otherwise;
 never the test split) by minimising their log loss: probabilities ``p`` become
 ``softmax(log p / T)`` (binary: ``sigmoid(logit(p) / T)``). ``T > 1`` softens an
@@ -372,8 +372,8 @@ def select_at_the_floor(task: str, predictions: list[np.ndarray], y: np.ndarray)
     small, nearly separable table, the one that costs most on the first new row it gets wrong
     (docs/performance.md, "Twelve splits"). Softened to the floor, every such candidate
     expects the same share of errors, so selection compares where each puts its doubt, not
-    how much of it it has. The members' weights are chosen on the softened predictions; the
-    ensemble still averages the members' own outputs, and the floor is then applied to it."""
+    how much of it it has. Only the weights are chosen on the softened predictions: the
+    ensemble averages the members' own outputs and is calibrated afterwards, as before."""
     softened = [apply_temperature(task, p, floor_temperature(task, p)) for p in predictions]
     return select_ensemble(task, softened, y)
 
