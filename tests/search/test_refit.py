@@ -30,7 +30,7 @@ STUDY = """
 name = "table"
 sampler = "random"
 pruner = "none"
-n_trials = 5
+n_trials = {n_trials}
 seed = 3
 {refit}
 [dataset]
@@ -44,9 +44,14 @@ lr = {{ low = 3e-3, high = 3e-2, log = true }}
 """
 
 
-def run_study(tmp_path, table="breast_cancer", folds="folds = 3", refit_line="", name="s"):
+def run_study(tmp_path, table="breast_cancer", folds="folds = 3", refit_line="", name="s", params=None,
+              n_trials=5):
+    """Run ``STUDY`` on ``table``; ``params``: a ``[params]`` section in place of its own."""
     url = f"sqlite:///{tmp_path / f'{name}.db'}"
-    config = write_toml(tmp_path / f"{name}.toml", STUDY.format(table=table, folds=folds, refit=refit_line))
+    text = STUDY.format(table=table, folds=folds, refit=refit_line, n_trials=n_trials)
+    if params is not None:
+        text = text[:text.index("[params]")] + params
+    config = write_toml(tmp_path / f"{name}.toml", text)
     done = run_cli("study", "--config", config, "--storage", url, "--no-progress", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     return url, done
@@ -162,14 +167,9 @@ def test_a_study_on_a_nearly_separable_table_selects_its_members_at_the_floor(tm
     from fcnn_opt.search.refit import _data_of, _out_of_fold, choose_trials
     from fcnn_opt.training.folds import pooled_rows
 
-    text = STUDY.format(table="wine", folds="folds = 3", refit="").replace("n_trials = 5", "n_trials = 10")
-    text = text.replace("epochs = 8", "epochs = 80").replace("units = [4, 8]", "units = [16, 32]")
-    text = text.replace("lr = { low = 3e-3, high = 3e-2, log = true }",
-                        "lr = { low = 1e-2, high = 5e-2, log = true }\nl2 = { low = 1e-6, high = 1e-3, log = true }")
-    url = f"sqlite:///{tmp_path / 'wine.db'}"
-    done = run_cli("study", "--config", write_toml(tmp_path / "wine.toml", text), "--storage", url, "--no-progress",
-                   cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    url, _ = run_study(tmp_path, table="wine", name="wine", n_trials=10,
+                       params="[params]\nepochs = 80\nunits = [16, 32]\nlr = { low = 1e-2, high = 5e-2, log = true }\n"
+                              "l2 = { low = 1e-6, high = 1e-3, log = true }\n")
     with opened_storage(url) as storage:
         study = load_study(storage, "table")
         candidates = choose_trials(study, None, 10)
@@ -241,7 +241,7 @@ def test_a_fold_ensemble_of_repeated_trials_holds_every_fold_and_seed(tmp_path):
 
 
 def test_a_fold_ensemble_needs_cross_validated_trials(tmp_path):
-    refused = write_toml(tmp_path / "r.toml", STUDY.format(table="wine", folds="folds = 1",
+    refused = write_toml(tmp_path / "r.toml", STUDY.format(table="wine", folds="folds = 1", n_trials=5,
                                                            refit='refit = { top = 2, members = "folds" }'))
     done = run_cli("study", "--config", refused, "--storage", f"sqlite:///{tmp_path / 'r.db'}", cwd=tmp_path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
