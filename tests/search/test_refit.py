@@ -18,10 +18,12 @@ from fcnn_opt.search.refit import (
     expected_error,
     fit_temperature,
     floor_temperature,
+    hedged_temperature,
     refit,
     refit_model,
     select_at_the_floor,
     select_ensemble,
+    unseen_error_cost,
 )
 from fcnn_opt.training.backends._base import loss
 
@@ -304,6 +306,36 @@ def test_held_out_predictions_all_right_are_softened_until_they_expect_one_error
     assert floor_temperature("regression", np.asarray(y)) == 1.0
 
 
+def test_where_the_floor_binds_the_model_is_fitted_as_if_one_more_held_out_row_were_wrong():
+    """Held-out rows all right: the temperature handed over minimises their log loss with one
+    more row counted, a row the model gets wrong (any of theirs with its runner-up class for
+    the truth), and so is softer than the floor alone; a sure wrong row then costs less. Where
+    the floor does not bind (the rows already expect enough errors), T stays 1."""
+    rng = np.random.default_rng(5)
+    n = 80
+    y = rng.integers(0, 3, size=n)
+    margin = rng.uniform(6.0, 14.0, size=n)  # log-odds of the true class over the other two
+    logits = np.zeros((n, 3))
+    logits[np.arange(n), y] = margin
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    floor, hedged = floor_temperature("multiclass", p), hedged_temperature("multiclass", p, y)
+    assert 1 < floor < hedged
+
+    def priced(t):
+        q = apply_temperature("multiclass", p, t)
+        return (n * loss("multiclass", q, y) + unseen_error_cost("multiclass", q)) / (n + 1)
+
+    assert priced(hedged) < min(priced(floor), priced(hedged * 0.9), priced(hedged * 1.1))
+    softer = apply_temperature("multiclass", p, hedged)
+    assert expected_error("multiclass", softer) > 1 / (n + 2)
+    wrong = np.roll(y, 1)  # every row labelled with another class
+    assert loss("multiclass", softer, wrong) < loss("multiclass", apply_temperature("multiclass", p, floor), wrong)
+    timid = np.full((n, 3), 0.1)
+    timid[np.arange(n), y] = 0.8
+    assert hedged_temperature("multiclass", timid, y) == 1.0
+    assert hedged_temperature("regression", y.astype(float), y.astype(float)) == 1.0
+
+
 SEPARATED = """
 [study]
 name = "blobs"
@@ -330,9 +362,11 @@ lr = {{ low = 0.03, high = 0.1, log = true }}
 def test_an_ensemble_whose_out_of_fold_rows_are_all_right_is_softened_by_the_floor(tmp_path, members):
     """Two blobs far apart: every out-of-fold prediction is right and all but certain, so the
     ensemble handed over (fold networks, or refit ones, whose fitted temperature is 1) gets
-    the floor's temperature, which every command shows."""
+    the floor's temperature, fitted as if one more row were wrong, which every command shows."""
     from fcnn_opt.search.objective import OUT_OF_FOLD
+    from fcnn_opt.search.refit import _data_of
     from fcnn_opt.store.artifact_files import load_run_array
+    from fcnn_opt.training.folds import pooled_rows
 
     rng = np.random.default_rng(0)
     kind = np.arange(100) % 2
@@ -353,8 +387,10 @@ def test_an_ensemble_whose_out_of_fold_rows_are_all_right_is_softened_by_the_flo
     rows = len(oof)
     assert rows == 80 and expected_error("binary", oof) < 1 / (rows + 2)  # all right, all but certain
     assert attr["floor"] == rows + 2 and attr["calibrated_on"] == "out-of-fold" and attr["temperature"] > 1
+    y = pooled_rows(_data_of(study, trials[numbers[0]], None))[1]  # the out-of-fold rows' labels, in their order
+    assert attr["temperature"] == pytest.approx(hedged_temperature("binary", oof, y), rel=1e-3)
     softened = apply_temperature("binary", oof, attr["temperature"])
-    assert expected_error("binary", softened) == pytest.approx(1 / (rows + 2), rel=1e-3)
+    assert expected_error("binary", softened) >= 1 / (rows + 2) * (1 - 1e-3)
     assert attr["loss_after"] > attr["loss_before"]  # on rows it got right, softer costs a little
     assert "softened  temperature" in done.stdout and f"one in {rows + 2} rows" in done.stdout
     model = fcnn_opt.load_model(url, "blobs")
