@@ -169,9 +169,9 @@ def test_a_study_on_a_nearly_separable_table_selects_its_members_at_the_floor(tm
     from fcnn_opt.search.refit import _data_of, _out_of_fold, choose_trials
     from fcnn_opt.training.folds import pooled_rows
 
-    url, _ = run_study(tmp_path, table="wine", name="wine", n_trials=10,
-                       params="[params]\nepochs = 80\nunits = [16, 32]\nlr = { low = 1e-2, high = 5e-2, log = true }\n"
-                              "l2 = { low = 1e-6, high = 1e-3, log = true }\n")
+    url, done = run_study(tmp_path, table="wine", name="wine", n_trials=10,
+                          params="[params]\nepochs = 80\nunits = [16, 32]\nlr = { low = 1e-2, high = 5e-2, log = true }\n"
+                                 "l2 = { low = 1e-6, high = 1e-3, log = true }\n")
     with opened_storage(url) as storage:
         study = load_study(storage, "table")
         candidates = choose_trials(study, None, 10)
@@ -181,6 +181,10 @@ def test_a_study_on_a_nearly_separable_table_selects_its_members_at_the_floor(tm
         assert raw.tolist() != at_floor.tolist()  # the case this test is about: the floor changes the choice
         chosen = sorted(candidates[i].number for i in range(len(candidates)) if at_floor[i] > 0)
         assert sorted(set(study.user_attrs["refit"]["trials"])) == chosen
+        # the refit stores, and the run's summary says, how many candidates the floor softened
+        softened = sum(floor_temperature("multiclass", p) > 1 for p in held_out)
+        assert softened > 0 and study.user_attrs["refit"]["softened"] == softened
+        assert f"({softened} softened to their floors for the choice)" in done.stdout
 
 
 def test_a_spent_time_budget_refits_the_best_trial_only(cv_study):
