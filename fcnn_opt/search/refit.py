@@ -127,18 +127,22 @@ def expected_error(task: str, p: np.ndarray) -> float:
     return float(np.mean(1.0 - sure))
 
 
+def floor_binds(task: str, p: np.ndarray) -> bool:
+    """Whether held-out probabilities ``p`` of ``n`` rows expect fewer errors than one in
+    ``n + 2`` rows (classification only): where they do, the floor softens them."""
+    return task in (BINARY, MULTICLASS) and expected_error(task, p) < 1.0 / (len(p) + 2)
+
+
 def floor_temperature(task: str, p: np.ndarray) -> float:
     """The smallest temperature in :data:`TEMPERATURE_BOUNDS` at which held-out probabilities
     ``p`` of ``n`` rows expect at least one error in ``n + 2`` rows (see the module's docstring);
     1 where they already do, and for regression."""
-    if task not in (BINARY, MULTICLASS):
+    if not floor_binds(task, p):
         return 1.0
     from scipy.optimize import brentq
 
     target = 1.0 / (len(p) + 2)
     short = lambda t: expected_error(task, apply_temperature(task, p, t)) - target  # noqa: E731
-    if short(1.0) >= 0:
-        return 1.0
     high = TEMPERATURE_BOUNDS[1]
     return high if short(high) < 0 else float(brentq(short, 1.0, high, xtol=1e-4))
 
@@ -158,16 +162,18 @@ def hedged_temperature(task: str, p: np.ndarray, y: np.ndarray) -> float:
     loss of held-out probabilities ``p`` for labels ``y`` with one more row counted, a row
     they get wrong (:func:`unseen_error_cost`); 1 where the floor does not bind, and for
     regression."""
-    floor = floor_temperature(task, p)
-    if floor == 1.0:
+    if not floor_binds(task, p):
         return 1.0
     from scipy.optimize import minimize_scalar
 
     n = len(p)
-    priced = lambda t: (n * loss(task, apply_temperature(task, p, t), y)  # noqa: E731
-                        + unseen_error_cost(task, apply_temperature(task, p, t))) / (n + 1)
+
+    def priced(t: float) -> float:
+        softer = apply_temperature(task, p, t)
+        return (n * loss(task, softer, y) + unseen_error_cost(task, softer)) / (n + 1)
+
     found = minimize_scalar(priced, bounds=TEMPERATURE_BOUNDS, method="bounded", options={"xatol": 1e-4})
-    return max(floor, float(found.x))
+    return max(floor_temperature(task, p), float(found.x))
 
 
 @dataclass
@@ -263,7 +269,7 @@ def refit(storage, study_name: str, *, trial: int | None = None, top: int = 1, m
             weights = select_at_the_floor(data.task, held_out, pooled_rows(data)[1])
             order = sorted((i for i in range(len(candidates)) if weights[i] > 0), key=lambda i: (-weights[i], i))
             selection = {"selected": len(order), "candidates": len(candidates),
-                         "softened": sum(floor_temperature(data.task, p) > 1.0 for p in held_out)}
+                         "softened": sum(floor_binds(data.task, p) for p in held_out)}
         else:
             weights, order = np.full(len(candidates), 1.0 / len(candidates)), list(range(len(candidates)))
         if members == "folds":
@@ -469,5 +475,5 @@ def _as_output(task: str, predictions: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["EnsembleModel", "REFIT_ATTR", "RefitSummary", "apply_temperature", "choose_trials",
-           "expected_error", "fit_temperature", "floor_temperature", "hedged_temperature", "refit", "refit_model",
-           "select_at_the_floor", "select_ensemble", "unseen_error_cost"]
+           "expected_error", "fit_temperature", "floor_binds", "floor_temperature", "hedged_temperature", "refit",
+           "refit_model", "select_at_the_floor", "select_ensemble", "unseen_error_cost"]
