@@ -27,7 +27,11 @@ classification, RMSE for regression. The systems:
   CFO's local search with Optuna's TPE as the global one, since Optuna is installed; it takes
   no seed, so only the split, the folds and the networks' initialisation change with it);
 - ``smac``: SMAC3's ``MultiFidelityFacade`` (Hyperband over ``max_iter``, 5 to 200 epochs,
-  200 being the default the other scikit-learn systems train to), 5 folds.
+  200 being the default the other scikit-learn systems train to), 5 folds;
+- ``linear``: no network, a reference: the linear model a data scientist fits first, behind
+  the same scaler, its regularisation chosen by 5-fold cross-validation
+  (``LogisticRegressionCV`` on log loss; ``RidgeCV`` for regression, 30 strengths from 1e-3 to
+  1e3). It says whether a network is worth its search on the table at all.
 
 Digits' 64 features are pixels, one unit for all (``ONE_UNIT``): there every system scales
 them with one mean and one deviation over every value (fcnn_opt with ``[dataset] scaling =
@@ -60,7 +64,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("digits", "breast_cancer", "wine", "diabetes")
-SYSTEMS = ("fcnn_opt", "flaml", "smac", "optuna_sklearn", "mlp_defaults")
+SYSTEMS = ("fcnn_opt", "flaml", "smac", "optuna_sklearn", "mlp_defaults", "linear")
 PACKAGES = ("fcnn_opt", "optuna", "scikit-learn", "numpy", "numba", "flaml", "smac", "ConfigSpace")
 SEARCH_SHARE = 0.85  # the peers stop searching here and train their choice on every row
 FCNN_ALLOWANCE = 5.0  # seconds of fcnn_opt's budget kept for starting the command, loading, predicting
@@ -150,6 +154,21 @@ def _fit_predict(task: str, seed: int, X, y, X_test_of, n_classes: int, params: 
 
 def run_mlp_defaults(task, seed, folder, X, y, n_classes, deadline, started):
     return _fit_predict(task, seed, X, y, lambda: _test_rows(folder), n_classes, {}), None, ""
+
+
+def run_linear(task, seed, folder, X, y, n_classes, deadline, started):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegressionCV, RidgeCV
+    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+
+    if task == "classify":
+        model = LogisticRegressionCV(Cs=20, cv=StratifiedKFold(5, shuffle=True, random_state=seed),
+                                     scoring="neg_log_loss", max_iter=5000)
+    else:
+        model = RidgeCV(alphas=np.logspace(-3, 3, 30), cv=KFold(5, shuffle=True, random_state=seed))
+    fitted = make_pipeline(_scaler(), model).fit(X, y)
+    return _predict(fitted, task, _test_rows(folder), n_classes), None, ""
 
 
 def run_optuna_sklearn(task, seed, folder, X, y, n_classes, deadline, started):
@@ -272,10 +291,10 @@ def _test_rows(folder):
 
 
 RUNNERS = {"fcnn_opt": run_fcnn_opt, "flaml": run_flaml, "smac": run_smac,
-           "optuna_sklearn": run_optuna_sklearn, "mlp_defaults": run_mlp_defaults}
+           "optuna_sklearn": run_optuna_sklearn, "mlp_defaults": run_mlp_defaults, "linear": run_linear}
 IMPORTS = {"fcnn_opt": ("fcnn_opt", "optuna"), "flaml": ("flaml", "sklearn"),
            "smac": ("smac", "ConfigSpace", "sklearn"), "optuna_sklearn": ("optuna", "sklearn"),
-           "mlp_defaults": ("sklearn",)}
+           "mlp_defaults": ("sklearn",), "linear": ("sklearn",)}
 
 
 def child(system: str, folder: str, task: str, seed: int, n_classes: int, started: float, seconds: float,
