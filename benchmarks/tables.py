@@ -121,18 +121,24 @@ def _pipeline(task: str, seed: int, **params):
                                       transformer=StandardScaler())
 
 
+def _folds(task: str, seed: int, k: int):
+    """The k seeded, shuffled folds every scikit-learn system cross-validates on (stratified by
+    class for classification)."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    return (StratifiedKFold if task == "classify" else KFold)(k, shuffle=True, random_state=seed)
+
+
 def _cv_loss(task: str, seed: int, folds: int, X, y, params: dict) -> float:
     """Cross-validated log loss (classification) or RMSE; a failed fit costs 1e6."""
     import math
 
     import numpy as np
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+    from sklearn.model_selection import cross_val_score
 
-    if task == "classify":
-        cv, scoring = StratifiedKFold(folds, shuffle=True, random_state=seed), "neg_log_loss"
-    else:
-        cv, scoring = KFold(folds, shuffle=True, random_state=seed), "neg_root_mean_squared_error"
-    value = -float(np.mean(cross_val_score(_pipeline(task, seed, **params), X, y, cv=cv, scoring=scoring)))
+    scoring = "neg_log_loss" if task == "classify" else "neg_root_mean_squared_error"
+    value = -float(np.mean(cross_val_score(_pipeline(task, seed, **params), X, y, cv=_folds(task, seed, folds),
+                                           scoring=scoring)))
     return value if math.isfinite(value) else 1e6
 
 
@@ -159,14 +165,12 @@ def run_mlp_defaults(task, seed, folder, X, y, n_classes, deadline, started):
 def run_linear(task, seed, folder, X, y, n_classes, deadline, started):
     import numpy as np
     from sklearn.linear_model import LogisticRegressionCV, RidgeCV
-    from sklearn.model_selection import KFold, StratifiedKFold
     from sklearn.pipeline import make_pipeline
 
     if task == "classify":
-        model = LogisticRegressionCV(Cs=20, cv=StratifiedKFold(5, shuffle=True, random_state=seed),
-                                     scoring="neg_log_loss", max_iter=5000)
+        model = LogisticRegressionCV(Cs=20, cv=_folds(task, seed, 5), scoring="neg_log_loss", max_iter=5000)
     else:
-        model = RidgeCV(alphas=np.logspace(-3, 3, 30), cv=KFold(5, shuffle=True, random_state=seed))
+        model = RidgeCV(alphas=np.logspace(-3, 3, 30), cv=_folds(task, seed, 5))
     fitted = make_pipeline(_scaler(), model).fit(X, y)
     return _predict(fitted, task, _test_rows(folder), n_classes), None, ""
 
