@@ -43,7 +43,9 @@ learning rate 1e-4..1e-1 (log), batch size 32/64/128, relu or tanh. For regressi
 scikit-learn systems also standardise the target (``TransformedTargetRegressor``), as fcnn_opt
 does. Each cell is the median over the seeds and their range; ``fcnn_opt lower`` counts the
 splits on which fcnn_opt's test log loss (RMSE) was below the row's system, split by split (the
-medians of a few small test splits compare one split's luck with another's); trials are as each system counts
+medians of a few small test splits compare one split's luck with another's), with the p-value
+of Wilcoxon's signed-rank test on the pairs (three splits can never give one under 0.25:
+``--seeds 0,1,2,3,4,5,6,7,8,9,10,11`` for a difference the splits' luck cannot explain); trials are as each system counts
 them (fcnn_opt: trials finished, pruned ones included; SMAC: evaluations at one budget). flaml
 and smac come with ``pip install 'fcnn_opt[bench]'``; a system whose packages the Python lacks
 is reported, not run. Prints one Markdown table per dataset; never a test.
@@ -408,11 +410,27 @@ def markdown(headers: list[str], rows: list[list[str]]) -> str:
 
 def head_to_head(key: str, ours: list[dict], theirs: list[dict]) -> str:
     """On how many splits fcnn_opt's ``key`` (a loss: log loss, RMSE) was lower than another
-    system's, of the splits both finished: ``"2 of 3"``. Runs are in the seeds' order, so run
-    ``i`` of each system saw the same split. A median over a few splits compares one split's
-    result with another's; this compares them split by split."""
+    system's, of the splits both finished, and how likely a difference as one-sided by chance:
+    ``"2 of 3, p 0.75"`` (:func:`paired_p`). Runs are in the seeds' order, so run ``i`` of each
+    system saw the same split. A median over a few splits compares one split's result with
+    another's; this compares them split by split."""
     pairs = [(a[key], b[key]) for a, b in zip(ours, theirs, strict=True) if key in a and key in b]
-    return f"{sum(a < b for a, b in pairs)} of {len(pairs)}" if pairs else "-"
+    if not pairs:
+        return "-"
+    p = paired_p(pairs)
+    return f"{sum(a < b for a, b in pairs)} of {len(pairs)}" + ("" if p is None else f", p {p:.2g}")
+
+
+def paired_p(pairs: list[tuple[float, float]]) -> float | None:
+    """The two-sided p-value of Wilcoxon's signed-rank test (exact) on the paired differences
+    ``a - b``: the chance that two systems as good as each other differ as one-sidedly as these
+    splits do. Equal pairs are left out; None where every pair is equal. With ``n`` splits it
+    is never below ``2 / 2**n``: 0.25 with three, so no three splits can tell two systems
+    apart; 0.0005 with twelve."""
+    from scipy.stats import wilcoxon
+
+    differences = [a - b for a, b in pairs if a != b]
+    return float(wilcoxon(differences, method="exact").pvalue) if differences else None
 
 
 def table_rows(task: str, systems: list[str], runs: dict[str, list[dict]],
@@ -511,7 +529,10 @@ def main(argv: list[str] | None = None) -> None:
               f"{split['train']:,} training rows, {split['test']:,} test rows\n")
         print(markdown(*table_rows(split["task"], systems, runs, args.seconds)), flush=True)
     print(f"\nEach cell: the median over the seeds (min-max); fcnn_opt lower: on how many of the splits "
-          f"fcnn_opt's test log loss (RMSE) was below that system's, split by split; wall s: each run's whole "
+          f"fcnn_opt's test log loss (RMSE) was below that system's, split by split, and p, the two-sided "
+          f"p-value of Wilcoxon's signed-rank test on those pairs (with {len(seeds)} split(s) never below "
+          f"{2 / 2 ** len(seeds):.2g}; where p is large, the splits' luck explains the difference); wall s: "
+          f"each run's whole "
           f"process, started with {args.seconds:g} s of budget (imports, search, the final fit and the predictions "
           f"included).")
 

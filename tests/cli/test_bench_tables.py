@@ -53,7 +53,23 @@ def test_fcnn_opt_lower_counts_the_splits_one_by_one():
     headers, rows = tables.table_rows("regress", list(runs), runs, 60)
     column = headers.index("fcnn_opt lower")
     by_system = {row[0]: row[column] for row in rows}
-    assert by_system == {"fcnn_opt": "", "optuna_sklearn": "2 of 3", "flaml": "1 of 2"}
+    assert by_system == {"fcnn_opt": "", "optuna_sklearn": "2 of 3, p 1", "flaml": "1 of 2, p 1"}
     assert rows[1][headers.index("test RMSE")] == "57.10 (56.20-58.40)"  # its median is the lower one
     headers, _ = tables.table_rows("regress", ["optuna_sklearn"], {"optuna_sklearn": runs["optuna_sklearn"]}, 60)
     assert "fcnn_opt lower" not in headers
+
+
+def test_the_paired_column_says_when_the_splits_cannot_tell_the_systems_apart():
+    """Wilcoxon's signed-rank test on the pairs: three splits all one way give p = 0.25 at best
+    (2 / 2**3), twelve give 2 / 2**12; equal pairs say nothing, so no p for them."""
+    tables = benchmark_module("tables")
+    assert tables.paired_p([(1.0, 2.0), (1.0, 3.0), (1.0, 4.0)]) == 0.25
+    assert tables.paired_p([(1.0, 1.0 + i) for i in range(1, 13)]) == 2 / 2 ** 12
+    assert tables.paired_p([(2.0, 2.0), (3.0, 3.0)]) is None
+    assert tables.paired_p([(1.0, 2.0), (2.0, 1.0)]) == 1.0  # one split each way: no evidence
+    run = lambda loss: {"trials": 5, "note": "", "wall": 60.0, "log_loss": loss, "accuracy": 1.0}  # noqa: E731
+    runs = {"fcnn_opt": [run(0.01 * i) for i in range(1, 13)], "linear": [run(0.01 * i + 0.02) for i in range(1, 13)],
+            "mlp_defaults": [run(0.01 * i) for i in range(1, 13)]}
+    headers, rows = tables.table_rows("classify", list(runs), runs, 60)
+    column = [row[headers.index("fcnn_opt lower")] for row in rows]
+    assert column == ["", "12 of 12, p 0.00049", "0 of 12"]
