@@ -2,6 +2,7 @@
 
     python benchmarks/tables.py                                   # 60 s a run, seeds 0-2, four tables
     python benchmarks/tables.py --seconds 15 --seeds 0 --tables wine
+    python benchmarks/tables.py --seeds 0-11 --tables wine,diabetes   # twelve splits: a paired test that can decide
     python benchmarks/tables.py --python /path/to/venv/bin/python # a Python with flaml and smac
 
 For each table that ships inside scikit-learn (digits, breast_cancer, wine, diabetes) and each
@@ -45,7 +46,7 @@ does. Each cell is the median over the seeds and their range; ``fcnn_opt lower``
 splits on which fcnn_opt's test log loss (RMSE) was below the row's system, split by split (the
 medians of a few small test splits compare one split's luck with another's), with the p-value
 of Wilcoxon's signed-rank test on the pairs (three splits can never give one under 0.25:
-``--seeds 0,1,2,3,4,5,6,7,8,9,10,11`` for a difference the splits' luck cannot explain); trials are as each system counts
+``--seeds 0-11`` for a difference the splits' luck cannot explain); trials are as each system counts
 them (fcnn_opt: trials finished, pruned ones included; SMAC: evaluations at one budget). flaml
 and smac come with ``pip install 'fcnn_opt[bench]'``; a system whose packages the Python lacks
 is reported, not run. Prints one Markdown table per dataset; never a test.
@@ -486,6 +487,18 @@ def _choice(text: str, valid: tuple[str, ...], what: str) -> list[str]:
     return chosen
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"``, ``"0-11"`` or both (``"0-2,7"``) as the seeds they name, in order; [] for
+    anything else (a word, a range that runs backwards, a seed named twice)."""
+    seeds = []
+    for item in (t.strip() for t in text.split(",")):
+        low, dash, high = item.partition("-")
+        if not (low.isdigit() and (not dash or high.isdigit())):
+            return []
+        seeds += range(int(low), int(high if dash else low) + 1)
+    return seeds if seeds and len(set(seeds)) == len(seeds) else []
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
@@ -493,19 +506,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(child(system, folder, task, int(seed), int(n_classes), float(started), float(seconds), scaling))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60, help="wall time of each run (default 60)")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated split and search seeds")
+    parser.add_argument("--seeds", default="0,1,2", help="split and search seeds: 0,1,2 or 0-11")
     parser.add_argument("--tables", default=",".join(TABLES), help=f"comma-separated: {', '.join(TABLES)}")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated: {', '.join(SYSTEMS)}")
     parser.add_argument("--python", default=sys.executable, help="the Python each system runs in")
     args = parser.parse_args(argv)
     tables = _choice(args.tables, TABLES, "table")
     systems = _choice(args.systems, SYSTEMS, "system")
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        seeds = []
+    seeds = parse_seeds(args.seeds)
     if not seeds or args.seconds <= 0:
-        print(f"tables.py: error: --seeds must be integers and --seconds > 0, got {args.seeds!r} and "
+        print(f"tables.py: error: --seeds must be integers or ranges (0,1,2 or 0-11) and --seconds > 0, "
+              f"got {args.seeds!r} and "
               f"{args.seconds:g}.", file=sys.stderr)
         sys.exit(2)
     load = os.getloadavg()[0]

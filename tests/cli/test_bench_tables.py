@@ -8,7 +8,7 @@ from conftest import benchmark_module, run_cli
 
 @pytest.mark.parametrize("args,expected", [
     (["--tables", "digits,nope"], "Unknown table(s) ['nope']. Valid tables: digits, breast_cancer, wine, diabetes."),
-    (["--tables", "wine", "--repeats", "0"], "--seeds must be integers and --seconds > 0"),
+    (["--tables", "wine", "--repeats", "0"], "--seeds must be integers or ranges (0,1,2 or 0-11) and --seconds > 0"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args, expected):
     done = run_cli("bench", *args, timeout=60)
@@ -73,3 +73,18 @@ def test_the_paired_column_says_when_the_splits_cannot_tell_the_systems_apart():
     headers, rows = tables.table_rows("classify", list(runs), runs, 60)
     column = [row[headers.index("fcnn_opt lower")] for row in rows]
     assert column == ["", "12 of 12, p 0.00049", "0 of 12"]
+
+
+def test_seeds_are_a_list_a_range_or_both(capsys):
+    tables = benchmark_module("tables")
+    assert tables.parse_seeds("0,1,2") == [0, 1, 2]
+    assert tables.parse_seeds("0-11") == list(range(12))
+    assert tables.parse_seeds("0-2, 7") == [0, 1, 2, 7]
+    assert tables.parse_seeds("5") == [5]
+    for bad in ("", "a", "3-1", "0-2,2", "-1", "1-", "1.5"):
+        assert tables.parse_seeds(bad) == [], bad
+    with pytest.raises(SystemExit) as ended:
+        tables.main(["--seeds", "3-1", "--tables", "wine"])
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "got '3-1'" in err
