@@ -516,8 +516,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = parse_seeds(args.seeds)
     if not seeds or args.seconds <= 0:
         print(f"tables.py: error: --seeds must be integers or ranges (0,1,2 or 0-11) and --seconds > 0, "
-              f"got {args.seeds!r} and "
-              f"{args.seconds:g}.", file=sys.stderr)
+              f"got {args.seeds!r} and {args.seconds:g}.", file=sys.stderr)
         sys.exit(2)
     load = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} CPUs (nproc), load average {load:.1f} at the start; "
@@ -543,9 +542,8 @@ def main(argv: list[str] | None = None) -> None:
           f"fcnn_opt's test log loss (RMSE) was below that system's, split by split, and p, the two-sided "
           f"p-value of Wilcoxon's signed-rank test on those pairs (with {len(seeds)} split(s) never below "
           f"{2 / 2 ** len(seeds):.2g}; where p is large, the splits' luck explains the difference); wall s: "
-          f"each run's whole "
-          f"process, started with {args.seconds:g} s of budget (imports, search, the final fit and the predictions "
-          f"included).")
+          f"each run's whole process, started with {args.seconds:g} s of budget (imports, search, the final fit "
+          f"and the predictions included).")
 
 
 if __name__ == "__main__":
